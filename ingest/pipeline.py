@@ -1,0 +1,314 @@
+"""Incremental ingest: load files, split, embed what changed, store, report.
+
+Why not LangChain's ``index()`` with a ``SQLRecordManager``: it keys its records by chunk
+hash, so it cannot tell "updated" from "added", cannot skip an unchanged article before
+splitting and embedding it, and keeps its records in a database separate from the
+lexical index. Here the manifest, the BM25 index and the embedding cache live in one
+SQLite file next to Chroma, written with the crash-safe protocol in :mod:`rag.store`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from ingest.loaders import LoadFailure, discover, load_file
+from ingest.splitter import SentenceSplitter
+from rag.records import Article, Chunk, sha1_hex
+from rag.store import ChunkIndex
+
+logger = logging.getLogger(__name__)
+
+EMBED_SLICE = 128  # chunks per embedding call: the progress bar moves every slice
+
+ProgressCallback = Callable[[int, int, str], None]
+"""Called as ``progress(done, total, message)`` while chunks are embedded."""
+
+
+@dataclass(frozen=True)
+class IngestedArticle:
+    article_id: str
+    title: str
+    origin: str
+    chunks: int = 0
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingest did. ``failed`` lists every file (or JSONL line) that was skipped."""
+
+    added: tuple[IngestedArticle, ...] = ()
+    updated: tuple[IngestedArticle, ...] = ()
+    skipped: tuple[IngestedArticle, ...] = ()
+    deleted: tuple[IngestedArticle, ...] = ()
+    duplicates: tuple[tuple[IngestedArticle, str], ...] = ()
+    failed: tuple[LoadFailure, ...] = ()
+    warnings: tuple[str, ...] = ()
+    chunks_written: int = 0
+    chunks_embedded: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        """One line, e.g. ``added 2, updated 0, skipped 5, deleted 0, failed 1``."""
+        line = (
+            f"added {len(self.added)}, updated {len(self.updated)}, "
+            f"skipped {len(self.skipped) + len(self.duplicates)}, "
+            f"deleted {len(self.deleted)}, failed {len(self.failed)}"
+        )
+        return f"{line} ({self.chunks_written} chunks written, {self.seconds:.1f}s)"
+
+    def details(self) -> list[str]:
+        """Human lines for everything that was not a plain add/update/skip."""
+        lines = [f"failed: {f.path}: {f.reason}" for f in self.failed]
+        lines += [f"duplicate: {a.origin} has the same text as {d}" for a, d in self.duplicates]
+        lines += [f"deleted: {a.title} ({a.origin})" for a in self.deleted]
+        lines += [f"warning: {w}" for w in self.warnings]
+        return lines
+
+
+@dataclass
+class _Plan:
+    added: list[Article] = field(default_factory=list)
+    updated: list[Article] = field(default_factory=list)
+    skipped: list[IngestedArticle] = field(default_factory=list)
+    duplicates: list[tuple[IngestedArticle, str]] = field(default_factory=list)
+    failed: list[LoadFailure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seen_ids: set[str] = field(default_factory=set)
+    failed_origins: set[str] = field(default_factory=set)
+
+
+class Ingestor:
+    """Turns files into searchable chunks, re-embedding only what changed.
+
+    Example:
+        >>> ingestor = Ingestor(index, embeddings, splitter, model_key="minilm")  # doctest: +SKIP
+        >>> ingestor.ingest([Path("seeds")]).summary()  # doctest: +SKIP
+        'added 1, updated 0, skipped 0, deleted 0, failed 0 (6 chunks written, 0.4s)'
+    """
+
+    def __init__(
+        self,
+        index: ChunkIndex,
+        embeddings: Embeddings,
+        splitter: SentenceSplitter,
+        *,
+        model_key: str,
+        max_bytes: int | None = None,
+        flush_chunks: int = 1024,
+    ) -> None:
+        self.index = index
+        self.embeddings = embeddings
+        self.splitter = splitter
+        self.model_key = model_key
+        self.max_bytes = max_bytes
+        self.flush_chunks = flush_chunks
+
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        *,
+        prune: bool = False,
+        reset: bool = False,
+        progress: ProgressCallback | None = None,
+        show_progress: bool = False,
+    ) -> IngestReport:
+        """Ingest files and directories (walked recursively); see :class:`IngestReport`."""
+        started = time.perf_counter()
+        if reset:
+            self.index.reset()
+        plan = _Plan()
+        files, failures = discover(paths)
+        plan.failed += failures
+        plan.failed_origins.update(f.path for f in failures)
+        articles: list[Article] = []
+        for path in files:
+            loaded = load_file(path, max_bytes=self.max_bytes)
+            articles += loaded.articles
+            plan.failed += loaded.failures
+            plan.warnings += loaded.warnings
+            if loaded.failures:
+                plan.failed_origins.add(str(path.resolve()))
+        self._plan(articles, plan)
+        report = self._execute(plan, progress, show_progress)
+        deleted: list[IngestedArticle] = []
+        if prune:
+            deleted = self._prune(paths, plan)
+        return IngestReport(
+            added=report.added,
+            updated=report.updated,
+            skipped=tuple(plan.skipped),
+            deleted=tuple(deleted),
+            duplicates=tuple(plan.duplicates),
+            failed=tuple(plan.failed),
+            warnings=tuple(plan.warnings),
+            chunks_written=report.chunks_written,
+            chunks_embedded=report.chunks_embedded,
+            seconds=time.perf_counter() - started,
+        )
+
+    def ingest_articles(
+        self, articles: Sequence[Article], *, progress: ProgressCallback | None = None
+    ) -> IngestReport:
+        """Ingest already-built articles (e.g. text pasted in the UI)."""
+        started = time.perf_counter()
+        plan = _Plan()
+        self._plan(articles, plan)
+        report = self._execute(plan, progress, show_progress=False)
+        return IngestReport(
+            added=report.added,
+            updated=report.updated,
+            skipped=tuple(plan.skipped),
+            duplicates=tuple(plan.duplicates),
+            chunks_written=report.chunks_written,
+            chunks_embedded=report.chunks_embedded,
+            seconds=time.perf_counter() - started,
+        )
+
+    # -- planning --------------------------------------------------------------------
+
+    def _plan(self, articles: Iterable[Article], plan: _Plan) -> None:
+        articles = list(articles)
+        records = self.index.get_records(a.article_id for a in articles)
+        hashes_in_run: dict[str, Article] = {}
+        for article in articles:
+            entry = IngestedArticle(article.article_id, article.title, article.origin)
+            if article.article_id in plan.seen_ids:
+                reason = f"duplicate article id {article.article_id} in this batch"
+                plan.failed.append(LoadFailure(article.origin, reason))
+                continue
+            plan.seen_ids.add(article.article_id)
+            digest = article.content_hash
+            record = records.get(article.article_id)
+            if record and record.content_hash == digest and record.status == "complete":
+                plan.skipped.append(entry)
+                continue
+            twin = hashes_in_run.get(article.text_hash)
+            if twin is None:
+                existing = self.index.find_by_text_hash(article.text_hash)
+                if existing and existing.article_id != article.article_id:
+                    plan.duplicates.append((entry, f"{existing.title!r} ({existing.origin})"))
+                    continue
+            else:
+                plan.duplicates.append((entry, f"{twin.title!r} ({twin.origin})"))
+                continue
+            hashes_in_run[article.text_hash] = article
+            (plan.updated if record else plan.added).append(article)
+
+    # -- execution -------------------------------------------------------------------
+
+    def _execute(
+        self, plan: _Plan, progress: ProgressCallback | None, show_progress: bool
+    ) -> IngestReport:
+        work = [(a, False) for a in plan.added] + [(a, True) for a in plan.updated]
+        split = [(a, is_update, self.splitter.split(a)) for a, is_update in work]
+        total = sum(len(chunks) for _, _, chunks in split)
+        bar = _progress_bar(total, show_progress)
+        done = 0
+
+        def tick(step: int) -> None:
+            nonlocal done
+            done += step
+            _report(progress, bar, done, total, step)
+
+        added: list[IngestedArticle] = []
+        updated: list[IngestedArticle] = []
+        embedded = 0
+        pending: list[tuple[Article, list[Chunk]]] = []
+        pending_chunks = 0
+        try:
+            for article, is_update, chunks in split:
+                pending.append((article, chunks))
+                pending_chunks += len(chunks)
+                entry = IngestedArticle(
+                    article.article_id, article.title, article.origin, len(chunks)
+                )
+                (updated if is_update else added).append(entry)
+                if pending_chunks >= self.flush_chunks:
+                    embedded += self._store(pending, tick)
+                    pending, pending_chunks = [], 0
+            if pending:
+                embedded += self._store(pending, tick)
+        finally:
+            if bar is not None:
+                bar.close()  # type: ignore[attr-defined]
+        return IngestReport(
+            added=tuple(added),
+            updated=tuple(updated),
+            chunks_written=total,
+            chunks_embedded=embedded,
+        )
+
+    def _store(self, batch: list[tuple[Article, list[Chunk]]], tick: Callable[[int], None]) -> int:
+        """Embed (through the cache) and write one batch; returns how many were embedded."""
+        keys: list[str] = []
+        texts: dict[str, str] = {}
+        for article, chunks in batch:
+            for chunk in chunks:
+                text = embedding_text(article.title, chunk.text)
+                key = sha1_hex(f"{self.model_key}\x1f{text}", 40)
+                keys.append(key)
+                texts[key] = text
+        cached = self.index.cached_vectors(list(texts))
+        missing = [k for k in texts if k not in cached]
+        tick(len(keys) - len(missing))
+        # Longest first: batches of similar length waste less padding.
+        missing.sort(key=lambda k: len(texts[k]), reverse=True)
+        for start in range(0, len(missing), EMBED_SLICE):
+            part = missing[start : start + EMBED_SLICE]
+            vectors = self.embeddings.embed_documents([texts[k] for k in part])
+            fresh = {k: np.asarray(v, dtype=np.float32) for k, v in zip(part, vectors, strict=True)}
+            self.index.cache_vectors(fresh)
+            cached.update(fresh)
+            tick(len(part))
+        rows = []
+        position = 0
+        for article, chunks in batch:
+            vecs = np.stack([cached[keys[position + i]] for i in range(len(chunks))])
+            position += len(chunks)
+            rows.append((article, chunks, vecs))
+        self.index.write(rows)
+        return len(missing)
+
+    def _prune(self, paths: Sequence[Path], plan: _Plan) -> list[IngestedArticle]:
+        roots = [str(p.resolve()) for p in paths]
+        doomed: list[IngestedArticle] = []
+        for record in self.index.get_records().values():
+            if record.article_id in plan.seen_ids or record.origin in plan.failed_origins:
+                continue
+            if any(_is_under(record.origin, root) for root in roots):
+                doomed.append(IngestedArticle(record.article_id, record.title, record.origin))
+        self.index.delete([d.article_id for d in doomed])
+        return doomed
+
+
+def _is_under(origin: str, root: str) -> bool:
+    return origin == root or origin.startswith(root.rstrip("/") + "/")
+
+
+def embedding_text(title: str, text: str) -> str:
+    """What is embedded for a chunk: its article's title gives it context."""
+    return f"{title}\n{text}" if title else text
+
+
+def _progress_bar(total: int, show: bool) -> object | None:
+    if not show or total == 0:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="chunk", desc="embedding", leave=False)
+
+
+def _report(
+    progress: ProgressCallback | None, bar: object | None, done: int, total: int, step: int
+) -> None:
+    if bar is not None:
+        bar.update(step)  # type: ignore[attr-defined]
+    if progress is not None:
+        progress(done, total, f"{done}/{total} chunks")

@@ -1,0 +1,229 @@
+"""The ``newsrag`` command line: ingest, ask, serve, stats, eval.
+
+Exit codes: 0 success, 1 failure (one-line message on stderr), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from rag.errors import NewsragError, QuestionError
+from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from rag.assistant import Assistant
+    from rag.records import Answer
+
+logger = logging.getLogger("newsrag")
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        msg = f"not a date (YYYY-MM-DD): {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="newsrag",
+        description="Ask questions about news articles; answers cite their sources.",
+    )
+    parser.add_argument("--data-dir", type=Path, help="index directory (default: ./data)")
+    parser.add_argument("--collection", help="Chroma collection name (default: news)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = sub.add_parser("ingest", help="add or update articles from files and directories")
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest.add_argument("--prune", action="store_true", help="remove articles whose file is gone")
+    ingest.add_argument("--reset", action="store_true", help="empty the index first")
+
+    ask = sub.add_parser("ask", help="answer a question from the ingested articles")
+    ask.add_argument("question")
+    ask.add_argument("--as-of", type=_date, help="the date the question is asked (YYYY-MM-DD)")
+    ask.add_argument("--source", action="append", default=[], help="only this source (repeat)")
+    ask.add_argument("--from", dest="date_from", type=_date, help="published on or after")
+    ask.add_argument("--to", dest="date_to", type=_date, help="published on or before")
+    ask.add_argument("--json", action="store_true", help="print the answer as JSON")
+
+    serve = sub.add_parser("serve", help="open the chat in the browser (ingests seeds/ if empty)")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 7860)")
+    serve.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+
+    sub.add_parser("stats", help="what is in the index")
+
+    ev = sub.add_parser("eval", help="measure retrieval and answers on a QA dataset")
+    ev.add_argument("dataset", type=Path, metavar="DATASET_DIR")
+    ev.add_argument("--limit", type=int, help="only the first N questions")
+    ev.add_argument("--mode", choices=["extractive", "llm"], default="extractive")
+    ev.add_argument("--out", type=Path, default=Path("eval-results"), help="results directory")
+    ev.add_argument("--no-anchors", action="store_true", help="skip the BM25/tutorial anchors")
+    ev.add_argument("--no-abstention", action="store_true", help="skip the no-answer variant")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``newsrag`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = _settings(args)
+        return _run(args, settings)
+    except QuestionError as exc:
+        print(f"newsrag: {exc}", file=sys.stderr)
+        return 2
+    except NewsragError as exc:
+        print(f"newsrag: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("newsrag: interrupted", file=sys.stderr)
+        return 130
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if args.data_dir:
+        overrides["data_dir"] = args.data_dir
+    if args.collection:
+        overrides["collection"] = args.collection
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        errors = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        print(f"newsrag: invalid settings: {errors}", file=sys.stderr)
+        raise SystemExit(2) from None
+    settings.apply_privacy_defaults()
+    return settings
+
+
+def _assistant(settings: Settings) -> Assistant:
+    from rag.assistant import Assistant
+
+    return Assistant.from_settings(settings)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "ingest":
+        return _ingest(args, settings)
+    if args.command == "ask":
+        return _ask(args, settings)
+    if args.command == "serve":
+        from app import launch
+
+        launch(settings, host=args.host, port=args.port, open_browser=not args.no_browser)
+        return 0
+    if args.command == "stats":
+        return _stats(settings)
+    if args.command == "eval":
+        from rag.evaluation import run_cli
+
+        return run_cli(args, settings)
+    raise AssertionError(args.command)  # argparse only accepts the commands above
+
+
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing and len(missing) == len(args.paths):
+        print(f"newsrag: no such file or directory: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    assistant = _assistant(settings)
+    report = assistant.ingest(
+        args.paths, prune=args.prune, reset=args.reset, show_progress=sys.stderr.isatty()
+    )
+    for line in report.details():
+        print(line)
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
+def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.store import Filters
+
+    assistant = _assistant(settings)
+    if assistant.index.is_empty():
+        print("newsrag: the index is empty: run `newsrag ingest PATH` first", file=sys.stderr)
+        return 1
+    filters = Filters(tuple(args.source), args.date_from, args.date_to)
+    answer = assistant.ask(args.question, as_of=args.as_of, filters=filters)
+    if args.json:
+        print(json.dumps(answer_to_dict(answer), indent=2, ensure_ascii=False))
+    else:
+        print(format_answer(answer))
+    return 0
+
+
+def _stats(settings: Settings) -> int:
+    from rag.components import build_index
+    from rag.embeddings import SentenceTransformerEmbeddings
+
+    index = build_index(settings, SentenceTransformerEmbeddings(settings.embedding_model))
+    stats = index.stats()
+    where = (
+        f"{settings.chroma_host}:{settings.chroma_port}"
+        if settings.chroma_host
+        else str(settings.data_dir)
+    )
+    print(f"index: {where} (collection {settings.collection})")
+    print(f"articles: {stats.articles}")
+    print(f"chunks: {stats.chunks}")
+    if stats.pending:
+        print(f"unfinished articles (re-run ingest to repair): {stats.pending}")
+    if stats.newest:
+        print("newest: " + ", ".join(d.isoformat() for d in stats.newest))
+    for source, count in stats.sources[:10]:
+        print(f"  {count:6d}  {source}")
+    return 0
+
+
+def format_answer(answer: Answer) -> str:
+    """The answer and its numbered sources as plain text."""
+    lines = [answer.text]
+    if answer.sources:
+        lines.append("")
+        lines.append("Sources:")
+    for s in answer.sources:
+        published = f", {s.published.isoformat()}" if s.published else ""
+        lines.append(f"[{s.number}] {s.title}{published}")
+        lines.append(f"    {s.link}")
+        lines.append(f'    "{" ".join(s.passage.split())}"')
+    return "\n".join(lines)
+
+
+def answer_to_dict(answer: Answer) -> dict[str, Any]:
+    return {
+        "question": answer.question,
+        "text": answer.text,
+        "found": answer.found,
+        "mode": answer.mode,
+        "sources": [
+            {
+                **{k: v for k, v in asdict(s).items() if k not in ("published", "highlights")},
+                "published": s.published.isoformat() if s.published else None,
+                "highlights": list(s.highlights),
+            }
+            for s in answer.sources
+        ],
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The one small factory that turns :class:`Settings` into components.
+
+Each component sits behind a langchain-core interface (``Embeddings``, ``VectorStore``,
+``BaseChatModel``); heavy libraries are imported only when the component is built.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from rag.embeddings import SentenceTransformerEmbeddings
+from rag.errors import ConfigError, MissingDependencyError, StoreError, StoreUnavailableError
+from rag.settings import Settings
+from rag.store import ChunkIndex
+
+if TYPE_CHECKING:
+    from langchain_chroma import Chroma
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.language_models import BaseChatModel
+
+logger = logging.getLogger(__name__)
+
+# Providers whose packages we name in the error when they are missing.
+LLM_PACKAGES = {
+    "openai": "langchain-openai",
+    "ollama": "langchain-ollama",
+    "anthropic": "langchain-anthropic",
+    "groq": "langchain-groq",
+    "mistralai": "langchain-mistralai",
+    "google_genai": "langchain-google-genai",
+    "huggingface": "langchain-huggingface",
+}
+
+
+def build_embeddings(settings: Settings) -> SentenceTransformerEmbeddings:
+    """The embedding model named by ``settings.embedding_model`` (loaded lazily)."""
+    settings.apply_privacy_defaults()
+    return SentenceTransformerEmbeddings(
+        settings.embedding_model,
+        device=settings.embedding_device,
+        batch_size=settings.embedding_batch_size,
+    )
+
+
+def build_vectorstore(settings: Settings, embeddings: Embeddings) -> Chroma:
+    """A Chroma vector store: a server when ``chroma_host`` is set, else ``data_dir``."""
+    settings.apply_privacy_defaults()
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+    from langchain_chroma import Chroma
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=settings.chroma_telemetry)
+    try:
+        client: Any
+        if settings.chroma_host:
+            client = chromadb.HttpClient(
+                host=settings.chroma_host,
+                port=settings.chroma_port,
+                ssl=settings.chroma_ssl,
+                settings=chroma_settings,
+            )
+        else:
+            path = settings.data_dir / "chroma"
+            path.mkdir(parents=True, exist_ok=True)
+            client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+        return Chroma(
+            client=client,
+            collection_name=settings.collection,
+            embedding_function=embeddings,
+            collection_metadata={"hnsw:space": "cosine"},
+        )
+    except Exception as exc:
+        if settings.chroma_host:
+            where = f"{settings.chroma_host}:{settings.chroma_port}"
+            msg = f"cannot reach the Chroma server at {where}: {exc}"
+            raise StoreUnavailableError(msg) from exc
+        msg = (
+            f"cannot open the Chroma index in {settings.data_dir / 'chroma'}: {exc}. If it "
+            f"is corrupt, move the directory {settings.data_dir} away and re-ingest."
+        )
+        raise StoreError(msg) from exc
+
+
+def build_index(settings: Settings, embeddings: Embeddings | None = None) -> ChunkIndex:
+    """The chunk index (Chroma + the local record database) of ``settings.collection``."""
+    vectorstore = build_vectorstore(settings, embeddings or build_embeddings(settings))
+    return ChunkIndex(vectorstore, settings.index_db_path)
+
+
+def build_chat_model(settings: Settings) -> BaseChatModel:
+    """The chat model configured by ``LLM_PROVIDER``/``LLM_MODEL``/``LLM_BASE_URL``.
+
+    Any provider ``langchain.chat_models.init_chat_model`` knows works; OpenAI-compatible
+    servers (llama.cpp, vLLM, LM Studio) use ``LLM_PROVIDER=openai`` with a base URL.
+    """
+    provider = settings.llm_provider.strip().lower()
+    if not provider:
+        msg = "no LLM configured: set LLM_PROVIDER and LLM_MODEL in .env"
+        raise ConfigError(msg)
+    if not settings.llm_model:
+        msg = f"LLM_PROVIDER={provider} needs LLM_MODEL (e.g. gpt-4o-mini, llama3.1)"
+        raise ConfigError(msg)
+    from langchain.chat_models import init_chat_model
+
+    kwargs: dict[str, Any] = {"temperature": settings.llm_temperature}
+    if settings.llm_base_url:
+        kwargs["base_url"] = settings.llm_base_url
+    if settings.llm_api_key is not None:
+        kwargs["api_key"] = settings.llm_api_key.get_secret_value()
+    if provider != "ollama":
+        kwargs["timeout"] = settings.llm_timeout
+    elif settings.llm_api_key is not None:
+        kwargs.pop("api_key")
+    try:
+        return init_chat_model(settings.llm_model, model_provider=provider, **kwargs)
+    except ImportError as exc:
+        package = LLM_PACKAGES.get(provider, f"langchain-{provider}")
+        msg = f"LLM_PROVIDER={provider} needs the package {package}: pip install {package}"
+        raise MissingDependencyError(msg) from exc
+    except ValueError as exc:
+        msg = f"cannot configure LLM_PROVIDER={provider}: {exc}"
+        raise ConfigError(msg) from exc

@@ -1,0 +1,150 @@
+"""Small frozen records of the domain, and the metadata keys stored with every chunk."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+# Metadata keys stored with every chunk in Chroma. One place, so a typo cannot split
+# the index into two vocabularies.
+META_ARTICLE_ID = "article_id"
+META_TITLE = "title"
+META_SOURCE = "source"
+META_URL = "url"
+META_PUBLISHED = "published"  # "YYYY-MM-DD" or absent
+META_PUBLISHED_DAY = "published_day"  # days since 1970-01-01, for range filters
+META_CHUNK_INDEX = "chunk_index"
+META_START = "start"
+META_END = "end"
+META_CONTENT_HASH = "content_hash"  # hash of the whole article this chunk belongs to
+META_CHUNK_HASH = "chunk_hash"
+
+
+def sha1_hex(text: str, length: int = 16) -> str:
+    """Return a short, stable hex digest of ``text``.
+
+    >>> sha1_hex("abc")
+    'a9993e364706816a'
+    """
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:length]
+
+
+def day_number(d: date) -> int:
+    """Days since the Unix epoch: Chroma range filters only work on numbers."""
+    return (d - date(1970, 1, 1)).days
+
+
+@dataclass(frozen=True)
+class Article:
+    """One news article, as loaded from a file or a JSONL record.
+
+    ``origin`` is the file it came from (used by ``--prune``); ``source`` is what a
+    reader sees as its provenance: the URL when known, else the outlet or the path.
+    """
+
+    article_id: str
+    title: str
+    text: str
+    source: str
+    origin: str
+    url: str | None = None
+    published: date | None = None
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of everything that ends up in the index; a change re-ingests the article."""
+        published = self.published.isoformat() if self.published else ""
+        payload = "\x1f".join([self.title, self.source, self.url or "", published, self.text])
+        return sha1_hex(payload, 40)
+
+    @property
+    def text_hash(self) -> str:
+        """Hash of the words alone: the same story saved under two names is one article."""
+        return sha1_hex(" ".join(f"{self.title}\n{self.text}".split()), 40)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of an article, with character offsets into ``Article.text``."""
+
+    chunk_id: str
+    article_id: str
+    index: int
+    text: str
+    start: int
+    end: int
+
+    @property
+    def chunk_hash(self) -> str:
+        return sha1_hex(self.text, 40)
+
+
+@dataclass(frozen=True)
+class RetrievedChunk:
+    """A chunk returned by retrieval, with its article's metadata and fused score."""
+
+    chunk_id: str
+    article_id: str
+    text: str
+    title: str
+    source: str
+    url: str | None
+    published: date | None
+    chunk_index: int
+    start: int
+    end: int
+    score: float
+    dense_score: float | None = None
+    lexical_rank: int | None = None
+    dense_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """A numbered source shown under an answer: ``[n]`` in the text maps to ``number``."""
+
+    number: int
+    article_id: str
+    title: str
+    source: str
+    url: str | None
+    published: date | None
+    passage: str
+    highlights: tuple[str, ...] = ()
+    chunk_id: str = ""
+    score: float = 0.0
+
+    @property
+    def link(self) -> str:
+        """The URL when known, else the source (a file path or outlet)."""
+        return self.url or self.source
+
+
+class AnswerMode(StrEnum):
+    EXTRACTIVE = "extractive"
+    LLM = "llm"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The result of :meth:`rag.Assistant.ask`.
+
+    ``text`` carries inline ``[n]`` markers; each ``n`` is the ``number`` of one of
+    ``sources``. ``found`` is False when the articles did not support an answer.
+    """
+
+    question: str
+    text: str
+    sources: tuple[Source, ...] = ()
+    found: bool = True
+    mode: str = AnswerMode.EXTRACTIVE.value
+    model: str = ""
+    done: bool = True
+    retrieved: tuple[RetrievedChunk, ...] = field(default=(), repr=False)
+
+
+NOT_FOUND_TEXT = (
+    "Not found in the ingested articles: none of them supports an answer to this question."
+)

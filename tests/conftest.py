@@ -1,0 +1,149 @@
+"""Shared fixtures: all state under tmp_path, one real MiniLM per session, real Chroma."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag.assistant import Assistant
+from rag.components import build_embeddings, build_index
+from rag.embeddings import SentenceTransformerEmbeddings
+from rag.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+SEED_FILE = SEEDS / "meloni-article5-ukraine.txt"
+
+_ENV_PREFIXES = ("NEWSRAG_", "LLM_", "CHROMA_", "OPENAI_")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the developer's .env or writes outside its tmp_path."""
+    for key in list(os.environ):
+        if key.startswith(_ENV_PREFIXES):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings that ignore any .env file, with the index under ``data_dir``."""
+    values: dict[str, Any] = {"data_dir": data_dir, "seeds_dir": SEEDS}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def embeddings() -> SentenceTransformerEmbeddings:
+    """The real bundled all-MiniLM-L6-v2, loaded once for the whole session."""
+    emb = build_embeddings(Settings(_env_file=None))  # type: ignore[call-arg]
+    emb.embed_query("warm up")
+    return emb
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data")
+
+
+@pytest.fixture
+def assistant_factory(
+    embeddings: SentenceTransformerEmbeddings,
+) -> Callable[..., Assistant]:
+    def build(settings: Settings, chat_model: Any = None) -> Assistant:
+        return Assistant(settings, build_index(settings, embeddings), embeddings, chat_model)
+
+    return build
+
+
+@pytest.fixture
+def assistant(settings: Settings, assistant_factory: Callable[..., Assistant]) -> Assistant:
+    """An assistant over an empty embedded Chroma index in tmp_path."""
+    return assistant_factory(settings)
+
+
+@pytest.fixture
+def seeded(assistant: Assistant) -> Assistant:
+    """An assistant whose index holds the seed article."""
+    report = assistant.ingest([SEEDS])
+    assert len(report.added) == 1, report.details()
+    return assistant
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except Exception:
+            time.sleep(0.25)
+    msg = f"{url} did not answer within {timeout}s"
+    raise TimeoutError(msg)
+
+
+class ChromaServer:
+    """A real ``chroma run`` subprocess on a free loopback port."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
+        self.process = subprocess.Popen(
+            [
+                chroma,
+                "run",
+                "--path",
+                str(self.path),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+        )
+        wait_for_http(f"http://127.0.0.1:{self.port}/api/v2/heartbeat")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[ChromaServer]:
+    server = ChromaServer(tmp_path / "chroma-server")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

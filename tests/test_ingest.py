@@ -1,0 +1,146 @@
+"""Incremental ingest against a real embedded Chroma and the real bundled model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.assistant import Assistant
+from tests.conftest import SEED_FILE
+
+pytestmark = pytest.mark.slow
+
+
+def _copy_seed(folder: Path, name: str = "seed.txt") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    shutil.copyfile(SEED_FILE, target)
+    return target
+
+
+def _index_counts(assistant: Assistant) -> tuple[int, int, int]:
+    stats = assistant.stats()
+    return stats.articles, stats.chunks, assistant.index.chroma_count()
+
+
+def test_ingesting_the_seeds_stores_chunks_with_their_metadata(seeded: Assistant) -> None:
+    articles, chunks, in_chroma = _index_counts(seeded)
+    assert articles == 1
+    assert chunks == in_chroma >= 2
+    got = seeded.index._collection.get(include=["metadatas"])
+    for meta in got["metadatas"]:
+        assert meta["title"].startswith("Italian PM proposes extending NATO")
+        assert meta["source"].endswith("meloni-article5-ukraine.txt")
+        assert meta["end"] > meta["start"] >= 0
+        assert len(meta["content_hash"]) == 40
+        assert {"article_id", "chunk_index", "chunk_hash"} <= set(meta)
+
+
+def test_reingesting_an_unchanged_article_adds_no_chunks(seeded: Assistant) -> None:
+    before = _index_counts(seeded)
+    report = seeded.ingest([SEED_FILE.parent])
+    assert len(report.skipped) == 1
+    assert not report.added and not report.updated
+    assert report.chunks_embedded == 0
+    assert _index_counts(seeded) == before
+
+
+def test_editing_an_article_replaces_its_chunks(assistant: Assistant, tmp_path: Path) -> None:
+    path = _copy_seed(tmp_path / "articles")
+    assistant.ingest([path.parent])
+    article_id = next(iter(assistant.index.get_records()))
+    old_ids = set(assistant.index.chroma_ids(article_id))
+    path.write_text(
+        "Short edited article\n\nThe article now says only that the summit was postponed.\n",
+        encoding="utf-8",
+    )
+    report = assistant.ingest([path.parent])
+    assert [a.article_id for a in report.updated] == [article_id]
+    new_ids = set(assistant.index.chroma_ids(article_id))
+    assert len(new_ids) == 1 < len(old_ids)
+    assert _index_counts(assistant) == (1, 1, 1)
+    chunks = assistant.index.article_chunks(article_id)
+    assert "postponed" in chunks[0][1]
+    assert not assistant.index.lexical_search("Meloni", 10, _no_filters())
+
+
+def test_prune_removes_articles_whose_file_is_gone(assistant: Assistant, tmp_path: Path) -> None:
+    folder = tmp_path / "articles"
+    _copy_seed(folder, "a.txt")
+    other = folder / "b.txt"
+    other.write_text("Another story\n\nThe council approved a new bike lane on Main Street.\n")
+    assistant.ingest([folder])
+    assert assistant.stats().articles == 2
+    other.unlink()
+    report = assistant.ingest([folder])
+    assert assistant.stats().articles == 2, "without --prune nothing is deleted"
+    report = assistant.ingest([folder], prune=True)
+    assert [a.title for a in report.deleted] == ["Another story"]
+    articles, chunks, in_chroma = _index_counts(assistant)
+    assert articles == 1 and chunks == in_chroma
+
+
+def test_a_broken_file_is_reported_and_the_rest_of_the_batch_lands(
+    assistant: Assistant, tmp_path: Path
+) -> None:
+    folder = tmp_path / "batch"
+    _copy_seed(folder)
+    (folder / "empty.txt").write_text("")
+    (folder / "binary.txt").write_bytes(b"\x00\x01\x02garbage\x00" * 100)
+    (folder / "bad.pdf").write_bytes(b"%PDF-1.4 truncated")
+    report = assistant.ingest([folder])
+    assert len(report.added) == 1
+    failed = {Path(f.path).name for f in report.failed}
+    assert failed == {"empty.txt", "binary.txt", "bad.pdf"}
+    assert all(f.reason for f in report.failed)
+    assert "failed 3" in report.summary()
+
+
+def test_the_same_text_under_two_names_is_stored_once(assistant: Assistant, tmp_path: Path) -> None:
+    folder = tmp_path / "dups"
+    _copy_seed(folder, "one.txt")
+    _copy_seed(folder, "two.txt")
+    report = assistant.ingest([folder])
+    assert len(report.added) == 1
+    assert len(report.duplicates) == 1
+    assert assistant.stats().articles == 1
+
+
+def test_an_interrupted_write_is_repaired_by_the_next_ingest(
+    assistant: Assistant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "articles"
+    _copy_seed(folder)
+    index = assistant.index
+    original = index._delete_rows
+
+    def crash(*args: object) -> None:
+        raise RuntimeError("simulated crash after the Chroma upsert")
+
+    monkeypatch.setattr(index, "_delete_rows", crash)
+    with pytest.raises(RuntimeError):
+        assistant.ingest([folder])
+    assert index.stats().articles == 0, "a half-written article is not searchable"
+    assert index.stats().pending == 1
+    assert not assistant.search("what did Meloni propose?")
+    monkeypatch.setattr(index, "_delete_rows", original)
+    report = assistant.ingest([folder])
+    assert len(report.updated) == 1
+    articles, chunks, in_chroma = _index_counts(assistant)
+    assert (articles, index.stats().pending) == (1, 0)
+    assert chunks == in_chroma
+
+
+def test_reset_empties_the_index_before_ingesting(seeded: Assistant) -> None:
+    report = seeded.ingest([SEED_FILE.parent], reset=True)
+    assert len(report.added) == 1
+    articles, chunks, in_chroma = _index_counts(seeded)
+    assert articles == 1 and chunks == in_chroma
+
+
+def _no_filters():  # type: ignore[no-untyped-def]
+    from rag.store import Filters
+
+    return Filters()
