@@ -10,6 +10,7 @@ SQLite file next to Chroma, written with the crash-safe protocol in :mod:`rag.st
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from langchain_core.embeddings import Embeddings
 from ingest.loaders import LoadFailure, discover, load_file
 from ingest.splitter import SentenceSplitter
 from rag.records import Article, Chunk, sha1_hex
-from rag.store import ChunkIndex
+from rag.store import ChunkIndex, stored_hash
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class Ingestor:
         model_key: str,
         max_bytes: int | None = None,
         flush_chunks: int = 1024,
+        version: str | None = None,
     ) -> None:
         self.index = index
         self.embeddings = embeddings
@@ -109,6 +111,8 @@ class Ingestor:
         self.model_key = model_key
         self.max_bytes = max_bytes
         self.flush_chunks = flush_chunks
+        # Re-split and re-embed everything when the model or the chunk sizes change.
+        self.version = version or (f"{model_key}|{splitter.chunk_tokens}|{splitter.overlap_tokens}")
 
     def ingest(
         self,
@@ -126,7 +130,7 @@ class Ingestor:
         plan = _Plan()
         files, failures = discover(paths)
         plan.failed += failures
-        plan.failed_origins.update(f.path for f in failures)
+        plan.failed_origins.update(os.path.realpath(f.path) for f in failures)
         articles: list[Article] = []
         for path in files:
             loaded = load_file(path, max_bytes=self.max_bytes)
@@ -184,7 +188,7 @@ class Ingestor:
                 plan.failed.append(LoadFailure(article.origin, reason))
                 continue
             plan.seen_ids.add(article.article_id)
-            digest = article.content_hash
+            digest = stored_hash(article, self.version)
             record = records.get(article.article_id)
             if record and record.content_hash == digest and record.status == "complete":
                 plan.skipped.append(entry)
@@ -273,7 +277,7 @@ class Ingestor:
             vecs = np.stack([cached[keys[position + i]] for i in range(len(chunks))])
             position += len(chunks)
             rows.append((article, chunks, vecs))
-        self.index.write(rows)
+        self.index.write(rows, self.version)
         return len(missing)
 
     def _prune(self, paths: Sequence[Path], plan: _Plan) -> list[IngestedArticle]:

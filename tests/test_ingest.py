@@ -144,3 +144,17 @@ def _no_filters():  # type: ignore[no-untyped-def]
     from rag.store import Filters
 
     return Filters()
+
+
+def test_changing_the_chunk_size_resplits_every_article_on_the_next_ingest(
+    seeded: Assistant, tmp_path: Path, assistant_factory: object
+) -> None:
+    from tests.conftest import make_settings
+
+    before = seeded.stats().chunks
+    smaller = make_settings(seeded.settings.data_dir, chunk_tokens=80, chunk_overlap_tokens=10)
+    resized = assistant_factory(smaller)  # type: ignore[operator]
+    report = resized.ingest([SEED_FILE.parent])
+    assert len(report.updated) == 1
+    articles, chunks, in_chroma = _index_counts(resized)
+    assert articles == 1 and chunks == in_chroma > before

@@ -6,6 +6,7 @@ import importlib.util
 import io
 import logging
 import os
+import re
 from datetime import date
 from pathlib import Path
 
@@ -333,6 +334,7 @@ _HTML_PAGE = """<!doctype html>
     <aside>ASIDE-TEXT</aside>
     <ul><li>First point</li><li>Second point</li></ul>
     <form><button>BUTTON-TEXT</button></form>
+    <div role="contentinfo">ROLE-TEXT</div>
     <!-- COMMENT-TEXT -->
     <noscript>NOSCRIPT-TEXT</noscript>
   </article>
@@ -352,7 +354,7 @@ def test_html_keeps_the_article_text_and_drops_scripts_and_navigation(tmp_path: 
         "First point\n\n"
         "Second point"
     )
-    for boilerplate in ("SCRIPT", "HEADER", "NAV", "ASIDE", "BUTTON", "COMMENT", "FOOTER"):
+    for boilerplate in ("SCRIPT", "HEADER", "NAV", "ASIDE", "BUTTON", "ROLE", "COMMENT", "FOOTER"):
         assert boilerplate not in article.text
 
 
@@ -488,15 +490,25 @@ def test_a_pdf_without_text_is_reported_as_probably_scanned(tmp_path: Path) -> N
     assert _only_reason(load_file(path)) == "no extractable text in PDF (scanned?)"
 
 
-def test_loading_a_broken_pdf_restores_the_pypdf_log_level(tmp_path: Path) -> None:
+def test_pypdf_warnings_are_silenced_while_loading_and_the_log_level_restored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A wrong startxref pointer: pypdf recovers, but logs warnings on the way.
+    data = re.sub(rb"startxref\n\d+", b"startxref\n12", _pdf([["Recovered text"]]))
+    path = _write(tmp_path / "sloppy.pdf", data)
     pypdf_logger = logging.getLogger("pypdf")
-    before = pypdf_logger.level
-    data = _pdf([["Hello world"]])
-    path = _write(tmp_path / "cut.pdf", data[:-40])
+    previous = pypdf_logger.level
+    pypdf_logger.setLevel(logging.INFO)
+    try:
+        with caplog.at_level(logging.WARNING):
+            article = _only_article(load_file(path))
+        level_after = pypdf_logger.level
+    finally:
+        pypdf_logger.setLevel(previous)
 
-    load_file(path)
-
-    assert pypdf_logger.level == before
+    assert article.text == "Recovered text"
+    assert [r for r in caplog.records if r.name.startswith("pypdf")] == []
+    assert level_after == logging.INFO
 
 
 # -- JSONL -----------------------------------------------------------------------------------
