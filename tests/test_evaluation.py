@@ -73,7 +73,7 @@ def test_answer_hit_needs_whole_words() -> None:
 def test_a_dataset_without_questions_file_is_a_clear_error(tmp_path: Path) -> None:
     from rag.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="questions.jsonl"):
+    with pytest.raises(ConfigError, match=r"questions\.jsonl"):
         load_questions(tmp_path)
 
 
