@@ -102,7 +102,8 @@ class Ingestor:
         *,
         model_key: str,
         max_bytes: int | None = None,
-        flush_chunks: int = 1024,
+        max_article_chars: int | None = None,
+        flush_chunks: int = 256,
         version: str | None = None,
     ) -> None:
         self.index = index
@@ -110,6 +111,7 @@ class Ingestor:
         self.splitter = splitter
         self.model_key = model_key
         self.max_bytes = max_bytes
+        self.max_article_chars = max_article_chars
         self.flush_chunks = flush_chunks
         # Re-split and re-embed everything when the model or the chunk sizes change.
         self.version = version or (f"{model_key}|{splitter.chunk_tokens}|{splitter.overlap_tokens}")
@@ -188,6 +190,14 @@ class Ingestor:
                 plan.failed.append(LoadFailure(article.origin, reason))
                 continue
             plan.seen_ids.add(article.article_id)
+            if self.max_article_chars and len(article.text) > self.max_article_chars:
+                reason = (
+                    f"article too long ({len(article.text):,} characters > "
+                    f"{self.max_article_chars:,}); split it into articles"
+                )
+                plan.failed.append(LoadFailure(article.origin, reason))
+                plan.failed_origins.add(article.origin)
+                continue
             digest = stored_hash(article, self.version)
             record = records.get(article.article_id)
             if record and record.content_hash == digest and record.status == "complete":

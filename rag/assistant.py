@@ -226,7 +226,8 @@ class Assistant:
             self.embeddings,
             splitter,
             model_key=self.settings.embedding_model,
-            max_bytes=None,
+            max_bytes=int(self.settings.max_file_mb * 1024 * 1024),
+            max_article_chars=self.settings.max_article_chars,
         )
 
     def ingest(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from rag.embeddings import SentenceTransformerEmbeddings
+from rag.embeddings import LocalEmbeddings, SentenceTransformerEmbeddings
 from rag.errors import ConfigError, MissingDependencyError, StoreError, StoreUnavailableError
 from rag.settings import Settings
 from rag.store import ChunkIndex
@@ -33,14 +33,32 @@ LLM_PACKAGES = {
 }
 
 
-def build_embeddings(settings: Settings) -> SentenceTransformerEmbeddings:
-    """The embedding model named by ``settings.embedding_model`` (loaded lazily)."""
+EMBEDDING_BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+def build_embeddings(settings: Settings) -> LocalEmbeddings:
+    """The embedding model named by ``settings.embedding_model``, run by
+    ``settings.embedding_backend`` (loaded lazily; ONNX never imports torch once exported).
+    """
     settings.apply_privacy_defaults()
-    return SentenceTransformerEmbeddings(
-        settings.embedding_model,
-        device=settings.embedding_device,
-        batch_size=settings.embedding_batch_size,
-    )
+    backend = settings.embedding_backend
+    if backend == "torch":
+        return SentenceTransformerEmbeddings(
+            settings.embedding_model,
+            device=settings.embedding_device,
+            batch_size=settings.embedding_batch_size,
+        )
+    if backend in ("onnx", "onnx-int8"):
+        from rag.onnx_embeddings import OnnxEmbeddings
+
+        return OnnxEmbeddings(
+            settings.embedding_model,
+            quantize=backend == "onnx-int8",
+            cache_dir=settings.model_cache_dir,
+            batch_size=settings.embedding_batch_size,
+        )
+    msg = f"unknown embedding_backend {backend!r}: use one of {', '.join(EMBEDDING_BACKENDS)}"
+    raise ConfigError(msg)
 
 
 def build_vectorstore(settings: Settings, embeddings: Embeddings) -> Chroma:

