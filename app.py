@@ -3,6 +3,10 @@
 Run it with ``make run`` or ``newsrag serve``. Everything shown here is one call of the
 Python API away; this module only renders. Article text is hostile input: it is always
 HTML-escaped (and Markdown-escaped in the chat) before it reaches the browser.
+
+Layout: the chat (answers stream in, ``[n]`` markers link to source cards), the source
+cards of each answer next to it, and the library panel (upload, paste, re-ingest,
+delete, stats). On a narrow window the three columns stack.
 """
 
 from __future__ import annotations
@@ -11,15 +15,19 @@ import html
 import logging
 import re
 import shutil
-import tempfile
-from collections.abc import Iterator
+import string
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlparse
 
 import gradio as gr
 
 from ingest.loaders import SUPPORTED_SUFFIXES
+from ingest.pipeline import IngestReport, ProgressCallback
 from rag.assistant import Assistant
 from rag.errors import NewsragError
 from rag.records import Answer, Source
@@ -29,32 +37,129 @@ from rag.store import Filters
 logger = logging.getLogger(__name__)
 
 CSS = """
+.app-header { display: flex; flex-wrap: wrap; align-items: center;
+  justify-content: space-between; gap: 6px 16px; }
+.app-header h1 { font-size: 1.5em; margin: 0; }
+.mode-badge { display: inline-block; padding: 3px 12px; border-radius: 12px; font-size: 0.9em;
+  border: 1px solid var(--border-color-accent); background: var(--background-fill-secondary); }
+a.cite { display: inline-block; padding: 0 5px; margin: 0 1px; border-radius: 6px;
+  font-size: 0.85em; font-weight: 700; line-height: 1.4; text-decoration: none;
+  color: var(--color-accent) !important; background: var(--color-accent-soft);
+  border: 1px solid var(--color-accent); cursor: pointer; }
+a.cite:hover, a.cite:focus-visible { background: var(--color-accent); color: white !important; }
+.pending { opacity: 0.7; font-style: italic; }
+#sources { max-height: 72vh; overflow-y: auto; }
+@media (max-width: 900px) { #sources { max-height: none; } }
+.answer-sources { display: none; }
+.answer-sources.current { display: block; }
+.sources-head { font-size: 0.85em; opacity: 0.8; margin-bottom: 4px; }
 .source-card { border: 1px solid var(--border-color-primary); border-radius: 8px;
-  padding: 10px 12px; margin: 8px 0; background: var(--background-fill-secondary); }
-.source-card:target, .source-card.flash { outline: 3px solid var(--color-accent); }
-.source-card .num { font-weight: 700; margin-right: 6px; }
-.source-card .meta { font-size: 0.85em; opacity: 0.8; word-break: break-all; }
-.source-card blockquote { margin: 6px 0 0 0; padding-left: 8px;
-  border-left: 3px solid var(--border-color-accent); }
-.source-card mark { background: #fde68a; color: inherit; padding: 0 1px; }
-a.cite { text-decoration: none; font-weight: 600; }
-.mode-badge { font-size: 0.85em; opacity: 0.85; }
+  padding: 10px 12px; margin: 8px 0; background: var(--background-fill-secondary);
+  scroll-margin: 12px; transition: box-shadow 0.3s ease; }
+.source-card.active, .source-card.peek, .source-card:target {
+  box-shadow: 0 0 0 3px var(--color-accent); }
+.source-card.flash { animation: card-flash 1.2s ease-out; }
+@keyframes card-flash { from { background: var(--color-accent-soft); } }
+.source-card .num { font-weight: 700; margin-right: 6px; color: var(--color-accent); }
+.source-card .meta { font-size: 0.85em; opacity: 0.85; overflow-wrap: anywhere; margin-top: 2px; }
+.source-card blockquote { margin: 8px 0 0 0; padding-left: 10px; font-size: 0.95em;
+  border-left: 3px solid var(--border-color-accent); overflow-wrap: anywhere; }
+.source-card mark { background: rgba(250, 204, 21, 0.4); color: inherit; padding: 0 1px;
+  border-radius: 2px; }
+.empty { opacity: 0.75; }
 """
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>])")
+# Click on a ``[n]`` marker: show the sources of that answer, scroll its card into view
+# and flash it; hover: outline the card. Capture phase, so the chatbot's own handlers
+# never treat the marker as a navigation.
+HEAD = """
+<script>
+(() => {
+  const cardOf = (link) => {
+    const id = decodeURIComponent((link.getAttribute("href") || "").slice(1));
+    return id ? document.getElementById(id) : null;
+  };
+  const citeOf = (event) =>
+    event.target instanceof Element ? event.target.closest("a.cite") : null;
+  document.addEventListener("click", (event) => {
+    const link = citeOf(event);
+    const card = link && cardOf(link);
+    if (!card) return;
+    event.preventDefault();
+    event.stopPropagation();
+    const section = card.closest(".answer-sources");
+    document.querySelectorAll(".answer-sources").forEach(
+      (s) => s.classList.toggle("current", s === section));
+    document.querySelectorAll(".source-card.active").forEach(
+      (c) => c.classList.remove("active"));
+    const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    card.scrollIntoView({ behavior: still ? "auto" : "smooth", block: "nearest" });
+    card.classList.remove("flash");
+    void card.offsetWidth;  // restart the animation
+    card.classList.add("active", "flash");
+    card.focus({ preventScroll: true });
+  }, true);
+  document.addEventListener("mouseover", (event) => {
+    const link = citeOf(event);
+    const card = link && cardOf(link);
+    if (card) card.classList.add("peek");
+  });
+  document.addEventListener("mouseout", (event) => {
+    const link = citeOf(event);
+    const card = link && cardOf(link);
+    if (card) card.classList.remove("peek");
+  });
+})();
+</script>
+"""
+
+EMPTY_LIBRARY = (
+    "The library is empty. Add articles in the Library panel: upload files "
+    "(.txt, .md, .html, .pdf, .jsonl), paste an article, or click Re-ingest seeds/."
+)
+SEARCHING = "<span class='pending'>Searching the articles…</span>"
+MAX_ARTICLE_CHOICES = 1000  # the delete dropdown; the newest articles first
+# Gradio injects a tracker for a parameter whose default is a Progress (a fresh one per
+# call, so one shared default is enough).
+_PROGRESS = gr.Progress()
+
+# Every ASCII punctuation character can start Markdown syntax (links, emphasis, lists,
+# tables, autolinks via ":" and "@"...). Backslash-escaping all of them makes any text
+# literal; &, < and > become entities so no HTML tag can form either.
+_MD_ESCAPES = {c: "\\" + c for c in string.punctuation}
+_MD_ESCAPES.update({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_MD_TABLE = str.maketrans(_MD_ESCAPES)
+_ESCAPED_MARKER = re.compile(r"\\\[(\d+)\\\]")
 
 
 def escape_markdown(text: str) -> str:
-    """Make article text inert in the Markdown chat: HTML-escape, then escape Markdown.
+    """Make text inert in a Markdown component: no HTML, no link, no emphasis, no list.
 
-    >>> escape_markdown("<b>[x](javascript:alert(1))</b>")
-    '&lt;b&gt;\\\\[x\\\\]\\\\(javascript:alert\\\\(1\\\\)\\\\)&lt;/b&gt;'
+    Leading indentation is dropped too (four spaces would start a code block).
+
+    >>> escape_markdown("<b>[x](javascript:alert(1))</b> & *y*")
+    '&lt;b&gt;\\\\[x\\\\]\\\\(javascript\\\\:alert\\\\(1\\\\)\\\\)&lt;\\\\/b&gt; &amp; \\\\*y\\\\*'
     """
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=True))
+    text = re.sub(r"(?m)^[ \t]+", "", text)
+    return text.translate(_MD_TABLE)
 
 
-def render_answer(answer: Answer) -> str:
-    """The chat message: escaped text whose ``[n]`` markers link to the source cards."""
+def _attr(text: str) -> str:
+    """Text for an HTML attribute value (one line, quotes escaped)."""
+    return html.escape(" ".join(text.split()), quote=True)
+
+
+def render_answer(answer: Answer, turn: int = 1) -> str:
+    """The chat message: escaped text whose ``[n]`` markers link to the source cards.
+
+    ``turn`` numbers the answers of a chat, so a marker of an earlier answer still finds
+    its own card (``#src-<turn>-<n>``).
+
+    >>> from rag.records import Source
+    >>> s = Source(1, "a1", "Title", "example.com", None, None, "passage")
+    >>> render_answer(Answer("q", "It rained [1]", sources=(s,)), turn=2)
+    'It rained <a class="cite" href="#src-2-1" title="[1] Title">[1]</a>'
+    """
     titles = {s.number: s.title for s in answer.sources}
     text = escape_markdown(answer.text)
 
@@ -62,55 +167,117 @@ def render_answer(answer: Answer) -> str:
         n = int(match.group(1))
         if n not in titles:
             return match.group(0)
-        title = html.escape(titles[n], quote=True)
-        return f'<a class="cite" href="#src-{n}" title="[{n}] {title}">[{n}]</a>'
+        return (
+            f'<a class="cite" href="#src-{turn}-{n}" title="{_attr(f"[{n}] {titles[n]}")}">'
+            f"[{n}]</a>"
+        )
 
-    return re.sub(r"\\\[(\d+)\\\]", link, text)
+    return _ESCAPED_MARKER.sub(link, text)
 
 
-def render_sources(answer: Answer | None) -> str:
-    """Numbered source cards (title, outlet, date, link, quoted passage with highlights)."""
+def render_sources(answer: Answer | None, turn: int = 1) -> str:
+    """Numbered source cards of one answer (title, outlet, date, link, highlighted quote)."""
     if answer is None:
         return "<p class='empty'>Sources of the answer appear here.</p>"
+    if not answer.done:
+        return "<p class='empty pending'>The sources appear when the answer is complete.</p>"
     if not answer.sources:
         return "<p class='empty'>No source supports an answer to this question.</p>"
-    return "\n".join(_card(s) for s in answer.sources)
+    return "\n".join(_card(s, turn) for s in answer.sources)
 
 
-def _card(source: Source) -> str:
-    link = html.escape(source.link, quote=True)
-    if source.url and source.url.startswith(("http://", "https://")):
-        where = f'<a href="{link}" target="_blank" rel="noopener noreferrer">{link}</a>'
-    else:
-        where = f"<span>{link}</span>"
+@dataclass(frozen=True)
+class Turn:
+    """One question of the chat and its answer (None when none could be produced)."""
+
+    question: str
+    answer: Answer | None
+
+
+def render_source_panel(turns: Sequence[Turn]) -> str:
+    """The cards of every answer of the chat; only the latest answer's are shown.
+
+    Earlier answers keep their cards in the page (hidden), so their markers still work:
+    a click shows that answer's cards (see ``HEAD``).
+    """
+    if not turns:
+        return render_sources(None)
+    sections = []
+    for number, turn in enumerate(turns, start=1):
+        current = " current" if number == len(turns) else ""
+        mode = ""
+        if turn.answer is not None:
+            mode = f" · {_mode_name(turn.answer)}"
+        sections.append(
+            f'<section class="answer-sources{current}" id="answer-{number}" '
+            f'aria-label="Sources of answer {number}">'
+            f'<div class="sources-head">Answer {number}: “{html.escape(turn.question)}”'
+            f"{html.escape(mode)}</div>"
+            f"{render_sources(turn.answer, number)}</section>"
+        )
+    return "\n".join(sections)
+
+
+def _mode_name(answer: Answer) -> str:
+    return f"{answer.mode}: {answer.model}" if answer.model else answer.mode
+
+
+def _safe_href(url: str | None) -> str | None:
+    if not url:
+        return None
+    scheme = urlparse(url.strip()).scheme.lower()
+    return url.strip() if scheme in ("http", "https") else None
+
+
+def _card(source: Source, turn: int = 1) -> str:
+    href = _safe_href(source.url)
     published = source.published.isoformat() if source.published else "date unknown"
-    passage = html.escape(source.passage)
-    for sentence in source.highlights:
-        escaped = html.escape(sentence)
-        if escaped and escaped in passage:
-            passage = passage.replace(escaped, f"<mark>{escaped}</mark>", 1)
+    meta: list[str] = []
+    if href:
+        outlet = source.source if source.source != source.url else urlparse(href).netloc
+        meta.append(f'<span class="outlet">{html.escape(outlet)}</span>')
+        meta.append(published)
+        link = html.escape(href, quote=True)
+        meta.append(f'<a href="{link}" target="_blank" rel="noopener noreferrer">{link}</a>')
+    else:
+        meta.append(f'<span class="outlet">{html.escape(source.link)}</span>')
+        meta.append(published)
     return (
-        f'<div class="source-card" id="src-{source.number}">'
-        f'<div><span class="num">[{source.number}]</span>'
+        f'<article class="source-card" id="src-{turn}-{source.number}" tabindex="-1">'
+        f'<div class="card-title"><span class="num">[{source.number}]</span>'
         f"<strong>{html.escape(source.title)}</strong></div>"
-        f'<div class="meta">{html.escape(source.source)} · {published} · {where}</div>'
-        f"<blockquote>{passage}</blockquote></div>"
+        f'<div class="meta">{" · ".join(meta)}</div>'
+        f"<blockquote>{highlight(source.passage, source.highlights)}</blockquote></article>"
     )
 
 
-def _history_pairs(history: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    pairs: list[tuple[str, str]] = []
-    question: str | None = None
-    for message in history:
-        content = message.get("content")
-        if not isinstance(content, str):
+def highlight(passage: str, sentences: Sequence[str]) -> str:
+    """The passage, HTML-escaped, with each supporting sentence wrapped in ``<mark>``.
+
+    >>> highlight("A <b>. B & C. D.", ["B & C."])
+    'A &lt;b&gt;. <mark>B &amp; C.</mark> D.'
+    """
+    spans: list[tuple[int, int]] = []
+    for sentence in sentences:
+        words = sentence.split()
+        if not words:
             continue
-        if message.get("role") == "user":
-            question = content
-        elif message.get("role") == "assistant" and question is not None:
-            pairs.append((question, re.sub(r"<[^>]+>", "", content)))
-            question = None
-    return pairs
+        # Whitespace may differ between the quoted sentence and the passage.
+        match = re.search(r"\s+".join(map(re.escape, words)), passage)
+        if match and not any(s < match.end() and match.start() < e for s, e in spans):
+            spans.append(match.span())
+    out: list[str] = []
+    position = 0
+    for start, end in sorted(spans):
+        out.append(html.escape(passage[position:start]))
+        out.append(f"<mark>{html.escape(passage[start:end])}</mark>")
+        position = end
+    out.append(html.escape(passage[position:]))
+    return "".join(out)
+
+
+def _answers_in(history: Sequence[dict[str, Any]]) -> int:
+    return sum(1 for m in history if m.get("role") == "assistant")
 
 
 def _parse_day(text: str | None, label: str) -> date | None:
@@ -123,199 +290,428 @@ def _parse_day(text: str | None, label: str) -> date | None:
         raise gr.Error(msg) from None
 
 
+def make_filters(sources: Sequence[str] | None, date_from: str, date_to: str) -> Filters:
+    """Filters from the UI fields; a bad date raises :class:`gr.Error` (shown as a toast)."""
+    low = _parse_day(date_from, "Published from")
+    high = _parse_day(date_to, "Published to")
+    if low and high and low > high:
+        msg = "Published from must be on or before Published to"
+        raise gr.Error(msg)
+    return Filters(tuple(sources or ()), low, high)
+
+
 def stats_markdown(assistant: Assistant) -> str:
+    """Article count, chunk count and newest dates (or how to fill an empty library)."""
     stats = assistant.stats()
     if stats.articles == 0:
-        return (
-            "**The library is empty.** Upload articles (.txt, .md, .html, .pdf, .jsonl), "
-            "paste one below, or re-ingest the seed articles."
-        )
-    newest = ", ".join(d.isoformat() for d in stats.newest[:3]) or "unknown"
-    return f"**{stats.articles}** articles · **{stats.chunks}** chunks · newest: {newest}"
+        return f"**{escape_markdown(EMPTY_LIBRARY)}**"
+    newest = ", ".join(d.isoformat() for d in stats.newest[:3])
+    text = (
+        f"**{stats.articles}** {_plural(stats.articles, 'article')} · "
+        f"**{stats.chunks}** {_plural(stats.chunks, 'chunk')} · "
+        + (f"newest: {escape_markdown(newest)}" if newest else "no publication dates")
+    )
+    if stats.pending:
+        text += f" · {stats.pending} unfinished (the next ingest repairs them)"
+    return text
 
 
-def report_markdown(report: Any) -> str:
-    lines = [f"**{report.summary()}**"]
-    lines += [f"- {html.escape(line)}" for line in report.details()[:50]]
+def _plural(n: int, word: str) -> str:
+    return word if n == 1 else f"{word}s"
+
+
+def report_markdown(report: IngestReport) -> str:
+    """The ingest report: the summary line, then what was added, updated, skipped, failed."""
+    lines = [f"**{escape_markdown(report.summary())}**"]
+    for label, items in (
+        ("added", report.added),
+        ("updated", report.updated),
+        ("unchanged", report.skipped),
+    ):
+        lines += [f"- {label}: {escape_markdown(a.title)}" for a in items[:20]]
+        if len(items) > 20:
+            lines.append(f"- … and {len(items) - 20} more {label}")
+    lines += [f"- {escape_markdown(line)}" for line in report.details()[:50]]
     return "\n".join(lines)
 
 
-def build_ui(assistant: Assistant) -> gr.Blocks:
-    """The chat, its source panel and the library side panel."""
-    settings = assistant.settings
-    upload_dir = Path(tempfile.mkdtemp(prefix="newsrag-upload-"))
+def safe_upload_name(name: str) -> str:
+    """A plain file name for an upload: no directory part, no odd characters, no dot file.
 
-    def article_choices() -> list[tuple[str, str]]:
-        return [
-            (f"{r.title[:80]} ({r.published or 'undated'})", r.article_id)
-            for r in assistant.articles()
-        ]
+    >>> safe_upload_name("../../etc/cron.d/evil.TXT")
+    'evil.txt'
+    >>> safe_upload_name("C:\\\\Users\\\\me\\\\My story (final)!.md")
+    'My_story_final.md'
+    """
+    # Normalize first: NFKC turns look-alikes such as "／" into a real "/".
+    name = unicodedata.normalize("NFKC", name)
+    base = PurePosixPath(name.replace("\\", "/")).name.strip()
+    path = PurePosixPath(base)
+    suffix = path.suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,10}", path.suffix) else ""
+    stem = base[: -len(path.suffix)] if path.suffix else base
+    stem = re.sub(r"[^\w-]+", "_", stem).strip("_-")[:80]
+    return (stem or "upload") + suffix
 
-    def source_choices() -> list[str]:
-        return [s for s, _ in assistant.stats().sources]
+
+def save_uploads(
+    files: Sequence[str | Path] | None, upload_dir: Path, max_mb: float
+) -> tuple[list[Path], list[str]]:
+    """Copy accepted uploads into ``upload_dir``; returns (saved paths, rejection lines).
+
+    Only the sanitized base name of an upload is used, always inside ``upload_dir``; a
+    file of the same name there is replaced (re-uploading a story updates it).
+
+    >>> save_uploads(["/tmp/x/evil.exe"], Path("/tmp/up"), 1.0)  # doctest: +SKIP
+    ([], ['evil.exe: unsupported file type (allowed: .txt, .md, ...)'])
+    """
+    upload_dir.mkdir(parents=True, exist_ok=True)
+    root = upload_dir.resolve()
+    saved: list[Path] = []
+    rejected: list[str] = []
+    for item in files or ():
+        original = Path(item)
+        name = safe_upload_name(original.name)
+        if Path(name).suffix not in SUPPORTED_SUFFIXES:
+            allowed = ", ".join(SUPPORTED_SUFFIXES)
+            rejected.append(f"{name}: unsupported file type (allowed: {allowed})")
+            continue
+        if original.stat().st_size > max_mb * 1024 * 1024:
+            rejected.append(f"{name}: larger than {max_mb:g} MB")
+            continue
+        target = root / name
+        n = 2
+        while target in saved:  # two uploads of one name in a batch keep both
+            target = root / f"{Path(name).stem}-{n}{Path(name).suffix}"
+            n += 1
+        if target.parent != root:  # cannot happen with a sanitized name; never write out
+            rejected.append(f"{name}: invalid file name")
+            continue
+        shutil.copyfile(original, target)
+        saved.append(target)
+    return saved, rejected
+
+
+def _progress_callback(progress: gr.Progress | None) -> ProgressCallback | None:
+    if progress is None:
+        return None
+
+    def report(done: int, total: int, message: str) -> None:
+        progress((done, total) if total else None, desc=message or "Embedding")
+
+    return report
+
+
+class ChatApp:
+    """The handlers behind the UI, callable without a browser (see ``tests/test_app.py``).
+
+    Example:
+        >>> chat = ChatApp(assistant, upload_dir=Path("data/uploads"))  # doctest: +SKIP
+        >>> *_, last = chat.respond("what did Meloni propose?", [], [])  # doctest: +SKIP
+        >>> history, turns, panel, question_box = last  # doctest: +SKIP
+    """
+
+    def __init__(self, assistant: Assistant, upload_dir: Path) -> None:
+        self.assistant = assistant
+        self.settings = assistant.settings
+        self.upload_dir = upload_dir
+
+    # -- chat ------------------------------------------------------------------------
 
     def respond(
+        self,
         message: str,
-        history: list[dict[str, Any]],
-        sources: list[str] | None,
-        date_from: str,
-        date_to: str,
-    ) -> Iterator[tuple[list[dict[str, Any]], str, str]]:
+        history: list[dict[str, Any]] | None,
+        turns: list[Turn] | None,
+        sources: list[str] | None = None,
+        date_from: str = "",
+        date_to: str = "",
+    ) -> Iterator[tuple[list[dict[str, Any]], list[Turn], str, str]]:
+        """Stream one chat turn: yields (chat messages, turns, source panel, input box)."""
         history = list(history or [])
+        # The chat may have been cleared in the browser; the turns follow the messages.
+        turns = list(turns or [])[: _answers_in(history)]
+
+        def state(turns: list[Turn]) -> tuple[list[dict[str, Any]], list[Turn], str, str]:
+            # Copies: Gradio may still be sending one update while the next is built.
+            return [*history], [*turns], render_source_panel(turns), ""
+
         if not message or not message.strip():
-            yield history, render_sources(None), ""
+            yield state(turns)
             return
-        filters = Filters(
-            tuple(sources or ()),
-            _parse_day(date_from, "From"),
-            _parse_day(date_to, "To"),
-        )
-        pairs = _history_pairs(history)
+        filters = make_filters(sources, date_from, date_to)
+        pairs = [(t.question, t.answer.text) for t in turns if t.answer is not None]
         history.append({"role": "user", "content": escape_markdown(message)})
-        if assistant.index.is_empty():
-            history.append(
-                {"role": "assistant", "content": "The library is empty: add articles first."}
-            )
-            yield history, render_sources(None), ""
+        history.append({"role": "assistant", "content": SEARCHING})
+        yield state(turns)
+        if self.assistant.index.is_empty():
+            history[-1] = {"role": "assistant", "content": escape_markdown(EMPTY_LIBRARY)}
+            yield state([*turns, Turn(message, None)])
             return
-        history.append({"role": "assistant", "content": "…"})
+        number = len(turns) + 1
+        current = [*turns, Turn(message, None)]
         try:
-            for answer in assistant.stream(message, filters=filters, history=pairs):
-                history[-1] = {"role": "assistant", "content": render_answer(answer)}
-                yield history, render_sources(answer if answer.done else None), ""
+            for answer in self.assistant.stream(message, filters=filters, history=pairs):
+                history[-1] = {"role": "assistant", "content": render_answer(answer, number)}
+                # Only the text and sources are shown; the retrieved chunks stay server-side.
+                current = [*turns, Turn(message, replace(answer, retrieved=()))]
+                yield state(current)
         except NewsragError as exc:
             history[-1] = {"role": "assistant", "content": escape_markdown(f"⚠ {exc}")}
-            yield history, render_sources(None), ""
+            yield state(current)
+        except Exception:
+            # A chat stuck on "Searching…" helps nobody: say it failed, keep the trace.
+            logger.exception("answering %r failed", message)
+            text = "⚠ Answering failed because of an internal error; see the server log."
+            history[-1] = {"role": "assistant", "content": escape_markdown(text)}
+            yield state(current)
 
-    def upload(files: list[Any] | None) -> tuple[str, str, Any, Any]:
+    # -- library ---------------------------------------------------------------------
+
+    def article_choices(self) -> list[tuple[str, str]]:
+        """(label, article id) of the indexed articles, newest first."""
+        return [
+            (f"{r.title[:90]} ({r.published or 'undated'})", r.article_id)
+            for r in self.assistant.articles()[:MAX_ARTICLE_CHOICES]
+        ]
+
+    def source_choices(self) -> list[str]:
+        return [s for s, _ in self.assistant.stats().sources]
+
+    def refresh(self) -> tuple[str, Any, Any]:
+        """Stats, article list and source filter choices, as they are now."""
+        return (
+            stats_markdown(self.assistant),
+            gr.update(choices=self.article_choices(), value=None),
+            gr.update(choices=self.source_choices()),
+        )
+
+    def upload(
+        self, files: Sequence[str | Path] | None, progress: gr.Progress | None = None
+    ) -> tuple[str, str, Any, Any, Any]:
+        """Ingest uploaded files: (report, stats, articles, sources, cleared file input)."""
         if not files:
-            return (
-                "Choose files to upload first.",
-                stats_markdown(assistant),
-                gr.update(),
-                gr.update(),
-            )
-        paths = []
-        rejected = []
-        for f in files:
-            original = Path(getattr(f, "name", str(f)))
-            name = re.sub(r"[^\w.-]+", "_", original.name).lstrip(".") or "upload.txt"
-            if original.suffix.lower() not in SUPPORTED_SUFFIXES:
-                rejected.append(f"{name}: unsupported file type")
-                continue
-            if original.stat().st_size > settings.upload_max_mb * 1024 * 1024:
-                rejected.append(f"{name}: larger than {settings.upload_max_mb:g} MB")
-                continue
-            target = upload_dir / name
-            shutil.copyfile(original, target)
-            paths.append(target)
-        text = "\n".join(f"- failed: {html.escape(r)}" for r in rejected)
+            return ("Choose files to upload first.", *self.refresh(), gr.update())
+        paths, rejected = save_uploads(files, self.upload_dir, self.settings.upload_max_mb)
+        lines = []
         if paths:
-            report = assistant.ingest(paths)
-            text = report_markdown(report) + ("\n" + text if text else "")
-        return (
-            text,
-            stats_markdown(assistant),
-            gr.update(choices=article_choices()),
-            gr.update(choices=source_choices()),
-        )
+            try:
+                report = self.assistant.ingest(paths, progress=_progress_callback(progress))
+            except NewsragError as exc:
+                lines.append(f"**⚠ {escape_markdown(str(exc))}**")
+            else:
+                lines.append(report_markdown(report))
+        else:
+            lines.append("**Nothing was ingested.**")
+        lines += [f"- failed: {escape_markdown(r)}" for r in rejected]
+        return ("\n".join(lines), *self.refresh(), gr.update(value=None))
 
-    def paste(title: str, text: str) -> tuple[str, str, Any, Any]:
+    def paste(
+        self,
+        title: str,
+        text: str,
+        source: str = "",
+        published: str = "",
+        progress: gr.Progress | None = None,
+    ) -> tuple[str, str, Any, Any, Any, Any]:
+        """Ingest a pasted article: (report, stats, articles, sources, title, text)."""
         try:
-            report = assistant.add_text(title, text)
-        except NewsragError as exc:
-            return f"⚠ {html.escape(str(exc))}", stats_markdown(assistant), gr.update(), gr.update()
-        return (
-            report_markdown(report),
-            stats_markdown(assistant),
-            gr.update(choices=article_choices()),
-            gr.update(choices=source_choices()),
-        )
-
-    def reseed() -> tuple[str, str, Any, Any]:
-        report = assistant.ingest([settings.seeds_dir])
-        return (
-            report_markdown(report),
-            stats_markdown(assistant),
-            gr.update(choices=article_choices()),
-            gr.update(choices=source_choices()),
-        )
-
-    def delete(article_id: str | None) -> tuple[str, str, Any, Any]:
-        if not article_id:
-            return (
-                "Choose an article to delete.",
-                stats_markdown(assistant),
-                gr.update(),
-                gr.update(),
+            report = self.assistant.add_text(
+                title,
+                text,
+                source=source.strip() or None,
+                published=_parse_day(published, "Published"),
+                progress=_progress_callback(progress),
             )
-        deleted = assistant.delete_article(article_id)
-        text = "Deleted." if deleted else "That article was not in the library."
-        return (
-            text,
-            stats_markdown(assistant),
-            gr.update(choices=article_choices(), value=None),
-            gr.update(choices=source_choices()),
-        )
+        except NewsragError as exc:
+            message = f"**⚠ {escape_markdown(str(exc))}**"
+            return (message, *self.refresh(), gr.update(), gr.update())
+        return (report_markdown(report), *self.refresh(), gr.update(value=""), gr.update(value=""))
+
+    def reseed(self, progress: gr.Progress | None = None) -> tuple[str, str, Any, Any]:
+        """Re-ingest ``seeds_dir`` (unchanged articles are skipped)."""
+        seeds = self.settings.seeds_dir
+        if not seeds.exists():
+            return (f"**⚠ {escape_markdown(f'{seeds} does not exist')}**", *self.refresh())
+        try:
+            report = self.assistant.ingest([seeds], progress=_progress_callback(progress))
+        except NewsragError as exc:
+            return (f"**⚠ {escape_markdown(str(exc))}**", *self.refresh())
+        return (report_markdown(report), *self.refresh())
+
+    def delete(self, article_id: str | None) -> tuple[str, str, Any, Any]:
+        """Delete the chosen article and its chunks."""
+        if not article_id:
+            return ("Choose an article to delete.", *self.refresh())
+        titles = {r.article_id: r.title for r in self.assistant.articles()}
+        title = titles.get(article_id, article_id)
+        if self.assistant.delete_article(article_id):
+            text = f"Deleted “{escape_markdown(title)}”."
+        else:
+            text = "That article was not in the library."
+        return (text, *self.refresh())
+
+
+def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
+    """The chat, its source cards and the library panel.
+
+    Uploads are kept in ``upload_dir`` (default ``<data_dir>/uploads``), so their
+    articles keep a file next to the index. Launch with :func:`launch_options`.
+    """
+    chat = ChatApp(assistant, (upload_dir or assistant.settings.data_dir / "uploads").resolve())
+    settings = assistant.settings
+    no_latex: list[dict[str, str | bool]] = []  # "$$" in an article is not a formula
 
     with gr.Blocks(title="newsrag") as demo:
-        gr.Markdown("## newsrag — ask your news articles")
-        gr.Markdown(
-            f"<span class='mode-badge'>Answer mode: {html.escape(assistant.mode_label)}</span>",
-            elem_id="mode",
+        turns = gr.State([])
+        gr.HTML(
+            "<div class='app-header'><h1>newsrag — ask your news articles</h1>"
+            "<span class='mode-badge' id='mode'>Answer mode: "
+            f"<strong>{html.escape(assistant.mode_label)}</strong></span></div>",
+            elem_id="header",
         )
         with gr.Row(equal_height=False):
-            with gr.Column(scale=3, min_width=320):
-                chatbot = gr.Chatbot(label="Chat", elem_id="chat", height=420, sanitize_html=True)
-                with gr.Row():
+            with gr.Column(scale=5, min_width=340):
+                chatbot = gr.Chatbot(
+                    label="Chat",
+                    show_label=False,
+                    elem_id="chat",
+                    height=520,
+                    sanitize_html=True,
+                    latex_delimiters=no_latex,
+                    buttons=[],
+                    placeholder=(
+                        "**Ask a question about the articles.**\n\n"
+                        "Every sentence of an answer ends with `[n]`: click it to see the "
+                        "article and the quoted passage."
+                    ),
+                )
+                with gr.Row(equal_height=True):
                     question = gr.Textbox(
-                        placeholder="Ask about the articles, e.g. what did Meloni propose?",
+                        placeholder="Ask a question, e.g. what did Meloni propose?",
                         show_label=False,
                         scale=5,
+                        min_width=160,
                         elem_id="question",
                         autofocus=True,
+                        max_length=2000,
                     )
-                    send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
-                with gr.Accordion("Filters", open=False):
+                    send = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="ask")
+                with gr.Accordion("Filters", open=False, elem_id="filters"):
                     source_filter = gr.Dropdown(
-                        choices=source_choices(), multiselect=True, label="Sources"
+                        choices=chat.source_choices(),
+                        multiselect=True,
+                        label="Only these sources",
+                        elem_id="source-filter",
                     )
                     with gr.Row():
-                        date_from = gr.Textbox(label="Published from (YYYY-MM-DD)")
-                        date_to = gr.Textbox(label="Published to (YYYY-MM-DD)")
+                        date_from = gr.Textbox(
+                            label="Published from",
+                            placeholder="YYYY-MM-DD",
+                            elem_id="date-from",
+                            min_width=120,
+                        )
+                        date_to = gr.Textbox(
+                            label="Published to",
+                            placeholder="YYYY-MM-DD",
+                            elem_id="date-to",
+                            min_width=120,
+                        )
+            with gr.Column(scale=4, min_width=300):
                 gr.Markdown("### Sources")
-                sources_html = gr.HTML(render_sources(None), elem_id="sources")
-            with gr.Column(scale=2, min_width=280):
+                sources_html = gr.HTML(render_source_panel([]), elem_id="sources")
+            with gr.Column(scale=3, min_width=280, elem_id="library"):
                 gr.Markdown("### Library")
-                stats = gr.Markdown(stats_markdown(assistant), elem_id="stats")
+                stats = gr.Markdown(
+                    stats_markdown(assistant), elem_id="stats", latex_delimiters=no_latex
+                )
                 files = gr.File(
-                    label="Upload articles",
+                    label=f"Upload articles (up to {settings.upload_max_mb:g} MB each)",
                     file_count="multiple",
                     file_types=list(SUPPORTED_SUFFIXES),
+                    type="filepath",
                     elem_id="upload",
+                    height=150,
                 )
-                upload_btn = gr.Button("Ingest uploaded files", elem_id="ingest-upload")
-                with gr.Accordion("Paste an article", open=False):
+                with gr.Accordion("Paste an article", open=False, elem_id="paste"):
                     paste_title = gr.Textbox(label="Title", elem_id="paste-title")
                     paste_text = gr.Textbox(label="Text", lines=6, elem_id="paste-text")
+                    with gr.Row():
+                        paste_source = gr.Textbox(
+                            label="Source or URL (optional)", elem_id="paste-source"
+                        )
+                        paste_date = gr.Textbox(
+                            label="Published (optional)",
+                            placeholder="YYYY-MM-DD",
+                            elem_id="paste-date",
+                        )
                     paste_btn = gr.Button("Add article", elem_id="paste-add")
-                report = gr.Markdown(elem_id="report")
-                reseed_btn = gr.Button("Re-ingest seeds/", elem_id="reseed")
+                report = gr.Markdown(elem_id="report", latex_delimiters=no_latex)
+                reseed_btn = gr.Button("Re-ingest seeds/", elem_id="reseed", size="sm")
                 articles = gr.Dropdown(
-                    choices=article_choices(), label="Indexed articles", elem_id="articles"
+                    choices=chat.article_choices(),
+                    label="Indexed articles",
+                    elem_id="articles",
                 )
-                delete_btn = gr.Button("Delete article", variant="stop", elem_id="delete")
+                delete_btn = gr.Button(
+                    "Delete article", variant="stop", elem_id="delete", size="sm"
+                )
 
-        chat_inputs = [question, chatbot, source_filter, date_from, date_to]
-        chat_outputs = [chatbot, sources_html, question]
-        question.submit(respond, chat_inputs, chat_outputs)
-        send.click(respond, chat_inputs, chat_outputs)
-        library_outputs = [report, stats, articles, source_filter]
-        upload_btn.click(upload, [files], library_outputs)
-        paste_btn.click(paste, [paste_title, paste_text], library_outputs)
-        reseed_btn.click(reseed, [], library_outputs)
-        delete_btn.click(delete, [articles], library_outputs)
+        chat_inputs = [question, chatbot, turns, source_filter, date_from, date_to]
+        chat_outputs = [chatbot, turns, sources_html, question]
+        for trigger in (question.submit, send.click):
+            trigger(
+                chat.respond,
+                chat_inputs,
+                chat_outputs,
+                show_progress="hidden",
+                concurrency_id="chat",
+            )
+        chatbot.clear(lambda: ([], render_source_panel([])), None, [turns, sources_html])
+
+        library = [report, stats, articles, source_filter]
+        # One ingest at a time: two batches must not plan against the same manifest.
+        ingest_options: dict[str, Any] = {"concurrency_limit": 1, "concurrency_id": "library"}
+
+        def on_upload(
+            paths: list[str] | None, progress: gr.Progress = _PROGRESS
+        ) -> tuple[str, str, Any, Any, Any]:
+            return chat.upload(paths, progress)
+
+        def on_paste(
+            title: str,
+            text: str,
+            source: str,
+            published: str,
+            progress: gr.Progress = _PROGRESS,
+        ) -> tuple[str, str, Any, Any, Any, Any]:
+            return chat.paste(title, text, source, published, progress)
+
+        def on_reseed(progress: gr.Progress = _PROGRESS) -> tuple[str, str, Any, Any]:
+            return chat.reseed(progress)
+
+        files.upload(on_upload, [files], [*library, files], **ingest_options)
+        paste_btn.click(
+            on_paste,
+            [paste_title, paste_text, paste_source, paste_date],
+            [*library, paste_title, paste_text],
+            **ingest_options,
+        )
+        reseed_btn.click(on_reseed, None, library, **ingest_options)
+        delete_btn.click(chat.delete, [articles], library, **ingest_options)
+        # Another tab may have changed the library since this page was built.
+        demo.load(chat.refresh, None, [stats, articles, source_filter])
     return demo
+
+
+def launch_options(settings: Settings) -> dict[str, Any]:
+    """The ``launch()`` arguments the chat needs (CSS, the marker script, upload limit)."""
+    return {
+        "css": CSS,
+        "head": HEAD,
+        # Bytes: Gradio's "<n>mb" strings take whole numbers only.
+        "max_file_size": int(settings.upload_max_mb * 1024 * 1024),
+        "footer_links": [],
+    }
 
 
 def launch(
@@ -341,9 +737,7 @@ def launch(
         server_port=port or settings.port,
         inbrowser=open_browser,
         auth=auth,
-        max_file_size=f"{settings.upload_max_mb:g}mb",
-        css=CSS,
-        footer_links=[],
+        **launch_options(settings),
     )
 
 

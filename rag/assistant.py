@@ -17,7 +17,7 @@ import numpy as np
 from ingest.pipeline import Ingestor, IngestReport, ProgressCallback
 from ingest.splitter import SentenceSplitter
 from rag.components import build_chat_model, build_embeddings, build_index
-from rag.embeddings import SentenceTransformerEmbeddings
+from rag.embeddings import LocalEmbeddings
 from rag.errors import QuestionError
 from rag.extractive import ExtractiveAnswerer, ExtractiveConfig, bm25_idf
 from rag.llm import LLMAnswerer
@@ -91,7 +91,7 @@ class Assistant:
         self,
         settings: Settings,
         index: ChunkIndex,
-        embeddings: SentenceTransformerEmbeddings,
+        embeddings: LocalEmbeddings,
         chat_model: BaseChatModel | None = None,
     ) -> None:
         self.settings = settings
@@ -225,7 +225,7 @@ class Assistant:
             self.index,
             self.embeddings,
             splitter,
-            model_key=self.settings.embedding_model,
+            model_key=self.settings.embedding_key,
             max_bytes=int(self.settings.max_file_mb * 1024 * 1024),
             max_article_chars=self.settings.max_article_chars,
         )

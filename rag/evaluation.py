@@ -175,7 +175,7 @@ def _mean(values: Sequence[float | bool]) -> float:
 
 def eval_settings(settings: Settings, dataset: Path) -> Settings:
     """The settings of the eval collection: one per dataset, model and chunking."""
-    recipe = f"{dataset.resolve()}|{settings.embedding_model}|{settings.chunk_tokens}|"
+    recipe = f"{dataset.resolve()}|{settings.embedding_key}|{settings.chunk_tokens}|"
     recipe += str(settings.chunk_overlap_tokens)
     name = re.sub(r"[^a-zA-Z0-9]+", "-", dataset.resolve().name).strip("-")[:40] or "dataset"
     return settings.model_copy(update={"collection": f"eval-{name}-{sha1_hex(recipe, 8)}"})

@@ -282,14 +282,14 @@ def normalize(text: str) -> str:
     Mirrors the ``answer_norm`` convention of the RealTime QA files so that matching an
     answer in a text is a whole-word test on normalized strings.
 
-    >>> normalize("The U.S. “Inflation Reduction Act”, 1,600 — 12.6%")
-    'the us inflation reduction act 1600 12.6%'
+    >>> normalize("The U.S. “Inflation Reduction Act”, 1,600 — 12.6%, $19 million")
+    'the us inflation reduction act 1600 12.6% $19 million'
     """
     text = unicodedata.normalize("NFKC", text).lower()
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
     text = re.sub(r"(?<=\d)\.(?=\d)", "\x00", text)
     text = re.sub(r"[-–—/]", " ", text)
-    text = re.sub(r"[^\w\s%\x00]", "", text)
+    text = re.sub(r"[^\w\s%$€£¥\x00]", "", text)
     text = text.replace("\x00", ".").replace("_", " ")
     return " ".join(text.split())
 

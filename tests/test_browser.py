@@ -1,0 +1,305 @@
+"""The chat in a real headless Chromium (Debian's ``chromium``, driven by Playwright).
+
+One app per module, launched on a free loopback port over a temporary index that holds
+the seed article. Each test opens a fresh page (a new chat session), records console
+errors, page errors and JavaScript dialogs, and fails if any appeared. Screenshots go to
+the test's ``tmp_path``; assertions are on the DOM, never on pixels.
+
+``UPDATE_DOCS_SCREENSHOT=1`` also rewrites ``docs/chat.png`` (the README screenshot) from
+the cited-answer test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Dialog,
+    Locator,
+    Page,
+    expect,
+    sync_playwright,
+)
+
+import app
+from rag.assistant import Assistant
+from rag.components import build_index
+from rag.embeddings import SentenceTransformerEmbeddings
+from rag.records import NOT_FOUND_TEXT
+from tests.conftest import ROOT, SEEDS, free_port, make_settings, wait_for_http
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SEED_TITLE = "Italian PM proposes extending NATO's Article 5 security umbrella to Ukraine"
+ANSWER_TIMEOUT_MS = 60_000
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"{CHROMIUM} is missing: install Debian's chromium (`make browser` as root)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, embeddings: SentenceTransformerEmbeddings
+) -> Iterator[str]:
+    """The chat over a fresh index holding the seed article; yields its URL."""
+    with pytest.MonkeyPatch.context() as env:
+        # The function-scoped isolation fixture of conftest does not cover module setup.
+        for key in list(os.environ):
+            if key.startswith(("NEWSRAG_", "LLM_", "CHROMA_", "OPENAI_")):
+                env.delenv(key)
+        env.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+        settings = make_settings(tmp_path_factory.mktemp("browser") / "data")
+        assistant = Assistant(settings, build_index(settings, embeddings), embeddings)
+        report = assistant.ingest([SEEDS])
+        assert len(report.added) == 1, report.details()
+        demo = app.build_ui(assistant)
+        port = free_port()
+        demo.queue().launch(
+            server_name="127.0.0.1",
+            server_port=port,
+            prevent_thread_lock=True,
+            quiet=True,
+            **app.launch_options(settings),
+        )
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            wait_for_http(url)
+            yield url
+        finally:
+            demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@dataclass
+class Watched:
+    """A page, and every console error, page error and dialog it produced."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def watched(browser: Browser, server: str) -> Iterator[Watched]:
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    seen = Watched(page)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            seen.errors.append(f"console: {message.text}")
+
+    def on_dialog(dialog: Dialog) -> None:
+        seen.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: seen.errors.append(f"pageerror: {exc}"))
+    page.on("dialog", on_dialog)
+    page.goto(server)
+    expect(page.locator("#question textarea")).to_be_visible(timeout=30_000)
+    yield seen
+    context.close()
+    # No filtering: the app loads nothing from outside the loopback server, so any error
+    # here is ours (a broken script, a failed request, an injected <img>...).
+    assert seen.errors == []
+    assert seen.dialogs == []
+
+
+def ask(page: Page, question: str) -> Locator:
+    """Type the question, press Enter, and return the finished answer bubble."""
+    answers = page.locator("#chat [data-testid='bot']")
+    before = answers.count()
+    box = page.locator("#question textarea")
+    box.fill(question)
+    box.press("Enter")
+    expect(answers).to_have_count(before + 1, timeout=ANSWER_TIMEOUT_MS)
+    answer = answers.nth(before)
+    expect(answer).not_to_contain_text("Searching the articles", timeout=ANSWER_TIMEOUT_MS)
+    expect(box).to_have_value("")
+    return answer
+
+
+def test_a_cited_answer_links_its_marker_to_the_seed_source_card(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    expect(page.locator("#mode")).to_contain_text("extractive")
+
+    answer = ask(page, "what did Meloni propose?")
+
+    expect(answer).to_contain_text("Article 5")
+    marker = answer.locator("a.cite").first
+    expect(marker).to_have_text("[1]")
+    expect(marker).to_have_attribute("href", "#src-1-1")
+    expect(marker).to_have_attribute("title", f"[1] {SEED_TITLE}")
+    card = page.locator("#sources #src-1-1")
+    expect(card).to_be_visible()
+    expect(card).to_contain_text(SEED_TITLE)
+    expect(card).to_contain_text("meloni-article5-ukraine.txt")
+    expect(card.locator("mark").first).to_contain_text("Meloni")
+
+    page.locator("#sources").evaluate("el => el.scrollTo(0, el.scrollHeight)")
+    marker.click()
+    expect(card).to_have_class(re.compile(r"\bactive\b"))
+    expect(card).to_be_in_viewport()
+    page.screenshot(path=str(tmp_path / "cited-answer.png"))
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
+        page.mouse.move(0, 0)
+        clip = {"x": 0, "y": 0, "width": 1440, "height": 760}  # the app, not the blank below
+        page.screenshot(path=str(ROOT / "docs" / "chat.png"), clip=clip)
+
+
+def test_a_follow_up_uses_the_history_and_earlier_markers_keep_their_cards(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    first = ask(page, "what did Meloni propose?")
+    second = ask(page, "and what did Zelenskyy say?")
+
+    expect(second).to_contain_text("Zelenskyy")
+    follow_marker = second.locator("a.cite").first
+    expect(follow_marker).to_have_attribute("href", "#src-2-1")
+    expect(page.locator("#sources #src-2-1")).to_be_visible()
+    expect(page.locator("#sources #src-1-1")).to_be_hidden()
+
+    first.locator("a.cite").first.click()
+    expect(page.locator("#sources #src-1-1")).to_be_visible()
+    expect(page.locator("#sources #src-2-1")).to_be_hidden()
+    page.screenshot(path=str(tmp_path / "follow-up.png"))
+
+
+def test_an_uploaded_article_is_reported_and_then_cited(watched: Watched, tmp_path: Path) -> None:
+    page = watched.page
+    upload = tmp_path / "Lumenfield harbor (draft)!.txt"
+    upload.write_text(
+        "Lumenfield harbor reopens after storm repairs\n\n"
+        "The harbor of Lumenfield reopened on Monday after three months of storm repairs. "
+        "The harbor authority said the new lighthouse cost 37 million kroner. "
+        "Ferries to the outer islands resume their summer timetable next week.\n",
+        encoding="utf-8",
+    )
+
+    page.locator("#upload input[type='file']").set_input_files(str(upload))
+
+    report = page.locator("#report")
+    expect(report).to_contain_text("added 1", timeout=ANSWER_TIMEOUT_MS)
+    expect(report).to_contain_text("Lumenfield harbor reopens after storm repairs")
+    expect(page.locator("#stats")).to_contain_text("2 articles")
+
+    answer = ask(page, "How much did the new Lumenfield lighthouse cost?")
+    expect(answer).to_contain_text("37 million kroner")
+    marker = answer.locator("a.cite").first
+    card = page.locator(f"#sources {marker.get_attribute('href')}")
+    expect(card).to_contain_text("Lumenfield harbor reopens after storm repairs")
+    # Stored under its sanitized name, inside the upload directory.
+    expect(card).to_contain_text("uploads/Lumenfield_harbor_draft.txt")
+    expect(card.locator("mark", has_text="37 million kroner")).to_have_count(1)
+    page.screenshot(path=str(tmp_path / "uploaded.png"))
+
+
+def test_an_unanswerable_question_shows_the_not_found_message(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    answer = ask(page, "who won the 2022 World Cup?")
+
+    expect(answer).to_contain_text("Not found in the ingested articles")
+    expect(answer).to_contain_text(NOT_FOUND_TEXT)
+    expect(answer.locator("a.cite")).to_have_count(0)
+    expect(page.locator("#sources")).to_contain_text("No source supports an answer")
+    page.screenshot(path=str(tmp_path / "not-found.png"))
+
+
+HOSTILE_TITLE = "Zorblax <b>festival</b> <img src=x onerror=alert(5)> report"
+HOSTILE_TEXT = (
+    "The Zorblax festival in Quentinville drew 4,000 visitors on Saturday "
+    "<script>alert(1)</script> with a parade <img src=x onerror=alert(2)> "
+    "and a link [click](javascript:alert(3)) sponsored by Smith &amp; Sons.\n"
+    "Organisers said the next Zorblax festival is planned for the spring."
+)
+
+
+def test_hostile_article_text_is_shown_escaped_and_never_runs(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    page.locator("#paste").get_by_text("Paste an article").click()
+    page.locator("#paste-title textarea, #paste-title input").fill(HOSTILE_TITLE)
+    page.locator("#paste-text textarea").fill(HOSTILE_TEXT)
+    page.locator("#paste-add").click()
+    report = page.locator("#report")
+    expect(report).to_contain_text("added 1", timeout=ANSWER_TIMEOUT_MS)
+    expect(report).to_contain_text(HOSTILE_TITLE)
+
+    answer = ask(page, "How many visitors did the Zorblax festival in Quentinville draw?")
+
+    expect(answer).to_contain_text("4,000 visitors")
+    expect(answer).to_contain_text("<script>alert(1)</script>")
+    expect(answer).to_contain_text("<img src=x onerror=alert(2)>")
+    expect(answer).to_contain_text("[click](javascript:alert(3))")
+    expect(answer).to_contain_text("Smith &amp; Sons")
+    card = page.locator(f"#sources {answer.locator('a.cite').first.get_attribute('href')}")
+    expect(card).to_contain_text(HOSTILE_TITLE)
+    expect(card).to_contain_text("<img src=x onerror=alert(2)>")
+    expect(card).to_contain_text("Smith &amp; Sons")
+    page.locator("#articles input").click()
+    option = page.get_by_role("option", name=re.compile("Zorblax"))
+    expect(option).to_contain_text(HOSTILE_TITLE)
+    page.keyboard.press("Escape")
+    for where in ("#chat", "#sources", "#report", "#articles"):
+        region = page.locator(where)
+        expect(region.locator("script")).to_have_count(0)
+        expect(region.locator("img[src='x'], b")).to_have_count(0)
+        expect(region.locator("a[href^='javascript']")).to_have_count(0)
+    page.wait_for_timeout(500)  # let a would-be onerror handler fire before teardown checks
+    page.screenshot(path=str(tmp_path / "hostile.png"), full_page=True)
+
+
+def test_the_chat_works_with_the_keyboard_on_a_narrow_window(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    answer = ask(page, "what did Meloni propose?")  # typed and submitted with Enter
+
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, "nothing overflows sideways"
+    marker = answer.locator("a.cite").first
+    marker.focus()
+    page.keyboard.press("Enter")
+    card = page.locator("#sources #src-1-1")
+    expect(card).to_have_class(re.compile(r"\bactive\b"))
+    expect(card).to_be_in_viewport()
+    page.screenshot(path=str(tmp_path / "narrow.png"))
