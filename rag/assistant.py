@@ -112,7 +112,9 @@ class Assistant:
             self._idf,
             self._encode,
             ExtractiveConfig(
-                sentences=settings.answer_sentences, min_evidence=settings.min_evidence
+                sentences=settings.answer_sentences,
+                min_evidence=settings.min_evidence,
+                fresh_days=settings.fresh_days,
             ),
         )
         self.llm: LLMAnswerer | None = None
@@ -181,7 +183,7 @@ class Assistant:
         question = clean_question(question)
         query = retrieval_query(question, history)
         hits = self.searcher.search(query, _with_as_of(filters, as_of))
-        yield from self.answer_from(question, hits, history=history, query=query)
+        yield from self.answer_from(question, hits, history=history, query=query, as_of=as_of)
 
     def answer_from(
         self,
@@ -190,13 +192,14 @@ class Assistant:
         *,
         history: History = (),
         query: str | None = None,
+        as_of: date | None = None,
     ) -> Iterator[Answer]:
         """Answer from already-retrieved articles (see :meth:`search`), streaming."""
         hits = list(hits)[: self.settings.top_k]
         if self.llm is not None:
             yield from self.llm.stream(question, hits, history)
             return
-        yield self.extractive.answer(question, hits, query=query)
+        yield self.extractive.answer(question, hits, query=query, as_of=as_of)
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - the assistant lives as long as the app
     def _idf_cached(self, word: str, generation: int) -> float:

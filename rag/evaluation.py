@@ -188,7 +188,7 @@ def run_newsrag(
     for q in questions:
         started = time.perf_counter()
         hits = assistant.search(q.question, as_of=q.date, top_k=10)
-        answer: Answer = list(assistant.answer_from(q.question, hits))[-1]
+        answer: Answer = list(assistant.answer_from(q.question, hits, as_of=q.date))[-1]
         elapsed = time.perf_counter() - started
         result = Result(
             id=q.id,
@@ -293,14 +293,23 @@ def run_tutorial_anchor(
     client = chromadb.PersistentClient(
         path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
     )
-    name = eval_settings(settings, dataset).collection.replace("eval-", "tutorial-")
+    recipe = f"{dataset.resolve()}|{settings.embedding_model}|tutorial-1000-200"
+    name = f"tutorial-{sha1_hex(recipe, 12)}"
     store = Chroma(client=client, collection_name=name, embedding_function=embeddings)
-    if store._collection.count() != len(pairs):
-        store.reset_collection()
-        docs = [Document(page_content=t, metadata={"article_id": a}) for a, t in pairs]
-        logger.warning("tutorial anchor: embedding %d chunks (once)", len(docs))
-        for i in range(0, len(docs), 1000):
-            store.add_documents(docs[i : i + 1000])
+    ids = [f"{n}:{sha1_hex(a + t, 12)}" for n, (a, t) in enumerate(pairs)]
+    have = set(store._collection.get(include=[])["ids"])
+    todo = [i for i, chunk_id in enumerate(ids) if chunk_id not in have]
+    if todo:  # resumable: an interrupted build keeps what it embedded
+        logger.warning("tutorial anchor: embedding %d of %d chunks (once)", len(todo), len(ids))
+        for start in range(0, len(todo), 500):
+            part = todo[start : start + 500]
+            store.add_documents(
+                [
+                    Document(page_content=pairs[i][1], metadata={"article_id": pairs[i][0]})
+                    for i in part
+                ],
+                ids=[ids[i] for i in part],
+            )
     ranked, seconds = [], []
     for q in questions:
         started = time.perf_counter()

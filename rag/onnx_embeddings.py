@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,7 +71,7 @@ def ensure_onnx_model(model_dir: Path, cache_dir: Path, *, quantize: bool) -> Pa
     export never leaves a truncated model behind.
 
     Example:
-        >>> ensure_onnx_model(Path(model_path), Path("/tmp/models"), quantize=True)  # doctest: +SKIP
+        >>> ensure_onnx_model(model_dir, Path("/tmp/models"), quantize=True)  # doctest: +SKIP
         PosixPath('/tmp/models/model-0123456789ab/model-int8.onnx')
     """
     folder = cache_dir / model_cache_key(model_dir)
@@ -127,7 +128,9 @@ def _export(model_dir: Path, target: Path) -> None:
     mask[1, 9:] = 0
     axes = {"0": "batch", "1": "tokens"}
     dynamic = {name: {0: axes["0"], 1: axes["1"]} for name in (*_INPUTS, "last_hidden_state")}
-    with torch.no_grad():
+    # The tracer warns about shape checks that are constant for BERT encoders.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             _Encoder(model),
             (ids, mask, torch.zeros_like(ids)),

@@ -139,6 +139,7 @@ class Answer:
     text: str
     sources: tuple[Source, ...] = ()
     found: bool = True
+    confidence: float = 1.0  # extractive: how well the best quote covers the question
     mode: str = AnswerMode.EXTRACTIVE.value
     model: str = ""
     done: bool = True

@@ -144,6 +144,15 @@ class Settings(BaseSettings):
         le=1.0,
         description="Extractive answers below this evidence score say 'not found'.",
     )
+    fresh_days: int = Field(
+        7,
+        ge=0,
+        description=(
+            "With an as-of date, evidence from articles older than this many days counts "
+            "less (down to half two weeks later), so stale news is not passed off as "
+            "this week's; 0 disables it."
+        ),
+    )
     llm_provider: str = Field(
         "",
         validation_alias=_alias("LLM_PROVIDER"),
