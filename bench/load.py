@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEV, ROOT, busy_note, command_line, machine, markdown, percentile  # noqa: E402
+from _common import DEV, ROOT, busy_note, command_line, machine, markdown, percentile
 
 REPORT = ROOT / "docs" / "RELIABILITY.md"
 SEED_QUESTIONS = [
