@@ -164,10 +164,12 @@ class ExtractiveAnswerer:
         seen: set[str] = set()
         candidates = []
         for rank, hit in enumerate(hits):
-            for chunk in hit.chunks:
-                spans = split_sentences(chunk.text)
+            # The headline is a candidate too (chunk -1): it often names what a quiz asks.
+            sources = [(-1, hit.title), *((c.chunk_index, c.text) for c in hit.chunks)]
+            for chunk_index, chunk_text in sources:
+                spans = split_sentences(chunk_text)
                 for position, (start, end) in enumerate(spans):
-                    text = chunk.text[start:end]
+                    text = chunk_text[start:end]
                     key = " ".join(text.lower().split())
                     if key in seen or len(text) < 20:
                         continue
@@ -177,8 +179,8 @@ class ExtractiveAnswerer:
                             text=text,
                             hit_rank=rank,
                             hit=hit,
-                            chunk_text=chunk.text,
-                            chunk_index=chunk.chunk_index,
+                            chunk_text=chunk_text,
+                            chunk_index=chunk_index,
                             spans=spans,
                             position=position,
                             terms=set(content_terms(text)),
@@ -220,7 +222,7 @@ class ExtractiveAnswerer:
                 factor *= 0.8
             if c.text.rstrip("\"'”’) ").endswith("?"):
                 factor *= 0.3  # a question (quiz pages repeat them) answers nothing
-            if c.chunk_index == 0 and c.position <= 2:
+            if c.chunk_index < 0 or (c.chunk_index == 0 and c.position <= 2):
                 # A news lede states the main facts: on RealTime QA dev, 69 of the 98
                 # answers found in a gold article are in its first three sentences. The
                 # more the headline matches the question, the more its lede answers it.
@@ -253,10 +255,20 @@ class ExtractiveAnswerer:
         best = ranked[0]
         chosen = [best]
         length = len(best.text)
-        for c in ranked[1:]:
+
+        def follows(c: _Candidate) -> bool:
+            if c.hit.article_id != best.hit.article_id:
+                return False
+            if best.chunk_index < 0:  # the headline is continued by the lede
+                return c.chunk_index == 0 and c.position == 0
+            return c.chunk_index == best.chunk_index and c.position == best.position + 1
+
+        # The sentence right after the best one usually completes it: a small preference.
+        rest = sorted(ranked[1:], key=lambda c: c.score * (1.25 if follows(c) else 1.0))
+        for c in reversed(rest):
             if len(chosen) >= self.config.sentences:
                 break
-            if c.score < 0.5 * best.score:
+            if c.score * (1.25 if follows(c) else 1.0) < 0.5 * best.score:
                 break
             # Another article is cited only when it is nearly as good: each extra source
             # is one more citation that has to be right.
