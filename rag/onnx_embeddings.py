@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.embeddings import LocalEmbeddings, resolve_model_path
+from rag.embeddings import LocalEmbeddings, _quiet_transformers, resolve_model_path
 from rag.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -109,6 +109,7 @@ def _export(model_dir: Path, target: Path) -> None:
 
     # Eager attention traces into plain MatMul/Softmax that ONNX Runtime fuses; the
     # example batch has padding so the traced graph keeps the attention mask.
+    _quiet_transformers()
     model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager")
     model.eval()
 
@@ -126,8 +127,7 @@ def _export(model_dir: Path, target: Path) -> None:
     ids = torch.full((2, 16), 1000, dtype=torch.long)
     mask = torch.ones((2, 16), dtype=torch.long)
     mask[1, 9:] = 0
-    axes = {"0": "batch", "1": "tokens"}
-    dynamic = {name: {0: axes["0"], 1: axes["1"]} for name in (*_INPUTS, "last_hidden_state")}
+    dynamic = {name: {0: "batch", 1: "tokens"} for name in (*_INPUTS, "last_hidden_state")}
     # The tracer warns about shape checks that are constant for BERT encoders.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")

