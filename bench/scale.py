@@ -132,7 +132,7 @@ def main() -> int:
     parser.add_argument("--no-record", action="store_true", help="do not write BENCHMARKS.md")
     args = parser.parse_args()
 
-    from rag.components import build_vectorstore
+    from rag.components import build_collection
     from rag.retrieval import HybridSearcher, SearchConfig
     from rag.settings import Settings
     from rag.store import ChunkIndex, Filters
@@ -142,7 +142,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="newsrag-bench-scale-"))
     settings = Settings(_env_file=None, data_dir=tmp, collection="scale")
     stub = RandomQueryEmbeddings()
-    index = ChunkIndex(build_vectorstore(settings, stub), settings.index_db_path)
+    index = ChunkIndex(build_collection(settings), settings.index_db_path)
     searcher = HybridSearcher(index, stub, SearchConfig())
     rng = np.random.default_rng(42)
     vocab = _words(rng)

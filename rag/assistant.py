@@ -14,13 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ingest.pipeline import Ingestor, IngestReport, ProgressCallback
-from ingest.splitter import SentenceSplitter
 from rag.components import build_chat_model, build_embeddings, build_index
 from rag.embeddings import LocalEmbeddings
 from rag.errors import QuestionError
 from rag.extractive import ExtractiveAnswerer, ExtractiveConfig, bm25_idf
-from rag.llm import LLMAnswerer
 from rag.records import Answer, Article, sha1_hex
 from rag.retrieval import ArticleHit, HybridSearcher, SearchConfig
 from rag.settings import Settings
@@ -29,6 +26,9 @@ from rag.text import content_terms
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
+
+    from ingest.pipeline import Ingestor, IngestReport, ProgressCallback
+    from rag.llm import LLMAnswerer
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,8 @@ class Assistant:
         )
         self.llm: LLMAnswerer | None = None
         if chat_model is not None:
+            from rag.llm import LLMAnswerer
+
             self.llm = LLMAnswerer(chat_model, settings.llm_model or type(chat_model).__name__)
 
     @classmethod
@@ -218,6 +220,10 @@ class Assistant:
     # -- library ---------------------------------------------------------------------------
 
     def ingestor(self) -> Ingestor:
+        # Imported here: loaders pull in HTML and PDF parsers that answering never needs.
+        from ingest.pipeline import Ingestor
+        from ingest.splitter import SentenceSplitter
+
         counter = self.embeddings.token_counter()
         splitter = SentenceSplitter(
             counter,

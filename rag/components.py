@@ -15,7 +15,7 @@ from rag.settings import Settings
 from rag.store import ChunkIndex
 
 if TYPE_CHECKING:
-    from langchain_chroma import Chroma
+    from chromadb.api.models.Collection import Collection
     from langchain_core.embeddings import Embeddings
     from langchain_core.language_models import BaseChatModel
 
@@ -61,12 +61,18 @@ def build_embeddings(settings: Settings) -> LocalEmbeddings:
     raise ConfigError(msg)
 
 
-def build_vectorstore(settings: Settings, embeddings: Embeddings) -> Chroma:
-    """A Chroma vector store: a server when ``chroma_host`` is set, else ``data_dir``."""
+def build_collection(settings: Settings) -> Collection:
+    """The Chroma collection of ``settings.collection``: on a server when ``chroma_host``
+    is set, else persisted under ``data_dir``.
+
+    The index talks to the collection directly rather than through
+    ``langchain_chroma.Chroma``: it stores precomputed (cached, de-duplicated) vectors, and
+    importing the LangChain vector-store stack costs over a second at every cold start.
+    LangChain users get retrieval through :class:`rag.retriever.HybridRetriever`.
+    """
     settings.apply_privacy_defaults()
     import chromadb
     from chromadb.config import Settings as ChromaSettings
-    from langchain_chroma import Chroma
 
     chroma_settings = ChromaSettings(anonymized_telemetry=settings.chroma_telemetry)
     try:
@@ -82,11 +88,8 @@ def build_vectorstore(settings: Settings, embeddings: Embeddings) -> Chroma:
             path = settings.data_dir / "chroma"
             path.mkdir(parents=True, exist_ok=True)
             client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-        return Chroma(
-            client=client,
-            collection_name=settings.collection,
-            embedding_function=embeddings,
-            collection_metadata={"hnsw:space": "cosine"},
+        return client.get_or_create_collection(
+            settings.collection, metadata={"hnsw:space": "cosine"}, embedding_function=None
         )
     except Exception as exc:
         if settings.chroma_host:
@@ -101,9 +104,12 @@ def build_vectorstore(settings: Settings, embeddings: Embeddings) -> Chroma:
 
 
 def build_index(settings: Settings, embeddings: Embeddings | None = None) -> ChunkIndex:
-    """The chunk index (Chroma + the local record database) of ``settings.collection``."""
-    vectorstore = build_vectorstore(settings, embeddings or build_embeddings(settings))
-    return ChunkIndex(vectorstore, settings.index_db_path)
+    """The chunk index (Chroma + the local record database) of ``settings.collection``.
+
+    ``embeddings`` is accepted for symmetry with the other builders; the index stores
+    vectors computed by the ingest pipeline and never embeds by itself.
+    """
+    return ChunkIndex(build_collection(settings), settings.index_db_path)
 
 
 def build_chat_model(settings: Settings) -> BaseChatModel:

@@ -6,15 +6,13 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import date
-
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document
-from langchain_core.embeddings import Embeddings
-from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict
+from typing import TYPE_CHECKING
 
 from rag.records import RetrievedChunk
 from rag.store import ChunkIndex, Filters
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -142,40 +140,3 @@ class HybridSearcher:
         if age < 0:
             return 1.0  # only reachable when future articles are not excluded
         return 1.0 + cfg.recency_weight * max(0.0, 1.0 - age / cfg.recency_days)
-
-
-class HybridRetriever(BaseRetriever):
-    """:class:`HybridSearcher` behind LangChain's retriever interface.
-
-    Each document is an article's best chunk; its metadata carries the article fields
-    and the fused score. Usable in any LangChain chain::
-
-        >>> retriever = HybridRetriever(searcher=searcher)  # doctest: +SKIP
-        >>> retriever.invoke("what did Meloni propose?")[0].metadata["title"]  # doctest: +SKIP
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-    searcher: HybridSearcher
-    filters: Filters | None = None
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[Document]:
-        documents = []
-        for hit in self.searcher.search(query, self.filters):
-            chunk = hit.chunks[0]
-            documents.append(
-                Document(
-                    id=chunk.chunk_id,
-                    page_content=chunk.text,
-                    metadata={
-                        "article_id": hit.article_id,
-                        "title": hit.title,
-                        "source": hit.source,
-                        "url": hit.url,
-                        "published": hit.published.isoformat() if hit.published else None,
-                        "score": hit.score,
-                    },
-                )
-            )
-        return documents

@@ -55,7 +55,7 @@ from rag.records import (
 from rag.text import content_terms
 
 if TYPE_CHECKING:
-    from langchain_chroma import Chroma
+    from chromadb.api.models.Collection import Collection
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def fts_query(text: str) -> str | None:
 class ChunkIndex:
     """Chunks of articles, searchable by vector (Chroma) and by BM25 (SQLite FTS5).
 
-    The index *receives* its vector store; build both with
+    The index *receives* its Chroma collection; build both with
     :func:`rag.components.build_index`.
 
     Example:
@@ -172,8 +172,8 @@ class ChunkIndex:
         1
     """
 
-    def __init__(self, vectorstore: Chroma, db_path: Path) -> None:
-        self.vectorstore = vectorstore
+    def __init__(self, collection: Collection, db_path: Path) -> None:
+        self._collection: Any = collection  # chromadb types are stricter than its API
         self.db_path = db_path
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -210,12 +210,6 @@ class ChunkIndex:
                 con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
-
-    @property
-    def _collection(self) -> Any:
-        # langchain_chroma.Chroma embeds texts itself; we pass precomputed (cached,
-        # de-duplicated) vectors and query by ids only, so we talk to its collection.
-        return self.vectorstore._collection
 
     @contextmanager
     def _chroma(self, action: str) -> Iterator[None]:
@@ -434,7 +428,8 @@ class ChunkIndex:
     def reset(self) -> None:
         """Empty the collection and the manifest."""
         with self._chroma("reset the collection"):
-            self.vectorstore.reset_collection()
+            while ids := self._collection.get(limit=5000, include=[])["ids"]:
+                self._collection.delete(ids=ids)
         with self._tx() as con:
             for table in ("chunks_fts", "chunks", "articles"):
                 con.execute(f"DELETE FROM {table}")
@@ -448,8 +443,23 @@ class ChunkIndex:
     def dense_search(
         self, vector: Sequence[float], k: int, filters: Filters, exclude_future: bool = True
     ) -> list[tuple[str, float]]:
-        """Chunk ids and cosine similarities of the ``k`` nearest chunks."""
+        """Chunk ids and cosine similarities of the ``k`` nearest chunks passing ``filters``."""
         where = _chroma_where(filters, exclude_future)
+        if where is None:
+            return self._nearest(vector, k, None)
+        # Chroma applies a metadata filter by scanning the collection: the cost grows with
+        # the index. An unfiltered HNSW query over more neighbours, filtered here against
+        # the manifest, stays flat; the filtered query is the fallback when too few pass.
+        wide = self._nearest(vector, k * 4, None)
+        allowed = self._passing([i for i, _ in wide], filters, exclude_future)
+        kept = [(i, s) for i, s in wide if i in allowed]
+        if len(kept) >= k // 2:
+            return kept[:k]
+        return self._nearest(vector, k, where)
+
+    def _nearest(
+        self, vector: Sequence[float], k: int, where: dict[str, Any] | None
+    ) -> list[tuple[str, float]]:
         with self._chroma("search"):
             result = self._collection.query(
                 query_embeddings=[list(vector)],
@@ -460,6 +470,19 @@ class ChunkIndex:
         ids = result["ids"][0]
         distances = result["distances"][0] if result.get("distances") else [1.0] * len(ids)
         return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
+
+    def _passing(self, chunk_ids: list[str], filters: Filters, exclude_future: bool) -> set[str]:
+        clauses, params = _sql_filters(filters, exclude_future)
+        passing: set[str] = set()
+        for batch in _batches(chunk_ids, 500):
+            marks = ",".join("?" * len(batch))
+            rows = self._con().execute(
+                "SELECT c.chunk_id FROM chunks c JOIN articles a ON a.article_id = c.article_id "
+                f"WHERE a.status = 'complete' AND c.chunk_id IN ({marks}) {clauses}",
+                [*batch, *params],
+            )
+            passing.update(r[0] for r in rows)
+        return passing
 
     def lexical_search(
         self, text: str, k: int, filters: Filters, exclude_future: bool = True

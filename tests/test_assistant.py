@@ -131,3 +131,13 @@ def test_a_standalone_question_is_not_mixed_with_history() -> None:
     history = [("what did Meloni propose?", "...")]
     question = "Which countries border the Baltic Sea and export timber?"
     assert retrieval_query(question, history) == question
+
+
+def test_the_langchain_retriever_returns_the_seed_article_as_a_document(
+    seeded: Assistant,
+) -> None:
+    from rag.retriever import HybridRetriever
+
+    documents = HybridRetriever(searcher=seeded.searcher).invoke("what did Meloni propose?")
+    assert documents[0].metadata["title"].startswith("Italian PM proposes")
+    assert "Meloni" in documents[0].page_content
