@@ -17,7 +17,7 @@ import pytest
 
 from rag.assistant import Assistant
 from rag.components import build_embeddings, build_index
-from rag.embeddings import SentenceTransformerEmbeddings
+from rag.embeddings import LocalEmbeddings
 from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,12 +27,21 @@ SEED_FILE = SEEDS / "meloni-article5-ukraine.txt"
 _ENV_PREFIXES = ("NEWSRAG_", "LLM_", "CHROMA_", "OPENAI_")
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where this session exports the ONNX model once (subprocesses inherit it)."""
+    return tmp_path_factory.mktemp("models")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path
+) -> None:
     """No test reads the developer's .env or writes outside its tmp_path."""
     for key in list(os.environ):
         if key.startswith(_ENV_PREFIXES):
             monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("NEWSRAG_MODEL_CACHE_DIR", str(model_cache))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
@@ -47,9 +56,9 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def embeddings() -> SentenceTransformerEmbeddings:
-    """The real bundled all-MiniLM-L6-v2, loaded once for the whole session."""
-    emb = build_embeddings(Settings(_env_file=None))  # type: ignore[call-arg]
+def embeddings(model_cache: Path) -> LocalEmbeddings:
+    """The real bundled all-MiniLM-L6-v2 (default backend), loaded once for the session."""
+    emb = build_embeddings(Settings(_env_file=None, model_cache_dir=model_cache))  # type: ignore[call-arg]
     emb.embed_query("warm up")
     return emb
 
@@ -61,7 +70,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def assistant_factory(
-    embeddings: SentenceTransformerEmbeddings,
+    embeddings: LocalEmbeddings,
 ) -> Callable[..., Assistant]:
     def build(settings: Settings, chat_model: Any = None) -> Assistant:
         return Assistant(settings, build_index(settings, embeddings), embeddings, chat_model)

@@ -31,7 +31,7 @@ from playwright.sync_api import (
 import app
 from rag.assistant import Assistant
 from rag.components import build_index
-from rag.embeddings import SentenceTransformerEmbeddings
+from rag.embeddings import LocalEmbeddings
 from rag.records import NOT_FOUND_TEXT
 from tests.conftest import ROOT, SEEDS, free_port, make_settings, wait_for_http
 
@@ -61,7 +61,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def server(
-    tmp_path_factory: pytest.TempPathFactory, embeddings: SentenceTransformerEmbeddings
+    tmp_path_factory: pytest.TempPathFactory, embeddings: LocalEmbeddings
 ) -> Iterator[str]:
     """The chat over a fresh index holding the seed article; yields its URL."""
     with pytest.MonkeyPatch.context() as env:

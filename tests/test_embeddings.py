@@ -20,12 +20,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One export per test session (it takes a few seconds), outside the user's cache."""
-    return tmp_path_factory.mktemp("onnx-models")
-
-
-@pytest.fixture(scope="session")
 def texts() -> list[str]:
     """Real sentences and paragraphs of different lengths (so batches need padding)."""
     body = SEED_FILE.read_text(encoding="utf-8")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import itertools
 
 from ingest.splitter import SentenceSplitter, approximate_token_counter
-from rag.embeddings import SentenceTransformerEmbeddings
+from rag.embeddings import LocalEmbeddings
 from rag.records import Article
 from tests.conftest import SEED_FILE
 
@@ -51,7 +51,7 @@ def test_an_overlong_sentence_is_cut_at_words_to_fit() -> None:
 
 
 def test_no_seed_chunk_plus_title_exceeds_the_model_window(
-    embeddings: SentenceTransformerEmbeddings,
+    embeddings: LocalEmbeddings,
 ) -> None:
     from ingest.loaders import load_file
 
