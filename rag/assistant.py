@@ -105,6 +105,7 @@ class Assistant:
                 candidates=settings.candidates,
                 rrf_k=settings.rrf_k,
                 recency_days=settings.recency_days,
+                recency_weight=settings.recency_boost,
                 exclude_future=settings.exclude_future,
             ),
         )

@@ -42,7 +42,7 @@ class SearchConfig:
     rrf_k: int = 60
     chunks_per_article: int = 3
     recency_days: int = 30
-    recency_weight: float = 0.5
+    recency_weight: float = 3.0
     exclude_future: bool = True
 
 

@@ -60,9 +60,7 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, embeddings: LocalEmbeddings
-) -> Iterator[str]:
+def server(tmp_path_factory: pytest.TempPathFactory, embeddings: LocalEmbeddings) -> Iterator[str]:
     """The chat over a fresh index holding the seed article; yields its URL."""
     with pytest.MonkeyPatch.context() as env:
         # The function-scoped isolation fixture of conftest does not cover module setup.
