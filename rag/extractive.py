@@ -57,10 +57,11 @@ class _Candidate:
 @dataclass(frozen=True)
 class ExtractiveConfig:
     sentences: int = 2
-    min_evidence: float = 0.30
+    min_evidence: float = 0.40
     max_chars: int = 420
-    embedded_candidates: int = 16
-    fresh_days: int = 7  # sentences compared with the question by embedding
+    embedded_candidates: int = 16  # sentences compared with the question by embedding
+    fresh_days: int = 7
+    prior_weight: float = 0.6  # how much the article's retrieval rank weighs on a sentence
 
 
 def question_kind(question: str) -> str:
@@ -125,7 +126,10 @@ class ExtractiveAnswerer:
         """
         query = query or question
         candidates = self._candidates(hits)
-        weights = self._weights(query)
+        weights = self._weights(question)
+        # Words a follow-up borrows from the conversation help, but less than its own.
+        for term, weight in self._weights(query).items():
+            weights.setdefault(term, 0.3 * weight)
         if not candidates or not weights:
             return _not_found(question, hits)
         self._score(candidates, weights, question, hits)
@@ -208,7 +212,7 @@ class ExtractiveAnswerer:
             matched = question_terms & c.terms
             c.coverage = sum(weights[t] for t in matched) / total
             prior = c.hit.score / top_score if top_score else 0.0
-            factor = 0.7 + 0.3 * prior
+            factor = (1.0 - self.config.prior_weight) + self.config.prior_weight * prior
             new_terms = len(c.terms - question_terms)
             if new_terms < 2:  # restates the question (a headline), answers nothing
                 factor *= 0.5

@@ -148,7 +148,7 @@ class Settings(BaseSettings):
         2, ge=1, le=8, description="Sentences quoted by the extractive answerer."
     )
     min_evidence: float = Field(
-        0.30,
+        0.40,
         ge=0.0,
         le=1.0,
         description="Extractive answers below this evidence score say 'not found'.",
