@@ -362,7 +362,17 @@ def _defuse_markers(text: str) -> str:
 
 
 def _passage(cands: list[_Candidate]) -> str:
-    """The quoted sentences with one sentence of context on each side."""
+    """The quoted sentences with one sentence of context on each side.
+
+    A quoted headline is shown as the card's title already; its passage is the lede.
+    """
+    body = [c for c in cands if c.chunk_index >= 0]
+    if not body:
+        hit = cands[0].hit
+        lead = next((c.text for c in hit.chunks if c.chunk_index == 0), "")
+        spans = split_sentences(lead)[:2]
+        return lead[spans[0][0] : spans[-1][1]] if spans else cands[0].text
+    cands = body
     first = cands[0]
     positions = [c.position for c in cands if c.chunk_text == first.chunk_text]
     lo = max(0, min(positions) - 1)

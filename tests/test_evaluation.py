@@ -24,7 +24,7 @@ ARTICLES = [
         "id": "gold-festival",
         "url": "https://news.example/festival",
         "title": "Tall ships festival",
-        "published": "2024-05-28",
+        "published": "2024-05-30",
         "source": "news.example",
         "text": "The tall ships festival will bring 35 ships to the harbor in July. "
         "Organizers expect half a million visitors.",
@@ -33,7 +33,7 @@ ARTICLES = [
         "id": "distractor",
         "url": "https://other.example/weather",
         "title": "Weekend weather",
-        "published": "2024-05-29",
+        "published": "2024-05-20",
         "source": "other.example",
         "text": "Forecasters expect rain on Saturday and sunshine on Sunday across the region.",
     },
