@@ -334,7 +334,7 @@ def _compose(
                 url=hit.url,
                 published=hit.published,
                 passage=_passage(cands),
-                highlights=tuple(c.text for c in cands),
+                highlights=tuple(c.text for c in cands if c.chunk_index >= 0),
                 chunk_id=next(
                     (ch.chunk_id for ch in hit.chunks if ch.text == cands[0].chunk_text), ""
                 ),
