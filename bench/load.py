@@ -115,7 +115,9 @@ def main() -> int:
                     i, question = queue.pop()
                 started = time.perf_counter()
                 try:
-                    out = client.predict(question, [], [], [], "", "", api_name="/respond")
+                    # Inputs of the API: question, chat, sources, date from, date to (the
+                    # per-session state is not part of it).
+                    out = client.predict(question, [], [], "", "", api_name="/respond")
                     text = str(out[0][-1]["content"]) if out and out[0] else ""
                     ok = bool(text) and "Searching" not in text and "⚠" not in text
                     error = "" if ok else text[:200]
@@ -137,7 +139,8 @@ def main() -> int:
             started = time.perf_counter()
             out = client.predict([handle_file(str(batch))], api_name="/on_upload")
             took = time.perf_counter() - started
-            ingest_report = f"{str(out[0]).splitlines()[0][:160]} in {took:.0f}s"
+            first = str(out[0]).splitlines()[0].replace("\\", "").strip("*")
+            ingest_report = f"{first[:160]} in {took:.0f}s"
 
         threads = [threading.Thread(target=worker) for _ in range(args.clients)]
         ingest_thread = threading.Thread(target=ingester)
