@@ -7,9 +7,12 @@ import os
 import platform
 import resource
 import shlex
+import socket
 import statistics
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +59,26 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores{ram}; Python {platform.python_version()}; " + ", ".join(
         versions
     )
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_http(url: str, timeout: float) -> None:
+    """Poll ``url`` until it answers; TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except Exception:
+            time.sleep(0.5)
+    msg = f"{url} did not answer within {timeout:.0f}s"
+    raise TimeoutError(msg)
 
 
 def busy_note() -> str:

@@ -14,19 +14,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEV, ROOT, busy_note, command_line, machine, markdown, percentile
+from _common import (
+    DEV,
+    ROOT,
+    busy_note,
+    command_line,
+    free_port,
+    machine,
+    markdown,
+    percentile,
+    wait_for_http,
+)
 
 REPORT = ROOT / "docs" / "RELIABILITY.md"
 SEED_QUESTIONS = [
@@ -36,24 +44,6 @@ SEED_QUESTIONS = [
     "Who said the US does not see Ukraine's NATO membership as realistic?",
     "who won the 2022 World Cup?",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except Exception:
-            time.sleep(0.5)
-    msg = f"the app did not start within {timeout:.0f}s"
-    raise TimeoutError(msg)
 
 
 def _questions(n: int) -> list[str]:
@@ -88,7 +78,7 @@ def main() -> int:
     from gradio_client import Client, handle_file
 
     workdir = Path(tempfile.mkdtemp(prefix="newsrag-load-"))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "NEWSRAG_DATA_DIR": str(workdir / "data"), "NEWSRAG_PORT": str(port)}
     note_load = busy_note()
     server = subprocess.Popen(
@@ -101,7 +91,7 @@ def main() -> int:
     results: list[dict[str, Any]] = []
     lock = threading.Lock()
     try:
-        _wait(f"http://127.0.0.1:{port}/", 300)
+        wait_for_http(f"http://127.0.0.1:{port}/", 300)
         questions = _questions(args.questions)
         queue = list(enumerate(questions))
         deadline = time.monotonic() + args.timeout

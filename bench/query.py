@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from _common import (
     PYTHON,
     append_report,
     busy_note,
+    free_port,
     markdown,
     median,
     peak_rss_mb,
@@ -42,12 +42,6 @@ from _common import (
 )
 
 NEWSRAG = str(Path(PYTHON).parent / "newsrag")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _vm_hwm_mb(pid: int) -> float:
@@ -59,7 +53,7 @@ def _vm_hwm_mb(pid: int) -> float:
 
 def serve_rss(env: dict[str, str], args: argparse.Namespace) -> float | None:
     """Peak RSS of ``newsrag serve`` after it starts answering (None if it did not)."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             NEWSRAG,

@@ -173,9 +173,8 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def _stats(settings: Settings) -> int:
     from rag.components import build_index
-    from rag.embeddings import SentenceTransformerEmbeddings
 
-    index = build_index(settings, SentenceTransformerEmbeddings(settings.embedding_model))
+    index = build_index(settings)
     stats = index.stats()
     where = (
         f"{settings.chroma_host}:{settings.chroma_port}"
