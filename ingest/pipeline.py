@@ -21,8 +21,10 @@ from langchain_core.embeddings import Embeddings
 
 from ingest.loaders import LoadFailure, discover, load_file
 from ingest.splitter import SentenceSplitter
+from rag.embeddings import LocalEmbeddings
 from rag.records import Article, Chunk, sha1_hex
 from rag.store import ChunkIndex, stored_hash
+from rag.text import split_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +116,10 @@ class Ingestor:
         self.max_article_chars = max_article_chars
         self.flush_chunks = flush_chunks
         # Re-split and re-embed everything when the model or the chunk sizes change.
-        self.version = version or (f"{model_key}|{splitter.chunk_tokens}|{splitter.overlap_tokens}")
+        # "sv1": chunks carry sentence vectors (an index from before them is redone).
+        self.version = version or (
+            f"{model_key}|{splitter.chunk_tokens}|{splitter.overlap_tokens}|sv1"
+        )
 
     def ingest(
         self,
@@ -260,34 +265,56 @@ class Ingestor:
         )
 
     def _store(self, batch: list[tuple[Article, list[Chunk]]], tick: Callable[[int], None]) -> int:
-        """Embed (through the cache) and write one batch; returns how many were embedded."""
+        """Embed (through the cache) and write one batch; returns how many were embedded.
+
+        Each chunk's sentences get vectors from the same pass (see
+        :meth:`rag.embeddings.LocalEmbeddings.embed_with_spans`) when the model gives them.
+        """
         keys: list[str] = []
         texts: dict[str, str] = {}
+        spans: dict[str, list[tuple[int, int]]] = {}
         for article, chunks in batch:
             for chunk in chunks:
                 text = embedding_text(article.title, chunk.text)
                 key = sha1_hex(f"{self.model_key}\x1f{text}", 40)
                 keys.append(key)
                 texts[key] = text
+                spans[key] = sentence_spans(article.title, chunk.text)
         cached = self.index.cached_vectors(list(texts))
-        missing = [k for k in texts if k not in cached]
+        with_spans = isinstance(self.embeddings, LocalEmbeddings)
+        sentences: dict[str, np.ndarray | None] = {}
+        if with_spans:
+            sentences.update(self.index.cached_sentence_vectors(list(cached)))
+        missing = [k for k in texts if k not in cached or (with_spans and k not in sentences)]
         tick(len(keys) - len(missing))
         # Longest first: batches of similar length waste less padding.
         missing.sort(key=lambda k: len(texts[k]), reverse=True)
         for start in range(0, len(missing), EMBED_SLICE):
             part = missing[start : start + EMBED_SLICE]
-            vectors = self.embeddings.embed_documents([texts[k] for k in part])
+            if isinstance(self.embeddings, LocalEmbeddings):
+                matrix, pooled = self.embeddings.embed_with_spans(
+                    [texts[k] for k in part], [spans[k] for k in part]
+                )
+                vectors = list(matrix)
+            else:
+                vectors = self.embeddings.embed_documents([texts[k] for k in part])
+                pooled = [None] * len(part)
             fresh = {k: np.asarray(v, dtype=np.float32) for k, v in zip(part, vectors, strict=True)}
-            self.index.cache_vectors(fresh)
+            fresh_sentences = dict(zip(part, pooled, strict=True))
+            self.index.cache_vectors(fresh, fresh_sentences)
             cached.update(fresh)
+            sentences.update(fresh_sentences)
             tick(len(part))
         rows = []
+        by_chunk: dict[str, np.ndarray | None] = {}
         position = 0
         for article, chunks in batch:
-            vecs = np.stack([cached[keys[position + i]] for i in range(len(chunks))])
+            chunk_keys = keys[position : position + len(chunks)]
             position += len(chunks)
-            rows.append((article, chunks, vecs))
-        self.index.write(rows, self.version)
+            rows.append((article, chunks, np.stack([cached[k] for k in chunk_keys])))
+            for chunk, key in zip(chunks, chunk_keys, strict=True):
+                by_chunk[chunk.chunk_id] = sentences.get(key)
+        self.index.write(rows, self.version, sentence_vectors=by_chunk)
         return len(missing)
 
     def _prune(self, paths: Sequence[Path], plan: _Plan) -> list[IngestedArticle]:
@@ -309,6 +336,19 @@ def _is_under(origin: str, root: str) -> bool:
 def embedding_text(title: str, text: str) -> str:
     """What is embedded for a chunk: its article's title gives it context."""
     return f"{title}\n{text}" if title else text
+
+
+def sentence_spans(title: str, text: str) -> list[tuple[int, int]]:
+    """Where the title and each sentence of ``text`` are in ``embedding_text(title, text)``.
+
+    The first span is the title's (empty without a title); then one per sentence of
+    :func:`rag.text.split_sentences`, the split the extractive answerer quotes from.
+
+    >>> sentence_spans("Headline", "One. Two.")
+    [(0, 8), (9, 13), (14, 18)]
+    """
+    offset = len(title) + 1 if title else 0
+    return [(0, len(title)), *((s + offset, e + offset) for s, e in split_sentences(text))]
 
 
 def _progress_bar(total: int, show: bool) -> object | None:

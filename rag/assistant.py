@@ -117,6 +117,7 @@ class Assistant:
                 min_evidence=settings.min_evidence,
                 fresh_days=settings.fresh_days,
             ),
+            sentence_vectors=self.index.sentence_vectors,
         )
         self.llm: LLMAnswerer | None = None
         if chat_model is not None:

@@ -15,6 +15,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from rag.errors import ConfigError, MissingDependencyError
@@ -24,6 +25,42 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 logger = logging.getLogger(__name__)
+
+Span = tuple[int, int]
+"""A ``(start, end)`` character range of a text."""
+
+
+def pool_spans(
+    hidden: np.ndarray,
+    offsets: Sequence[tuple[int, int]],
+    special: Sequence[int],
+    spans: Sequence[Span],
+) -> np.ndarray:
+    """One L2-normalized vector per character span: the mean of the token vectors in it.
+
+    ``hidden`` holds the model's output for one text (one row per token, padding
+    removed), ``offsets`` each token's character range and ``special`` 1 for [CLS] and
+    [SEP]. A span with no token (cut by truncation) gets a row of NaN.
+
+    This is "late chunking": the sentences of a chunk get vectors from the pass that
+    embeds the chunk, at no extra model cost, each read in the context of its chunk.
+
+    >>> h = np.array([[9.0, 9.0], [1.0, 0.0], [0.0, 1.0], [9.0, 9.0]])
+    >>> pool_spans(h, [(0, 0), (0, 2), (3, 5), (0, 0)], [1, 0, 0, 1], [(0, 2), (3, 5), (6, 9)])
+    array([[ 1.,  0.],
+           [ 0.,  1.],
+           [nan, nan]], dtype=float32)
+    """
+    out = np.full((len(spans), hidden.shape[1]), np.nan, dtype=np.float32)
+    n = min(len(offsets), hidden.shape[0])
+    bounds = np.asarray(offsets[:n], dtype=np.int64).reshape(n, 2)
+    real = (np.asarray(special[:n]) == 0) & (bounds[:, 1] > bounds[:, 0])
+    for row, (start, end) in enumerate(spans):
+        inside = real & (bounds[:, 0] >= start) & (bounds[:, 1] <= end)
+        if inside.any():
+            vector = hidden[:n][inside].mean(axis=0)
+            out[row] = vector / max(float(np.linalg.norm(vector)), 1e-12)
+    return out
 
 
 def resolve_model_path(name: str) -> str:
@@ -74,6 +111,17 @@ class LocalEmbeddings(Embeddings):
     @abstractmethod
     def token_counter(self) -> Callable[[Sequence[str]], list[int]]:
         """A function giving the word-piece count of each text (special tokens excluded)."""
+
+    def embed_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Span]]
+    ) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """Vectors of ``texts``, and for each text one vector per span (see :func:`pool_spans`).
+
+        Span vectors come from the same forward pass; a model that cannot give them
+        returns ``None`` for each text, and sentences are then embedded when asked about.
+        """
+        vectors = np.asarray(self.embed_documents(list(texts)), dtype=np.float32)
+        return vectors, [None] * len(texts)
 
 
 class SentenceTransformerEmbeddings(LocalEmbeddings):
@@ -142,10 +190,39 @@ class SentenceTransformerEmbeddings(LocalEmbeddings):
     def embed_query(self, text: str) -> list[float]:
         return self._encode([text])[0].tolist()
 
+    def embed_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Span]]
+    ) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        poolings = [m for m in self.model if hasattr(m, "pooling_mode")]
+        mean = len(poolings) == 1 and poolings[0].pooling_mode == "mean"
+        if not texts or not mean:  # pooled span vectors are only comparable to mean pooling
+            return super().embed_with_spans(texts, spans)
+        tokens = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            output_value="token_embeddings",
+            show_progress_bar=False,
+        )
+        encoded = self.model.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.max_tokens,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+        )
+        rows: list[np.ndarray] = []
+        pooled: list[np.ndarray | None] = []
+        for i, token_vectors in enumerate(tokens):
+            hidden = np.asarray(token_vectors.float().cpu().numpy(), dtype=np.float32)
+            mean_vector = hidden.mean(axis=0)
+            rows.append(mean_vector / max(float(np.linalg.norm(mean_vector)), 1e-12))
+            offsets = encoded["offset_mapping"][i]
+            special = encoded["special_tokens_mask"][i]
+            pooled.append(pool_spans(hidden, offsets, special, spans[i]))
+        return np.stack(rows).astype(np.float32), pooled
+
     def _encode(self, texts: Sequence[str]) -> Any:
         if not texts:
-            import numpy as np
-
             return np.zeros((0, 0), dtype="float32")
         return self.model.encode(
             list(texts),

@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.embeddings import LocalEmbeddings, _quiet_transformers, resolve_model_path
+from rag.embeddings import (
+    LocalEmbeddings,
+    Span,
+    _quiet_transformers,
+    pool_spans,
+    resolve_model_path,
+)
 from rag.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -312,8 +318,21 @@ class OnnxEmbeddings(LocalEmbeddings):
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalized float32 vectors, one row per text (``(0, 0)`` for no text)."""
+        vectors, _ = self._run(texts, None)
+        return vectors
+
+    def embed_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Span]]
+    ) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        vectors, pooled = self._run(texts, spans)
+        return vectors, list(pooled)
+
+    def _run(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Span]] | None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Text vectors, and span vectors pooled from the same pass when ``spans`` is given."""
         if not texts:
-            return np.zeros((0, 0), dtype=np.float32)
+            return np.zeros((0, 0), dtype=np.float32), []
         self._load_tokenizers()
         session = self._load_session()
         tokenizer = self._tokenizer
@@ -322,6 +341,7 @@ class OnnxEmbeddings(LocalEmbeddings):
         lengths = np.array([len(e.ids) for e in encodings])
         order = np.argsort(-lengths, kind="stable")  # longest first: padding stays small
         out: np.ndarray | None = None
+        pooled: list[np.ndarray] = [np.zeros((0, 0), dtype=np.float32)] * len(texts)
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             width = int(lengths[rows].max())
@@ -334,10 +354,17 @@ class OnnxEmbeddings(LocalEmbeddings):
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             hidden = session.run(None, {k: feed[k] for k in self._input_names})[0]
             weights = mask[:, :, None].astype(np.float32)
-            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            summed = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            norms = np.linalg.norm(summed, axis=1, keepdims=True)
             if out is None:
-                out = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
-            out[rows] = pooled / np.clip(norms, 1e-12, None)
+                out = np.empty((len(texts), summed.shape[1]), dtype=np.float32)
+            out[rows] = summed / np.clip(norms, 1e-12, None)
+            if spans is not None:
+                for r, i in enumerate(rows):
+                    enc = encodings[i]
+                    n = int(lengths[i])
+                    pooled[i] = pool_spans(
+                        hidden[r, :n], enc.offsets, enc.special_tokens_mask, spans[i]
+                    )
         assert out is not None
-        return out
+        return out, pooled

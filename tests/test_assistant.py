@@ -141,3 +141,42 @@ def test_the_langchain_retriever_returns_the_seed_article_as_a_document(
     documents = HybridRetriever(searcher=seeded.searcher).invoke("what did Meloni propose?")
     assert documents[0].metadata["title"].startswith("Italian PM proposes")
     assert "Meloni" in documents[0].page_content
+
+
+def _record_encodes(assistant: Assistant, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    calls: list[list[str]] = []
+    encode = assistant.extractive.encode
+    assert encode is not None
+
+    def recording(texts: list[str]) -> object:
+        calls.append(list(texts))
+        return encode(texts)
+
+    monkeypatch.setattr(assistant.extractive, "encode", recording)
+    return calls
+
+
+def test_stored_sentence_vectors_choose_the_few_sentences_embedded_at_ask_time(
+    seeded: Assistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    extractive = seeded.extractive
+    monkeypatch.setattr(extractive, "config", replace(extractive.config, embedded_candidates=2))
+    calls = _record_encodes(seeded, monkeypatch)
+    answer = seeded.ask("what did Meloni propose?")
+    assert answer.found and "Article 5" in answer.text
+    assert calls[0] == ["what did Meloni propose?"]
+    assert len(calls) == 2 and len(calls[1]) == 2
+    assert answer.text.split(" [")[0] in calls[1]  # the quote was one of the two
+
+
+def test_without_stored_sentence_vectors_the_lexical_front_runners_are_embedded(
+    seeded: Assistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(seeded.extractive, "sentence_vectors", None)
+    calls = _record_encodes(seeded, monkeypatch)
+    answer = seeded.ask("what did Meloni propose?")
+    assert answer.found and "Article 5" in answer.text
+    assert len(calls) == 1 and calls[0][0] == "what did Meloni propose?"
+    assert 1 < len(calls[0]) <= 1 + seeded.extractive.config.lexical_candidates

@@ -164,3 +164,42 @@ def test_the_onnx_backend_embeds_without_importing_torch(model_cache: Path) -> N
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [384, False, False]
+
+
+def test_sentence_vectors_pooled_in_one_pass_agree_across_backends(
+    model_cache: Path, torch_embeddings: SentenceTransformerEmbeddings
+) -> None:
+    from ingest.pipeline import embedding_text, sentence_spans
+
+    title = "Italian PM proposes extending NATO's Article 5 to Ukraine"
+    body = SEED_FILE.read_text(encoding="utf-8").split("\n\n")[1][:600]
+    text, spans = embedding_text(title, body), sentence_spans(title, body)
+    onnx = _onnx(model_cache, quantize=False)
+    vectors, pooled = onnx.embed_with_spans([text], [spans])
+    torch_vectors, torch_pooled = torch_embeddings.embed_with_spans([text], [spans])
+    plain = np.asarray(onnx.embed_documents([text]), dtype=np.float32)
+    assert pooled[0] is not None and torch_pooled[0] is not None
+    assert pooled[0].shape == (len(spans), 384)
+    # The chunk vector is unchanged by also pooling its sentences.
+    np.testing.assert_allclose(vectors, plain, atol=1e-5)
+    np.testing.assert_allclose(vectors, torch_vectors, atol=1e-4)
+    np.testing.assert_allclose(pooled[0], torch_pooled[0], atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(pooled[0], axis=1), 1.0, atol=1e-5)
+    # Read in context, a sentence vector stays close to the sentence embedded alone, and
+    # on average nearer to it than to the other sentences of its chunk.
+    alone = np.asarray(onnx.embed_documents([text[a:b] for a, b in spans]), dtype=np.float32)
+    similarity = pooled[0] @ alone.T
+    own = similarity.diagonal()
+    others = (similarity.sum(axis=1) - own) / (len(spans) - 1)
+    assert (own >= 0.6).all()
+    assert own.mean() > others.mean() + 0.1
+
+
+def test_a_sentence_cut_off_by_truncation_gets_no_vector(model_cache: Path) -> None:
+    onnx = _onnx(model_cache, quantize=True)
+    text = "First sentence here. " + "word " * 400 + "Last sentence."
+    spans = [(0, 20), (len(text) - 14, len(text))]
+    _, pooled = onnx.embed_with_spans([text], [spans])
+    assert pooled[0] is not None
+    assert not np.isnan(pooled[0][0]).any()
+    assert np.isnan(pooled[0][1]).all()

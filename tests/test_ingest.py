@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.assistant import Assistant
@@ -158,3 +159,51 @@ def test_changing_the_chunk_size_resplits_every_article_on_the_next_ingest(
     assert len(report.updated) == 1
     articles, chunks, in_chroma = _index_counts(resized)
     assert articles == 1 and chunks == in_chroma > before
+
+
+def test_every_chunk_is_stored_with_a_vector_for_its_title_and_each_sentence(
+    seeded: Assistant,
+) -> None:
+    from rag.text import split_sentences
+
+    index = seeded.index
+    chunks = index.chunks_by_id(index.chroma_ids())
+    stored = index.sentence_vectors(list(chunks))
+    assert set(stored) == set(chunks)
+    for chunk_id, chunk in chunks.items():
+        matrix = stored[chunk_id]
+        assert matrix.shape == (len(split_sentences(chunk.text)) + 1, 384)
+        assert np.allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=0.02)
+
+
+def test_an_unchanged_chunk_of_an_edited_article_keeps_its_sentence_vectors_from_the_cache(
+    assistant: Assistant, tmp_path: Path
+) -> None:
+    path = _copy_seed(tmp_path / "articles")
+    assistant.ingest([path.parent])
+    index = assistant.index
+    before = index.sentence_vectors(index.chroma_ids())
+    path.write_text(path.read_text(encoding="utf-8") + "\nOne more closing line.\n", "utf-8")
+    report = assistant.ingest([path.parent])
+    after = index.sentence_vectors(index.chroma_ids())
+    assert report.chunks_embedded == 1 < report.chunks_written
+    assert set(after) == set(index.chroma_ids())
+    unchanged = [c for c in before if c in after and before[c].shape == after[c].shape]
+    assert len(unchanged) == report.chunks_written - 1
+    for chunk_id in unchanged:
+        np.testing.assert_array_equal(before[chunk_id], after[chunk_id])
+
+
+def test_a_record_database_from_before_sentence_vectors_is_upgraded_and_still_answers(
+    seeded: Assistant, assistant_factory: object
+) -> None:
+    import sqlite3
+
+    db = seeded.index.db_path
+    with sqlite3.connect(db) as con:
+        for table in ("chunks", "embedding_cache"):
+            con.execute(f"ALTER TABLE {table} DROP COLUMN sentences")
+    reopened = assistant_factory(seeded.settings)  # type: ignore[operator]
+    assert not reopened.index.sentence_vectors(reopened.index.chroma_ids())
+    answer = reopened.ask("what did Meloni propose?")
+    assert answer.found and "Article 5" in answer.text
