@@ -215,6 +215,8 @@ class Assistant:
         return {t: self._idf_cached(t, generation) for t in terms}
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        if len(texts) == 1:  # the question: usually embedded for retrieval already
+            return np.asarray([self.embeddings.embed_query(texts[0])], dtype=np.float32)
         return np.asarray(self.embeddings.embed_documents(texts), dtype=np.float32)
 
     _generation = 0  # bumped after each ingest so IDF weights follow the index

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +98,25 @@ class LocalEmbeddings(Embeddings):
     """
 
     model_name: str
+    _query_memo: OrderedDict[str, list[float]] | None = None
+    _memo_lock = threading.Lock()
+
+    def embed_query(self, text: str) -> list[float]:
+        """The vector of a question, remembered for the last 256 questions: retrieval and
+        the answerer both need it, and a chat repeats questions."""
+        with self._memo_lock:
+            if self._query_memo is None:
+                self._query_memo = OrderedDict()
+            if text in self._query_memo:
+                self._query_memo.move_to_end(text)
+                return list(self._query_memo[text])
+        vector = self.embed_documents([text])[0]
+        with self._memo_lock:
+            assert self._query_memo is not None
+            self._query_memo[text] = vector
+            if len(self._query_memo) > 256:
+                self._query_memo.popitem(last=False)
+        return list(vector)
 
     @property
     def backend(self) -> str:
@@ -186,9 +206,6 @@ class SentenceTransformerEmbeddings(LocalEmbeddings):
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self._encode(texts).tolist()
-
-    def embed_query(self, text: str) -> list[float]:
-        return self._encode([text])[0].tolist()
 
     def embed_with_spans(
         self, texts: Sequence[str], spans: Sequence[Sequence[Span]]

@@ -312,10 +312,6 @@ class OnnxEmbeddings(LocalEmbeddings):
         vectors: list[list[float]] = self.encode(texts).tolist()
         return vectors
 
-    def embed_query(self, text: str) -> list[float]:
-        vector: list[float] = self.encode([text])[0].tolist()
-        return vector
-
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalized float32 vectors, one row per text (``(0, 0)`` for no text)."""
         vectors, _ = self._run(texts, None)
