@@ -350,7 +350,9 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
     if not questions:
         print(f"newsrag: no questions with gold articles in {dataset}", file=sys.stderr)
         return 1
-    esettings = eval_settings(settings, dataset)
+    # --collection names an index that holds the corpus already (e.g. one that
+    # bench/ingest.py kept); by default the eval keeps its own collection per dataset.
+    esettings = settings if args.collection else eval_settings(settings, dataset)
     if args.mode == "extractive":
         esettings = esettings.model_copy(update={"answer_mode": "extractive"})
     elif not settings.llm_provider:

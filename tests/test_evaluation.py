@@ -123,3 +123,16 @@ def test_eval_runs_on_a_small_dataset_and_writes_json_and_markdown(
         == 0
     )
     assert "added 0, updated 0, skipped 3" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_can_measure_a_collection_that_holds_the_corpus_already(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset = _dataset(tmp_path / "tiny")
+    data = str(tmp_path / "data")
+    assert main(["--data-dir", data, "--collection", "kept", "ingest", str(dataset / "corpus.jsonl")]) == 0
+    capsys.readouterr()
+    args = ["eval", str(dataset), "--no-anchors", "--out", str(tmp_path / "results")]
+    assert main(["--data-dir", data, "--collection", "kept", *args]) == 0
+    assert "added 0, updated 0, skipped 3" in capsys.readouterr().err
