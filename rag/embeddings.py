@@ -118,6 +118,11 @@ class LocalEmbeddings(Embeddings):
                 self._query_memo.popitem(last=False)
         return list(vector)
 
+    def forget_queries(self) -> None:
+        """Drop the remembered question vectors (benchmarks time a cold question)."""
+        with self._memo_lock:
+            self._query_memo = None
+
     @property
     def backend(self) -> str:
         """The runtime (``torch``, ``onnx``, ``onnx-int8``): part of the vector cache key."""

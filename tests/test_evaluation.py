@@ -131,7 +131,8 @@ def test_eval_can_measure_a_collection_that_holds_the_corpus_already(
 ) -> None:
     dataset = _dataset(tmp_path / "tiny")
     data = str(tmp_path / "data")
-    assert main(["--data-dir", data, "--collection", "kept", "ingest", str(dataset / "corpus.jsonl")]) == 0
+    corpus = str(dataset / "corpus.jsonl")
+    assert main(["--data-dir", data, "--collection", "kept", "ingest", corpus]) == 0
     capsys.readouterr()
     args = ["eval", str(dataset), "--no-anchors", "--out", str(tmp_path / "results")]
     assert main(["--data-dir", data, "--collection", "kept", *args]) == 0
