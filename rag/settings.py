@@ -46,7 +46,10 @@ class Settings(BaseSettings):
         description="Directory of the persistent Chroma index and the record database.",
     )
     collection: str = Field(
-        "news", description="Chroma collection name; the eval harness uses its own."
+        "news",
+        description="Chroma collection name; the eval harness uses its own.",
+        # Chroma's own rule, checked here so a bad name is not reported as a corrupt index.
+        pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$",
     )
     seeds_dir: Path = Field(
         Path("seeds"), description="Articles ingested by `newsrag serve` when the index is empty."

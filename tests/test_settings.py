@@ -61,3 +61,6 @@ def test_inconsistent_settings_are_rejected_with_the_field_named() -> None:
         Settings(_env_file=None, answer_mode="llm")  # type: ignore[call-arg]
     with pytest.raises(ValidationError, match="auth_password"):
         Settings(_env_file=None, auth_username="me")  # type: ignore[call-arg]
+    for name in ("p", "-news", "my news"):
+        with pytest.raises(ValidationError, match="collection"):
+            Settings(_env_file=None, collection=name)  # type: ignore[call-arg]
