@@ -281,7 +281,8 @@ class Ingestor:
                 texts[key] = text
                 spans[key] = sentence_spans(article.title, chunk.text)
         cached = self.index.cached_vectors(list(texts))
-        with_spans = isinstance(self.embeddings, LocalEmbeddings)
+        embeddings = self.embeddings
+        with_spans = isinstance(embeddings, LocalEmbeddings) and embeddings.gives_span_vectors
         sentences: dict[str, np.ndarray | None] = {}
         if with_spans:
             sentences.update(self.index.cached_sentence_vectors(list(cached)))
@@ -291,13 +292,14 @@ class Ingestor:
         missing.sort(key=lambda k: len(texts[k]), reverse=True)
         for start in range(0, len(missing), EMBED_SLICE):
             part = missing[start : start + EMBED_SLICE]
-            if isinstance(self.embeddings, LocalEmbeddings):
-                matrix, pooled = self.embeddings.embed_with_spans(
+            if with_spans:
+                assert isinstance(embeddings, LocalEmbeddings)
+                matrix, pooled = embeddings.embed_with_spans(
                     [texts[k] for k in part], [spans[k] for k in part]
                 )
                 vectors = list(matrix)
             else:
-                vectors = self.embeddings.embed_documents([texts[k] for k in part])
+                vectors = embeddings.embed_documents([texts[k] for k in part])
                 pooled = [None] * len(part)
             fresh = {k: np.asarray(v, dtype=np.float32) for k, v in zip(part, vectors, strict=True)}
             fresh_sentences = dict(zip(part, pooled, strict=True))

@@ -137,6 +137,11 @@ class LocalEmbeddings(Embeddings):
     def token_counter(self) -> Callable[[Sequence[str]], list[int]]:
         """A function giving the word-piece count of each text (special tokens excluded)."""
 
+    @property
+    def gives_span_vectors(self) -> bool:
+        """Whether :meth:`embed_with_spans` pools span vectors (mean-pooling models)."""
+        return False
+
     def embed_with_spans(
         self, texts: Sequence[str], spans: Sequence[Sequence[Span]]
     ) -> tuple[np.ndarray, list[np.ndarray | None]]:
@@ -215,9 +220,7 @@ class SentenceTransformerEmbeddings(LocalEmbeddings):
     def embed_with_spans(
         self, texts: Sequence[str], spans: Sequence[Sequence[Span]]
     ) -> tuple[np.ndarray, list[np.ndarray | None]]:
-        poolings = [m for m in self.model if hasattr(m, "pooling_mode")]
-        mean = len(poolings) == 1 and poolings[0].pooling_mode == "mean"
-        if not texts or not mean:  # pooled span vectors are only comparable to mean pooling
+        if not texts or not self.gives_span_vectors:
             return super().embed_with_spans(texts, spans)
         tokens = self.model.encode(
             list(texts),
@@ -242,6 +245,12 @@ class SentenceTransformerEmbeddings(LocalEmbeddings):
             special = encoded["special_tokens_mask"][i]
             pooled.append(pool_spans(hidden, offsets, special, spans[i]))
         return np.stack(rows).astype(np.float32), pooled
+
+    @property
+    def gives_span_vectors(self) -> bool:
+        """Only a mean-pooling model's span vectors are comparable to its text vectors."""
+        poolings = [m for m in self.model if hasattr(m, "pooling_mode")]
+        return len(poolings) == 1 and poolings[0].pooling_mode == "mean"
 
     def _encode(self, texts: Sequence[str]) -> Any:
         if not texts:

@@ -317,6 +317,10 @@ class OnnxEmbeddings(LocalEmbeddings):
         vectors, _ = self._run(texts, None)
         return vectors
 
+    @property
+    def gives_span_vectors(self) -> bool:
+        return True  # _model_dir() refuses models that do not mean-pool
+
     def embed_with_spans(
         self, texts: Sequence[str], spans: Sequence[Sequence[Span]]
     ) -> tuple[np.ndarray, list[np.ndarray | None]]:

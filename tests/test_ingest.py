@@ -207,3 +207,42 @@ def test_a_record_database_from_before_sentence_vectors_is_upgraded_and_still_an
     assert not reopened.index.sentence_vectors(reopened.index.chroma_ids())
     answer = reopened.ask("what did Meloni propose?")
     assert answer.found and "Article 5" in answer.text
+
+
+def test_a_model_without_sentence_vectors_still_reuses_cached_chunk_vectors(
+    embeddings: object, tmp_path: Path
+) -> None:
+    from collections.abc import Callable, Sequence
+
+    from rag.components import build_index
+    from rag.embeddings import LocalEmbeddings
+    from tests.conftest import make_settings
+
+    class NoSpans(LocalEmbeddings):
+        """The real model, seen as one that cannot pool sentence vectors."""
+
+        def __init__(self, inner: LocalEmbeddings) -> None:
+            self.inner, self.model_name = inner, inner.model_name
+
+        @property
+        def max_tokens(self) -> int:
+            return self.inner.max_tokens
+
+        def token_counter(self) -> Callable[[Sequence[str]], list[int]]:
+            return self.inner.token_counter()
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return self.inner.embed_documents(texts)
+
+    assert isinstance(embeddings, LocalEmbeddings)
+    plain = NoSpans(embeddings)
+    settings = make_settings(tmp_path / "data")
+    assistant = Assistant(settings, build_index(settings, plain), plain)
+    path = _copy_seed(tmp_path / "articles")
+    assistant.ingest([path.parent])
+    assert not assistant.index.sentence_vectors(assistant.index.chroma_ids())
+    path.write_text(path.read_text(encoding="utf-8") + "\nOne more closing line.\n", "utf-8")
+    report = assistant.ingest([path.parent])
+    assert report.chunks_embedded == 1 < report.chunks_written
+    answer = assistant.ask("what did Meloni propose?")
+    assert answer.found and "Article 5" in answer.text
