@@ -280,12 +280,10 @@ class Ingestor:
                 keys.append(key)
                 texts[key] = text
                 spans[key] = sentence_spans(article.title, chunk.text)
-        cached = self.index.cached_vectors(list(texts))
+        cached, cached_sentences = self.index.cached_vectors(list(texts))
         embeddings = self.embeddings
         with_spans = isinstance(embeddings, LocalEmbeddings) and embeddings.gives_span_vectors
-        sentences: dict[str, np.ndarray | None] = {}
-        if with_spans:
-            sentences.update(self.index.cached_sentence_vectors(list(cached)))
+        sentences: dict[str, np.ndarray | None] = dict(cached_sentences)
         missing = [k for k in texts if k not in cached or (with_spans and k not in sentences)]
         tick(len(keys) - len(missing))
         # Longest first: batches of similar length waste less padding.

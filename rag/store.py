@@ -298,30 +298,24 @@ class ChunkIndex:
 
     # -- embedding cache -------------------------------------------------------------
 
-    def cached_vectors(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    def cached_vectors(
+        self, keys: Sequence[str]
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Cached chunk vectors, and the sentence vectors cached with them (see
+        :func:`pack_rows`; missing for entries written without), read in one query."""
         con = self._con()
-        found: dict[str, np.ndarray] = {}
+        vectors: dict[str, np.ndarray] = {}
+        sentences: dict[str, np.ndarray] = {}
         for batch in _batches(list(keys), 500):
             marks = ",".join("?" * len(batch))
-            for key, blob in con.execute(
-                f"SELECT key, vector FROM embedding_cache WHERE key IN ({marks})", batch
-            ):
-                found[key] = np.frombuffer(blob, dtype=np.float32)
-        return found
-
-    def cached_sentence_vectors(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        """The sentence vectors cached with the chunk vectors (see :func:`pack_rows`)."""
-        con = self._con()
-        found: dict[str, np.ndarray] = {}
-        for batch in _batches(list(keys), 500):
-            marks = ",".join("?" * len(batch))
-            for key, blob in con.execute(
-                f"SELECT key, sentences FROM embedding_cache WHERE key IN ({marks}) "
-                "AND sentences IS NOT NULL",
+            for key, blob, packed in con.execute(
+                f"SELECT key, vector, sentences FROM embedding_cache WHERE key IN ({marks})",
                 batch,
             ):
-                found[key] = unpack_rows(blob)
-        return found
+                vectors[key] = np.frombuffer(blob, dtype=np.float32)
+                if packed is not None:
+                    sentences[key] = unpack_rows(packed)
+        return vectors, sentences
 
     def cache_vectors(
         self,
