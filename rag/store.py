@@ -2,8 +2,8 @@
 
 Why two stores: Chroma holds the vectors (embedded or on a server); a small SQLite file
 per collection holds what Chroma cannot do well: the record manager (which article is in
-the index with which content hash) and a persistent full-text index (FTS5, ranked with
-BM25) over the very same chunks. SQLite is the source of truth for what is searchable:
+the index with which content hash) and a persistent BM25 index (:mod:`rag.lexical`) over
+the very same chunks. SQLite is the source of truth for what is searchable:
 an article is visible only once its state is ``complete``, so a crash between the two
 writes can never surface half an article, and the next ingest repairs it.
 
@@ -12,7 +12,7 @@ Write protocol for a batch of articles (see :meth:`ChunkIndex.write`):
 1. mark the articles ``pending`` in SQLite (commit);
 2. upsert their chunks into Chroma under deterministic ids ``<article_id>:<n>`` and
    delete any older chunk ids of those articles;
-3. replace their chunks and FTS rows and mark them ``complete`` (one transaction).
+3. replace their chunks and BM25 postings and mark them ``complete`` (one transaction).
 
 Re-running after a crash at any point repeats idempotent steps: no duplicates, no orphans.
 """
@@ -20,7 +20,6 @@ Re-running after a crash at any point repeats idempotent steps: no duplicates, n
 from __future__ import annotations
 
 import logging
-import re
 import sqlite3
 import threading
 import time
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rag import lexical
 from rag.errors import StoreError, StoreUnavailableError
 from rag.records import (
     META_ARTICLE_ID,
@@ -52,7 +52,6 @@ from rag.records import (
     day_number,
     sha1_hex,
 )
-from rag.text import content_terms
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -86,12 +85,11 @@ CREATE TABLE IF NOT EXISTS chunks (
     start INTEGER NOT NULL,
     "end" INTEGER NOT NULL,
     text TEXT NOT NULL,
-    sentences BLOB
+    sentences BLOB,
+    lex_len INTEGER NOT NULL DEFAULT 0,
+    lex_terms INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    title, body, tokenize = 'porter unicode61 remove_diacritics 2'
-);
 CREATE TABLE IF NOT EXISTS embedding_cache (
     key TEXT PRIMARY KEY,
     vector BLOB NOT NULL,
@@ -147,23 +145,8 @@ class Filters:
         return low, (min(highs) if highs else None)
 
 
-def fts_query(text: str) -> str | None:
-    """An FTS5 OR-query of the content words of ``text`` (None when there are none).
-
-    >>> fts_query("What did Meloni propose?")
-    '"meloni" OR "propose"'
-    """
-    seen: dict[str, None] = {}
-    for word in re.findall(r"[^\W_]+", text.lower()):
-        if len(word) > 1 and content_terms(word):
-            seen.setdefault(word, None)
-    if not seen:
-        return None
-    return " OR ".join(f'"{w}"' for w in list(seen)[:64])
-
-
 class ChunkIndex:
-    """Chunks of articles, searchable by vector (Chroma) and by BM25 (SQLite FTS5).
+    """Chunks of articles, searchable by vector (Chroma) and by BM25 (:mod:`rag.lexical`).
 
     The index *receives* its Chroma collection; build both with
     :func:`rag.components.build_index`.
@@ -183,8 +166,12 @@ class ChunkIndex:
         try:
             with self._write_lock:
                 con = self._con()
-                con.executescript(_SCHEMA)
+                con.executescript(_SCHEMA + lexical.SCHEMA)
                 _add_missing_columns(con)
+            if lexical.needs_build(con):
+                with self._tx() as tx:
+                    if lexical.needs_build(tx):  # another process may have just built it
+                        lexical.build(tx)
         except sqlite3.DatabaseError as exc:
             msg = (
                 f"the record database {db_path} is unreadable ({exc}); move it away and "
@@ -391,15 +378,22 @@ class ChunkIndex:
                     stale = [c for c in self.chroma_ids(article_id) if c not in keep]
                     if stale:
                         self._collection.delete(ids=stale)
+        analyzed = [
+            [lexical.analyze(article.title, chunk.text) for chunk in chunks]
+            for article, chunks, _ in batch
+        ]
         with self._tx() as con:
             self._delete_rows(con, ids)
-            for article, chunks, _ in batch:
-                for chunk in chunks:
+            doc = lexical.next_doc(con)
+            postings: list[tuple[int, lexical.Analyzed]] = []
+            for (article, chunks, _), terms in zip(batch, analyzed, strict=True):
+                for chunk, chunk_terms in zip(chunks, terms, strict=True):
                     matrix = (sentence_vectors or {}).get(chunk.chunk_id)
-                    cur = con.execute(
-                        'INSERT INTO chunks(chunk_id, article_id, chunk_index, start, "end", '
-                        "text, sentences) VALUES (?,?,?,?,?,?,?)",
+                    con.execute(
+                        "INSERT INTO chunks(rowid, chunk_id, article_id, chunk_index, start, "
+                        '"end", text, sentences, lex_len, lex_terms) VALUES (?,?,?,?,?,?,?,?,?,?)',
                         (
+                            doc,
                             chunk.chunk_id,
                             article.article_id,
                             chunk.index,
@@ -407,12 +401,12 @@ class ChunkIndex:
                             chunk.end,
                             chunk.text,
                             None if matrix is None else pack_rows(matrix),
+                            chunk_terms.length,
+                            len(chunk_terms.freqs),
                         ),
                     )
-                    con.execute(
-                        "INSERT INTO chunks_fts(rowid, title, body) VALUES (?,?,?)",
-                        (cur.lastrowid, article.title, chunk.text),
-                    )
+                    postings.append((doc, chunk_terms))
+                    doc += 1
                 con.execute(
                     "UPDATE articles SET title=?, source=?, url=?, published=?, "
                     "published_day=?, origin=?, content_hash=?, text_hash=?, n_chunks=?, "
@@ -424,6 +418,7 @@ class ChunkIndex:
                         article.article_id,
                     ),
                 )
+            lexical.add(con, postings)
 
     def delete(self, article_ids: Sequence[str]) -> int:
         """Remove articles and all their chunks; returns how many articles were known."""
@@ -446,11 +441,12 @@ class ChunkIndex:
     def _delete_rows(self, con: sqlite3.Connection, article_ids: Sequence[str]) -> None:
         for batch in _batches(list(article_ids), 500):
             marks = ",".join("?" * len(batch))
-            con.execute(
-                f"DELETE FROM chunks_fts WHERE rowid IN (SELECT rowid FROM chunks "
-                f"WHERE article_id IN ({marks}))",
+            chunks, length, terms = con.execute(
+                "SELECT count(*), coalesce(sum(lex_len), 0), coalesce(sum(lex_terms), 0) "
+                f"FROM chunks WHERE article_id IN ({marks})",
                 batch,
-            )
+            ).fetchone()
+            lexical.forget(con, int(chunks), int(length), int(terms))
             con.execute(f"DELETE FROM chunks WHERE article_id IN ({marks})", batch)
 
     def reset(self) -> None:
@@ -459,7 +455,8 @@ class ChunkIndex:
             while ids := self._collection.get(limit=5000, include=[])["ids"]:
                 self._collection.delete(ids=ids)
         with self._tx() as con:
-            for table in ("chunks_fts", "chunks", "articles"):
+            lexical.clear(con)
+            for table in ("chunks", "articles"):
                 con.execute(f"DELETE FROM {table}")
 
     def pending_ids(self) -> list[str]:
@@ -516,31 +513,46 @@ class ChunkIndex:
         self, text: str, k: int, filters: Filters, exclude_future: bool = True
     ) -> list[tuple[str, float]]:
         """Chunk ids and BM25 scores (higher is better) of the best ``k`` chunks."""
-        query = fts_query(text)
-        if query is None:
+        terms = lexical.query_terms(text)
+        if not terms:
             return []
-        clauses, params = _sql_filters(filters, exclude_future)
-        # Common words match a third of a news library: joining every match to its
-        # article before ranking costs more than ranking itself. Rank in FTS5 alone, then
-        # filter the best 4k; the full join is the fallback when too few of them pass.
-        wide = (
-            "SELECT c.chunk_id, f.score FROM (SELECT rowid, bm25(chunks_fts, 2.0, 1.0) AS "
-            "score FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY score LIMIT ?) f "
-            "JOIN chunks c ON c.rowid = f.rowid JOIN articles a ON a.article_id = c.article_id "
-            f"WHERE a.status = 'complete' {clauses} ORDER BY f.score LIMIT ?"
-        )
         con = self._con()
-        rows = con.execute(wide, [query, k * 4, *params, k]).fetchall()
-        if len(rows) < k:
-            full = (
-                "SELECT c.chunk_id, bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
-                "JOIN chunks c ON c.rowid = chunks_fts.rowid "
-                "JOIN articles a ON a.article_id = c.article_id "
-                f"WHERE chunks_fts MATCH ? AND a.status = 'complete' {clauses} "
-                "ORDER BY score LIMIT ?"
+        con.execute("BEGIN")  # one snapshot: postings and statistics of the same writes
+        try:
+            ids, scores = lexical.score(con, terms)
+            # Filters are checked on the best ones only (joining every match to its article
+            # would cost more than scoring); widen when too few of them pass.
+            clauses, params = _sql_filters(filters, exclude_future)
+            found: list[tuple[str, float]] = []
+            wanted = k * 4
+            while True:
+                ranked = lexical.top(ids, scores, wanted)
+                found = self._passing_docs(con, ranked, clauses, params)
+                if len(found) >= k or wanted >= len(ids):
+                    break
+                wanted *= 10
+        finally:
+            con.execute("COMMIT")
+        return found[:k]
+
+    @staticmethod
+    def _passing_docs(
+        con: sqlite3.Connection,
+        ranked: list[tuple[int, float]],
+        clauses: str,
+        params: list[Any],
+    ) -> list[tuple[str, float]]:
+        """``(chunk id, score)`` of the ranked docs that are complete and pass the filters."""
+        names: dict[int, str] = {}
+        for batch in _batches([doc for doc, _ in ranked], 500):
+            marks = ",".join("?" * len(batch))
+            rows = con.execute(
+                "SELECT c.rowid, c.chunk_id FROM chunks c JOIN articles a ON a.article_id = "
+                f"c.article_id WHERE c.rowid IN ({marks}) AND a.status = 'complete' {clauses}",
+                [*batch, *params],
             )
-            rows = con.execute(full, [query, *params, k]).fetchall()
-        return [(r[0], -float(r[1])) for r in rows]
+            names.update((int(r[0]), str(r[1])) for r in rows)
+        return [(names[doc], score) for doc, score in ranked if doc in names]
 
     def chunks_by_id(self, chunk_ids: Sequence[str]) -> dict[str, RetrievedChunk]:
         """Complete chunks with their article metadata (unknown or pending ids are dropped)."""
@@ -593,20 +605,9 @@ class ChunkIndex:
         )
         return [(int(i), str(t)) for i, t in rows]
 
-    def document_frequencies(self, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
-        """Number of chunks, and how many chunks contain each term (for IDF weights)."""
-        con = self._con()
-        total = int(con.execute("SELECT count(*) FROM chunks").fetchone()[0])
-        freqs: dict[str, int] = {}
-        for term in terms:
-            cleaned = term.replace('"', "")
-            if not cleaned:
-                continue
-            row = con.execute(
-                "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (f'body:"{cleaned}"',)
-            ).fetchone()
-            freqs[term] = int(row[0])
-        return total, freqs
+    def document_frequencies(self, words: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """Number of chunks, and how many chunks contain each word (for IDF weights)."""
+        return lexical.frequencies(self._con(), words)
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)
@@ -705,10 +706,19 @@ def _sql_filters(filters: Filters, exclude_future: bool) -> tuple[str, list[Any]
 
 def _add_missing_columns(con: sqlite3.Connection) -> None:
     """Bring a record database written by an older version up to the current columns."""
-    for table in ("chunks", "embedding_cache"):
-        columns = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
-        if "sentences" not in columns:
-            con.execute(f"ALTER TABLE {table} ADD COLUMN sentences BLOB")
+    wanted = {
+        "chunks": {
+            "sentences": "BLOB",
+            "lex_len": "INTEGER NOT NULL DEFAULT 0",
+            "lex_terms": "INTEGER NOT NULL DEFAULT 0",
+        },
+        "embedding_cache": {"sentences": "BLOB"},
+    }
+    for table, columns in wanted.items():
+        present = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+        for column, kind in columns.items():
+            if column not in present:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
 def pack_rows(matrix: np.ndarray) -> bytes:

@@ -112,6 +112,17 @@ def test_a_killed_ingest_rerun_gives_the_index_of_an_uninterrupted_run(tmp_path:
     assert ids_k == ids_c
     assert chunks_k == chunks_c == len(sql_k) == len(chroma_k)
     assert sql_k == chroma_k == sql_c == chroma_c, "no orphan and no duplicate chunk"
+    assert _bm25(killed, "mayor ribbon Example17") == _bm25(clean, "mayor ribbon Example17")
+
+
+def _bm25(data_dir: Path, query: str) -> list[tuple[str, float]]:
+    """The BM25 ranking of ``query`` (the lexical index is part of the state to repair)."""
+    from rag.components import build_index
+    from rag.store import Filters
+
+    found = build_index(make_settings(data_dir)).lexical_search(query, 50, Filters())
+    assert found
+    return [(chunk_id, round(score, 4)) for chunk_id, score in found]
 
 
 def test_ingest_and_ask_fail_with_one_line_while_the_chroma_server_is_down(

@@ -1,0 +1,426 @@
+"""BM25 over the chunks: postings stored in the record database, scored with numpy.
+
+Why not SQLite FTS5 (used before): FTS5 computes ``bm25()`` row by row for every chunk
+that contains any word of the question, and common news words ("government", "said
+on", "president") match a third of a library. Ranking therefore grew with the library:
+27 ms at 10k chunks, 648 ms at 300k (docs/BENCHMARKS.md). Here each term's postings are
+three arrays (chunk ids, term frequencies, chunk lengths) in one BLOB row, and a question
+is scored with a few vector operations per term.
+
+Layout (tables in the same SQLite file as the manifest, written in the same transaction
+as the chunks, so the crash-safety protocol of :class:`rag.store.ChunkIndex` covers it):
+
+- ``lex_postings(term, frag, docs, freqs, lens)``: each write adds one *fragment* per
+  term it contains. The newest fragment of a term is merged into the one before it while
+  it is at least ``1/MERGE_RATIO`` of its size, so a term has O(log n) fragments and a
+  posting is rewritten O(log n) times (the logarithmic method of LSM trees and Lucene).
+- Chunk ids (the ``rowid`` of ``chunks``) are allocated from ``lex_meta.next_doc`` and
+  never reused. A deleted chunk's postings are therefore harmless: its id no longer joins
+  to a chunk row. They are dropped when their fragment is merged, and :func:`compact`
+  rewrites every term once dead postings pass a quarter of the total.
+- ``lex_meta``: live chunks and their words (BM25's average length), id counters.
+
+Scoring is FTS5's ``bm25`` as configured before (k1 1.2, b 0.75, a title word counts
+twice, a chunk's length is its words, stopwords included), and words are what FTS5's
+``porter unicode61 remove_diacritics 2`` tokenizer made of them, so the ranking is the
+one FTS5 gave (identical on the dev questions). Stopwords are not indexed: no question
+term is ever one.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import re
+import sqlite3
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import snowballstemmer
+
+from rag.text import STOPWORDS
+
+logger = logging.getLogger(__name__)
+
+VERSION = 1  # of the analyzer and layout: a database with another version is rebuilt
+TITLE_WEIGHT = 2
+K1 = 1.2
+B = 0.75
+MERGE_RATIO = 4
+MAX_QUERY_TERMS = 64
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS lex_postings (
+    term TEXT NOT NULL,
+    frag INTEGER NOT NULL,
+    docs BLOB NOT NULL,
+    freqs BLOB NOT NULL,
+    lens BLOB NOT NULL,
+    PRIMARY KEY (term, frag)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lex_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+_DOC = np.dtype("<u4")
+_SMALL = np.dtype("<u2")
+_TOKEN = re.compile(r"[^\W_]+")
+_PORTER = snowballstemmer.stemmer("porter")
+
+
+def tokens(text: str) -> list[str]:
+    """Lowercased alphanumeric runs without diacritics (FTS5's unicode61 tokenizer).
+
+    >>> tokens("U.S. President Macron's café")
+    ['u', 's', 'president', 'macron', 's', 'cafe']
+    """
+    text = text.lower()
+    if not text.isascii():
+        text = "".join(
+            c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
+        )
+    return _TOKEN.findall(text)
+
+
+@functools.lru_cache(maxsize=200_000)
+def term(token: str) -> str:
+    """The Porter stem of a token (the stemmer of FTS5's ``porter`` tokenizer)."""
+    return str(_PORTER.stemWord(token))
+
+
+@dataclass(frozen=True)
+class Analyzed:
+    """A chunk as BM25 sees it: its length in words and, for each stem, how often it is
+    in the title and in the body, packed as ``title << 8 | body`` (each capped at 255)."""
+
+    freqs: Mapping[str, int]
+    length: int
+
+
+def analyze(title: str, body: str) -> Analyzed:
+    """The index terms of a chunk.
+
+    >>> a = analyze("Meloni proposes", "Meloni proposed a plan to the allies.")
+    >>> {t: divmod(f, 256) for t, f in a.freqs.items()}, a.length
+    ({'meloni': (1, 1), 'propos': (1, 1), 'plan': (0, 1), 'alli': (0, 1)}, 9)
+
+    One-letter tokens are indexed for :func:`frequencies` ("U.S." is ``u``, ``s``) but
+    never searched for.
+    """
+    counts: dict[str, list[int]] = {}
+    length = 0
+    for field, text in enumerate((title, body)):
+        found = tokens(text)
+        length += len(found)
+        for token in found:
+            if token not in STOPWORDS:
+                counts.setdefault(term(token), [0, 0])[field] += 1
+    freqs = {t: min(c[0], 255) << 8 | min(c[1], 255) for t, c in counts.items()}
+    return Analyzed(freqs, length)
+
+
+def query_terms(text: str) -> list[str]:
+    """The distinct stems a question is searched with, in order.
+
+    >>> query_terms("What did Meloni propose? Meloni's proposal")
+    ['meloni', 'propos']
+    """
+    seen: dict[str, None] = {}
+    for token in tokens(text):
+        if len(token) > 1 and token not in STOPWORDS:
+            seen.setdefault(term(token), None)
+    return list(seen)[:MAX_QUERY_TERMS]
+
+
+# -- metadata ---------------------------------------------------------------------------
+
+
+def _meta(con: sqlite3.Connection) -> dict[str, int]:
+    return {str(k): int(v) for k, v in con.execute("SELECT key, value FROM lex_meta")}
+
+
+def _set_meta(con: sqlite3.Connection, values: Mapping[str, int]) -> None:
+    con.executemany(
+        "INSERT INTO lex_meta(key, value) VALUES (?,?) "
+        "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+        list(values.items()),
+    )
+
+
+def needs_build(con: sqlite3.Connection) -> bool:
+    """True when the postings were built by another version (or never)."""
+    return _meta(con).get("version") != VERSION
+
+
+def build(con: sqlite3.Connection) -> int:
+    """(Re)build every posting from the chunks table; returns the chunks indexed.
+
+    Runs once on a database written before this index existed (it had FTS5) or by
+    another analyzer version. Call inside a write transaction.
+    """
+    con.execute("DELETE FROM lex_postings")
+    rows = con.execute(
+        "SELECT c.rowid, a.title, c.text FROM chunks c JOIN articles a "
+        "ON a.article_id = c.article_id ORDER BY c.rowid"
+    ).fetchall()
+    if rows:
+        logger.info("building the BM25 index of %d chunks (once, after an upgrade)", len(rows))
+    docs = [(int(rowid), analyze(title, text)) for rowid, title, text in rows]
+    con.executemany(
+        "UPDATE chunks SET lex_len=?, lex_terms=? WHERE rowid=?",
+        [(a.length, len(a.freqs), rowid) for rowid, a in docs],
+    )
+    top = con.execute("SELECT coalesce(max(rowid), 0) FROM chunks").fetchone()[0]
+    _set_meta(
+        con,
+        {
+            "version": VERSION,
+            "docs": 0,
+            "words": 0,
+            "postings": 0,
+            "live_postings": 0,
+            "next_doc": int(top) + 1,
+            "next_frag": 1,
+        },
+    )
+    _append(con, docs, merge=False)
+    con.execute("DROP TABLE IF EXISTS chunks_fts")  # the FTS5 index this replaces
+    return len(docs)
+
+
+def next_doc(con: sqlite3.Connection) -> int:
+    """The first unused chunk id (ids are never reused: see the module docstring)."""
+    return _meta(con).get("next_doc", 1)
+
+
+# -- writes (inside the caller's transaction) -----------------------------------------------
+
+
+def add(con: sqlite3.Connection, docs: Sequence[tuple[int, Analyzed]]) -> None:
+    """Index new chunks ``(chunk id, analyzed)``; ids must come from :func:`next_doc`."""
+    _append(con, docs, merge=True)
+    meta = _meta(con)
+    if meta["postings"] > 50_000 and meta["postings"] > 1.25 * meta["live_postings"]:
+        compact(con)
+
+
+def _append(con: sqlite3.Connection, docs: Sequence[tuple[int, Analyzed]], merge: bool) -> None:
+    if not docs:
+        return
+    meta = _meta(con)
+    postings: dict[str, tuple[list[int], list[int], list[int]]] = {}
+    words_total = 0
+    n_postings = 0
+    top = 0
+    for doc, analyzed in sorted(docs, key=lambda d: d[0]):
+        length = min(analyzed.length, 65_535)
+        words_total += analyzed.length
+        n_postings += len(analyzed.freqs)
+        top = max(top, doc)
+        for term, freq in analyzed.freqs.items():
+            entry = postings.setdefault(term, ([], [], []))
+            entry[0].append(doc)
+            entry[1].append(freq)
+            entry[2].append(length)
+    frag = meta["next_frag"]
+    con.executemany(
+        "INSERT INTO lex_postings(term, frag, docs, freqs, lens) VALUES (?,?,?,?,?)",
+        [
+            (
+                term,
+                frag,
+                np.asarray(d, dtype=_DOC).tobytes(),
+                np.asarray(f, dtype=_SMALL).tobytes(),
+                np.asarray(n, dtype=_SMALL).tobytes(),
+            )
+            for term, (d, f, n) in postings.items()
+        ],
+    )
+    _set_meta(
+        con,
+        {
+            "docs": meta["docs"] + len(docs),
+            "words": meta["words"] + words_total,
+            "postings": meta["postings"] + n_postings,
+            "live_postings": meta["live_postings"] + n_postings,
+            "next_doc": max(meta["next_doc"], top + 1),
+            "next_frag": frag + 1,
+        },
+    )
+    if merge:
+        _Merger(con).merge_tails(postings)
+
+
+def forget(con: sqlite3.Connection, chunks: int, words_total: int, postings: int) -> None:
+    """Account for deleted chunks (their postings stay until merged; see module doc)."""
+    meta = _meta(con)
+    _set_meta(
+        con,
+        {
+            "docs": max(0, meta.get("docs", 0) - chunks),
+            "words": max(0, meta.get("words", 0) - words_total),
+            "live_postings": max(0, meta.get("live_postings", 0) - postings),
+        },
+    )
+
+
+def clear(con: sqlite3.Connection) -> None:
+    """Drop every posting (the chunks are being deleted too)."""
+    con.execute("DELETE FROM lex_postings")
+    _set_meta(con, {"docs": 0, "words": 0, "postings": 0, "live_postings": 0})
+
+
+def compact(con: sqlite3.Connection) -> None:
+    """Merge every term's fragments into one, dropping the postings of deleted chunks."""
+    merger = _Merger(con)
+    terms = [r[0] for r in con.execute("SELECT DISTINCT term FROM lex_postings")]
+    for term in terms:
+        merger.merge_all(term)
+
+
+class _Merger:
+    """Merges fragments of a term, dropping postings whose chunk is gone."""
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con = con
+        self._alive: np.ndarray | None = None
+        self.dropped = 0
+
+    def alive(self) -> np.ndarray:
+        if self._alive is None:
+            ids = np.fromiter((r[0] for r in self.con.execute("SELECT rowid FROM chunks")), _DOC)
+            mask = np.zeros(next_doc(self.con) + 1, dtype=bool)
+            mask[ids] = True
+            self._alive = mask
+        return self._alive
+
+    def merge_tails(self, terms: Iterable[str]) -> None:
+        """Merge each term's newest fragments while the one before them is at most
+        ``MERGE_RATIO`` times their size (fragment sizes then fall geometrically)."""
+        for term in terms:
+            sizes = self.con.execute(
+                "SELECT frag, length(docs) FROM lex_postings WHERE term=? ORDER BY frag", (term,)
+            ).fetchall()
+            first = len(sizes) - 1
+            merged = sizes[first][1] if sizes else 0
+            while first >= 1 and sizes[first - 1][1] <= MERGE_RATIO * merged:
+                first -= 1
+                merged += sizes[first][1]
+            if first < len(sizes) - 1:
+                self._merge(term, [f for f, _ in sizes[first:]])
+        self._settle()
+
+    def merge_all(self, term: str) -> None:
+        rows = self.con.execute("SELECT frag FROM lex_postings WHERE term=?", (term,))
+        frags = [r[0] for r in rows]
+        self._merge(term, frags)
+        self._settle()
+
+    def _merge(self, term: str, frags: list[int]) -> None:
+        marks = ",".join("?" * len(frags))
+        rows = self.con.execute(
+            f"SELECT docs, freqs, lens FROM lex_postings WHERE term=? AND frag IN ({marks}) "
+            "ORDER BY frag",
+            [term, *frags],
+        ).fetchall()
+        docs = np.concatenate([np.frombuffer(r[0], _DOC) for r in rows])
+        freqs = np.concatenate([np.frombuffer(r[1], _SMALL) for r in rows])
+        lens = np.concatenate([np.frombuffer(r[2], _SMALL) for r in rows])
+        alive = self.alive()
+        keep = alive[np.minimum(docs, len(alive) - 1)]
+        self.dropped += int(len(docs) - keep.sum())
+        self.con.execute(
+            f"DELETE FROM lex_postings WHERE term=? AND frag IN ({marks})", [term, *frags]
+        )
+        if keep.any():
+            self.con.execute(
+                "INSERT INTO lex_postings(term, frag, docs, freqs, lens) VALUES (?,?,?,?,?)",
+                (
+                    term,
+                    max(frags),
+                    docs[keep].tobytes(),
+                    freqs[keep].tobytes(),
+                    lens[keep].tobytes(),
+                ),
+            )
+
+    def _settle(self) -> None:
+        if self.dropped:
+            meta = _meta(self.con)
+            _set_meta(self.con, {"postings": max(0, meta["postings"] - self.dropped)})
+            self.dropped = 0
+
+
+# -- reads --------------------------------------------------------------------------------
+
+
+def score(con: sqlite3.Connection, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """BM25 of every chunk containing a term: ``(chunk ids, scores)``, unordered.
+
+    Call inside a read transaction so that the postings and the statistics agree.
+    Ids of deleted chunks can be among them: join them to the chunks table.
+    """
+    empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+    if not terms:
+        return empty
+    meta = _meta(con)
+    n_docs = meta.get("docs", 0)
+    if n_docs <= 0:
+        return empty
+    avgdl = max(meta.get("words", 0) / n_docs, 1.0)
+    marks = ",".join("?" * len(terms))
+    grouped: dict[str, list[tuple[bytes, bytes, bytes]]] = {}
+    for term, docs, freqs, lens in con.execute(
+        f"SELECT term, docs, freqs, lens FROM lex_postings WHERE term IN ({marks})", list(terms)
+    ):
+        grouped.setdefault(term, []).append((docs, freqs, lens))
+    if not grouped:
+        return empty
+    acc = np.zeros(meta.get("next_doc", 1) + 1, dtype=np.float32)
+    for parts in grouped.values():
+        docs = np.concatenate([np.frombuffer(p[0], _DOC) for p in parts])
+        packed = np.concatenate([np.frombuffer(p[1], _SMALL) for p in parts])
+        freqs = (TITLE_WEIGHT * (packed >> 8) + (packed & 255)).astype(np.float32)
+        lens = np.concatenate([np.frombuffer(p[2], _SMALL) for p in parts]).astype(np.float32)
+        df = len(docs)
+        idf = max(math.log((max(n_docs - df, 0) + 0.5) / (df + 0.5)), 1e-6)
+        norm = K1 * (1.0 - B) + (K1 * B / avgdl) * lens
+        acc[docs] += (idf * (K1 + 1.0)) * freqs / (freqs + norm)
+    hit = np.flatnonzero(acc)
+    return hit, acc[hit]
+
+
+def frequencies(con: sqlite3.Connection, words: Sequence[str]) -> tuple[int, dict[str, int]]:
+    """Live chunk count, and how many chunks hold each word in their body (a title word
+    is in every chunk of its article).
+
+    A word of several tokens ("mcdonald's", "u.s") counts as its rarest token (an upper
+    bound of FTS5's phrase count); a word of stopwords only ("it's") is in every chunk.
+    Postings of chunks deleted since their last merge still count: a small overestimate.
+    """
+    n_docs = _meta(con).get("docs", 0)
+    parts = {w: [term(t) for t in tokens(w) if t not in STOPWORDS] for w in words}
+    wanted = sorted({t for ts in parts.values() for t in ts})
+    if not wanted:
+        return n_docs, dict.fromkeys(words, n_docs)
+    marks = ",".join("?" * len(wanted))
+    rows = con.execute(f"SELECT term, freqs FROM lex_postings WHERE term IN ({marks})", wanted)
+    by_term: dict[str, int] = {}
+    for name, freqs in rows:
+        in_body = int(np.count_nonzero(np.frombuffer(freqs, _SMALL) & 255))
+        by_term[str(name)] = by_term.get(str(name), 0) + in_body
+    # A word made only of stopwords ("it's") is as common as they are.
+    return n_docs, {
+        w: min((by_term.get(t, 0) for t in ts), default=n_docs) for w, ts in parts.items()
+    }
+
+
+def top(ids: np.ndarray, scores: np.ndarray, n: int) -> list[tuple[int, float]]:
+    """The ``n`` best ``(id, score)``, best first (ties by id, for stable results)."""
+    if len(ids) > n:
+        part = np.argpartition(-scores, n - 1)[:n]
+        ids, scores = ids[part], scores[part]
+    order = np.lexsort((ids, -scores))
+    return [(int(ids[i]), float(scores[i])) for i in order]

@@ -1,0 +1,197 @@
+"""The BM25 index (rag.lexical) inside a real ChunkIndex (real embedded Chroma, real SQLite).
+
+SQLite's own FTS5 is the reference: it ranked newsrag's BM25 before, and the new index
+must rank the same chunks with the same scores.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag import lexical
+from rag.components import build_index
+from rag.records import Article, Chunk
+from rag.store import ChunkIndex, Filters
+from tests.conftest import make_settings
+
+TOPICS = [
+    "Meloni proposed extending NATO's Article 5 protection to Ukraine without membership.",
+    "The central bank raised interest rates again as inflation stayed high in Europe.",
+    "Gas prices fell slightly but remain far above last year's record levels.",
+    "The World Cup final drew a record audience; Argentina beat France on penalties.",
+    "Ukraine asked its allies for air defence systems before the winter.",
+    "Mustard is missing from French supermarkets after a poor harvest in Canada.",
+    "LeBron James signed a contract extension and became the highest paid player.",
+    "Heavy rain flooded Pakistan; the government asked for international help.",
+]
+
+
+def _article(n: int, text: str, title: str | None = None) -> tuple[Article, list[Chunk]]:
+    article = Article(
+        article_id=f"a{n:04d}",
+        title=title or f"Story {n}: {text.split()[0]} {text.split()[-1]}",
+        text=text,
+        source=f"outlet{n % 3}.example",
+        origin=f"test:{n}",
+        url=None,
+        published=date(2022, 7, 1 + n % 28),
+    )
+    sentences = [s.strip() + "." for s in text.split(".") if s.strip()]
+    chunks, start = [], 0
+    for i, sentence in enumerate(sentences):
+        chunks.append(
+            Chunk(
+                chunk_id=f"{article.article_id}:{i}",
+                article_id=article.article_id,
+                index=i,
+                text=sentence,
+                start=start,
+                end=start + len(sentence),
+            )
+        )
+        start += len(sentence) + 1
+    return article, chunks
+
+
+def _write(index: ChunkIndex, articles: list[tuple[Article, list[Chunk]]]) -> None:
+    rng = np.random.default_rng(len(articles))
+    batch = []
+    for article, chunks in articles:
+        vectors = rng.standard_normal((len(chunks), 8)).astype(np.float32)
+        batch.append((article, chunks, vectors / np.linalg.norm(vectors, axis=1, keepdims=True)))
+    index.write(batch)
+
+
+def _corpus(size: int) -> list[tuple[Article, list[Chunk]]]:
+    rng = np.random.default_rng(size)
+    articles = []
+    for n in range(size):
+        picks = rng.choice(len(TOPICS), size=3, replace=False)
+        articles.append(_article(n, " ".join(TOPICS[p] for p in picks)))
+    return articles
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> ChunkIndex:
+    return build_index(make_settings(tmp_path / "data"))
+
+
+def _fts5_ranking(index: ChunkIndex, query: str, k: int) -> list[tuple[str, float]]:
+    """What the FTS5 index of earlier versions returned for ``query``."""
+    con = sqlite3.connect(":memory:")
+    con.execute(
+        "CREATE VIRTUAL TABLE f USING fts5(chunk_id UNINDEXED, title, body, "
+        "tokenize = 'porter unicode61 remove_diacritics 2')"
+    )
+    rows = sqlite3.connect(index.db_path).execute(
+        "SELECT c.chunk_id, a.title, c.text FROM chunks c JOIN articles a USING (article_id)"
+    )
+    con.executemany("INSERT INTO f VALUES (?,?,?)", rows.fetchall())
+    match = " OR ".join(f'"{t}"' for t in lexical.tokens(query) if len(t) > 1)
+    found = con.execute(
+        "SELECT chunk_id, -bm25(f, 0.0, 2.0, 1.0) AS s FROM f WHERE f MATCH ? "
+        "ORDER BY s DESC, chunk_id LIMIT ?",
+        (match, k),
+    )
+    return [(str(c), float(s)) for c, s in found]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["Meloni NATO Ukraine", "record gas prices Europe", "highest paid player contract"],
+)
+def test_bm25_ranks_chunks_as_sqlite_fts5_did(index: ChunkIndex, query: str) -> None:
+    _write(index, _corpus(40))
+    ours = index.lexical_search(query, 1000, Filters())
+    reference = _fts5_ranking(index, query, 1000)
+    assert len(ours) == len(reference) > 10
+    assert [s for _, s in ours] == pytest.approx([s for _, s in reference], rel=1e-4)
+    assert dict(ours) == pytest.approx(dict(reference), rel=1e-4)
+
+
+def test_an_edited_article_is_found_by_its_new_words_only(index: ChunkIndex) -> None:
+    _write(index, _corpus(12))
+    _write(index, [_article(3, "Flamingos gathered at the salt lake in Kenya.")])
+    assert [c for c, _ in index.lexical_search("flamingos", 5, Filters())] == ["a0003:0"]
+    _write(index, [_article(3, "Pelicans gathered at the salt lake in Kenya.")])
+    assert not index.lexical_search("flamingos", 5, Filters())
+    assert [c for c, _ in index.lexical_search("pelicans", 5, Filters())] == ["a0003:0"]
+    index.delete(["a0003"])
+    assert not index.lexical_search("pelicans kenya", 5, Filters())
+
+
+def test_chunk_ids_are_never_reused_so_old_postings_cannot_match_new_chunks(
+    index: ChunkIndex,
+) -> None:
+    _write(index, [_article(1, "Zebras crossed the river.")])
+    index.delete(["a0001"])
+    _write(index, [_article(2, "Giraffes ate the leaves.")])  # would take the freed rowid
+    assert not index.lexical_search("zebras river", 5, Filters())
+
+
+def test_postings_stay_in_few_fragments_and_merges_drop_deleted_chunks(
+    index: ChunkIndex,
+) -> None:
+    for n in range(64):  # one write per article: the worst case for fragmentation
+        _write(index, [_article(n, TOPICS[n % len(TOPICS)])])
+    con = sqlite3.connect(index.db_path)
+    worst = con.execute(
+        "SELECT max(n) FROM (SELECT count(*) AS n FROM lex_postings GROUP BY term)"
+    ).fetchone()[0]
+    assert worst <= 6  # log_4(64) + 1 fragments, not one per write
+    for n in range(0, 64, 2):
+        _write(index, [_article(n, TOPICS[(n + 1) % len(TOPICS)])])  # changes half of them
+    with index._tx() as tx:
+        lexical.compact(tx)
+    meta = dict(con.execute("SELECT key, value FROM lex_meta").fetchall())
+    assert meta["postings"] == meta["live_postings"]
+    stored = sum(
+        len(blob) // 4 for (blob,) in con.execute("SELECT docs FROM lex_postings").fetchall()
+    )
+    assert stored == meta["live_postings"]
+    assert meta["docs"] == con.execute("SELECT count(*) FROM chunks").fetchone()[0]
+
+
+def test_filters_apply_to_bm25_even_when_the_best_matches_are_filtered_out(
+    index: ChunkIndex,
+) -> None:
+    articles = _corpus(60)
+    articles.append(_article(99, "Meloni met the mayor of a small town."))
+    _write(index, articles)
+    only = Filters(sources=("outlet0.example",))
+    found = index.lexical_search("Meloni", 5, only)
+    assert len(found) == 5
+    ids = {c.split(":")[0] for c, _ in found}
+    assert all(int(i[1:]) % 3 == 0 for i in ids)
+
+
+def test_a_record_database_with_the_old_fts5_index_is_upgraded_on_open(
+    index: ChunkIndex, tmp_path: Path
+) -> None:
+    _write(index, _corpus(20))
+    before = index.lexical_search("Ukraine allies winter", 10, Filters())
+    con = sqlite3.connect(index.db_path)
+    con.executescript(
+        "DROP TABLE lex_postings; DROP TABLE lex_meta; "
+        "CREATE VIRTUAL TABLE chunks_fts USING fts5(title, body);"
+    )
+    con.close()
+    reopened = build_index(make_settings(tmp_path / "data"))
+    assert reopened.lexical_search("Ukraine allies winter", 10, Filters()) == before
+    schema = sqlite3.connect(index.db_path).execute("SELECT name FROM sqlite_master")
+    tables = {r[0] for r in schema}
+    assert "chunks_fts" not in tables
+
+
+def test_word_frequencies_count_chunks_whose_body_has_the_word(index: ChunkIndex) -> None:
+    _write(index, _corpus(30))
+    total, freqs = index.document_frequencies(["ukraine", "flamingo", "it's"])
+    con = sqlite3.connect(index.db_path)
+    assert total == con.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    body = con.execute("SELECT count(*) FROM chunks WHERE text LIKE '%Ukraine%'").fetchone()[0]
+    assert freqs == {"ukraine": body, "flamingo": 0, "it's": total}
