@@ -1,6 +1,6 @@
 """Scale benchmark: hybrid search latency as the index grows (synthetic data).
 
-    python bench/scale.py [--sizes 10000,100000,300000] [--queries 200]
+    python bench/scale.py [--sizes 10000,100000,300000] [--queries 200] [--keep]
 
 One temporary index (Chroma + the project's ChunkIndex record database) is grown to each
 size with synthetic chunks written through ``ChunkIndex.write``: random unit 384-d
@@ -130,6 +130,7 @@ def main() -> int:
         help="stop growing the index past this build time (the sizes reached are reported)",
     )
     parser.add_argument("--no-record", action="store_true", help="do not write BENCHMARKS.md")
+    parser.add_argument("--keep", action="store_true", help="keep the index (path printed)")
     args = parser.parse_args()
 
     from rag.components import build_collection
@@ -209,7 +210,10 @@ def main() -> int:
             print(rows[-1], file=sys.stderr)
     finally:
         index.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep:
+            print(f"index kept: --data-dir {tmp} --collection scale", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     header = [
         "chunks",
         "hybrid search p50 ms",

@@ -356,40 +356,76 @@ class _Merger:
 # -- reads --------------------------------------------------------------------------------
 
 
-def score(con: sqlite3.Connection, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """BM25 of every chunk containing a term: ``(chunk ids, scores)``, unordered.
+def score(
+    con: sqlite3.Connection, terms: Sequence[str], at_least: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """BM25 of the chunks containing the terms: ``(chunk ids, scores)``, unordered.
+
+    A term in more than half of the chunks has FTS5's floor IDF (1e-6): it cannot
+    change the order of chunks that match another term, so its postings (the longest)
+    are read only when the other terms match fewer than ``at_least`` chunks.
 
     Call inside a read transaction so that the postings and the statistics agree.
     Ids of deleted chunks can be among them: join them to the chunks table.
     """
     empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
-    if not terms:
-        return empty
     meta = _meta(con)
     n_docs = meta.get("docs", 0)
-    if n_docs <= 0:
+    if not terms or n_docs <= 0:
         return empty
-    avgdl = max(meta.get("words", 0) / n_docs, 1.0)
+    marks = ",".join("?" * len(terms))
+    sizes = {
+        str(t): int(n) // _DOC.itemsize
+        for t, n in con.execute(
+            f"SELECT term, sum(length(docs)) FROM lex_postings WHERE term IN ({marks}) "
+            "GROUP BY term",
+            list(terms),
+        )
+    }
+    idfs = {t: _idf(n_docs, df) for t, df in sizes.items()}
+    informative = [t for t, idf in idfs.items() if idf > _IDF_FLOOR]
+    acc = np.zeros(meta.get("next_doc", 1) + 1, dtype=np.float32)
+    norms = K1 * (1.0 - B) + (K1 * B / max(meta.get("words", 0) / n_docs, 1.0)) * _LENGTHS
+    _accumulate(con, informative, idfs, norms, acc)
+    hit = np.flatnonzero(acc)
+    if len(hit) < at_least and len(informative) < len(idfs):
+        _accumulate(con, [t for t in idfs if t not in informative], idfs, norms, acc)
+        hit = np.flatnonzero(acc)
+    return hit, acc[hit]
+
+
+_IDF_FLOOR = 1e-6
+_LENGTHS = np.arange(65_536, dtype=np.float32)
+_WEIGHTED = (TITLE_WEIGHT * (np.arange(65_536) >> 8) + (np.arange(65_536) & 255)).astype(
+    np.float32
+)  # packed frequency -> weighted term frequency
+
+
+def _idf(n_docs: int, df: int) -> float:
+    """FTS5's BM25 IDF, floored at 1e-6 for terms in half of the chunks or more."""
+    return max(math.log((max(n_docs - df, 0) + 0.5) / (df + 0.5)), _IDF_FLOOR)
+
+
+def _accumulate(
+    con: sqlite3.Connection,
+    terms: Sequence[str],
+    idfs: Mapping[str, float],
+    norms: np.ndarray,
+    acc: np.ndarray,
+) -> None:
+    if not terms:
+        return
     marks = ",".join("?" * len(terms))
     grouped: dict[str, list[tuple[bytes, bytes, bytes]]] = {}
-    for term, docs, freqs, lens in con.execute(
+    for name, docs, freqs, lens in con.execute(
         f"SELECT term, docs, freqs, lens FROM lex_postings WHERE term IN ({marks})", list(terms)
     ):
-        grouped.setdefault(term, []).append((docs, freqs, lens))
-    if not grouped:
-        return empty
-    acc = np.zeros(meta.get("next_doc", 1) + 1, dtype=np.float32)
-    for parts in grouped.values():
+        grouped.setdefault(name, []).append((docs, freqs, lens))
+    for name, parts in grouped.items():
         docs = np.concatenate([np.frombuffer(p[0], _DOC) for p in parts])
-        packed = np.concatenate([np.frombuffer(p[1], _SMALL) for p in parts])
-        freqs = (TITLE_WEIGHT * (packed >> 8) + (packed & 255)).astype(np.float32)
-        lens = np.concatenate([np.frombuffer(p[2], _SMALL) for p in parts]).astype(np.float32)
-        df = len(docs)
-        idf = max(math.log((max(n_docs - df, 0) + 0.5) / (df + 0.5)), 1e-6)
-        norm = K1 * (1.0 - B) + (K1 * B / avgdl) * lens
-        acc[docs] += (idf * (K1 + 1.0)) * freqs / (freqs + norm)
-    hit = np.flatnonzero(acc)
-    return hit, acc[hit]
+        freqs = _WEIGHTED[np.concatenate([np.frombuffer(p[1], _SMALL) for p in parts])]
+        norm = norms[np.concatenate([np.frombuffer(p[2], _SMALL) for p in parts])]
+        acc[docs] += (idfs[name] * (K1 + 1.0)) * freqs / (freqs + norm)
 
 
 def frequencies(con: sqlite3.Connection, words: Sequence[str]) -> tuple[int, dict[str, int]]:

@@ -59,6 +59,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 UNKNOWN_DAY = -1  # published_day of undated articles: passes "before as-of" filters
+# Searches ask for WIDEN x k results without filters, then drop those the filters refuse.
+WIDEN = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
@@ -475,11 +477,15 @@ class ChunkIndex:
         # Chroma applies a metadata filter by scanning the collection: the cost grows with
         # the index. An unfiltered HNSW query over more neighbours, filtered here against
         # the manifest, stays flat; the filtered query is the fallback when too few pass.
-        wide = self._nearest(vector, k * 4, None)
-        allowed = self._passing([i for i, _ in wide], filters, exclude_future)
-        kept = [(i, s) for i, s in wide if i in allowed]
+        kept: list[tuple[str, float]] = []
+        for widen in (WIDEN, 4 * WIDEN):
+            wide = self._nearest(vector, k * widen, None)
+            allowed = self._passing([i for i, _ in wide], filters, exclude_future)
+            kept = [(i, s) for i, s in wide if i in allowed]
+            if len(kept) >= k:
+                return kept[:k]
         if len(kept) >= k // 2:
-            return kept[:k]
+            return kept
         return self._nearest(vector, k, where)
 
     def _nearest(
@@ -519,12 +525,12 @@ class ChunkIndex:
         con = self._con()
         con.execute("BEGIN")  # one snapshot: postings and statistics of the same writes
         try:
-            ids, scores = lexical.score(con, terms)
+            ids, scores = lexical.score(con, terms, at_least=k * WIDEN)
             # Filters are checked on the best ones only (joining every match to its article
             # would cost more than scoring); widen when too few of them pass.
             clauses, params = _sql_filters(filters, exclude_future)
             found: list[tuple[str, float]] = []
-            wanted = k * 4
+            wanted = k * WIDEN
             while True:
                 ranked = lexical.top(ids, scores, wanted)
                 found = self._passing_docs(con, ranked, clauses, params)

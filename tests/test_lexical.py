@@ -103,7 +103,12 @@ def _fts5_ranking(index: ChunkIndex, query: str, k: int) -> list[tuple[str, floa
 
 @pytest.mark.parametrize(
     "query",
-    ["Meloni NATO Ukraine", "record gas prices Europe", "highest paid player contract"],
+    [
+        "Meloni NATO Ukraine",
+        "record gas prices Europe",
+        "highest paid player contract",
+        "story Meloni",  # "story" is in every title: FTS5's floor IDF
+    ],
 )
 def test_bm25_ranks_chunks_as_sqlite_fts5_did(index: ChunkIndex, query: str) -> None:
     _write(index, _corpus(40))
@@ -112,6 +117,15 @@ def test_bm25_ranks_chunks_as_sqlite_fts5_did(index: ChunkIndex, query: str) -> 
     assert len(ours) == len(reference) > 10
     assert [s for _, s in ours] == pytest.approx([s for _, s in reference], rel=1e-4)
     assert dict(ours) == pytest.approx(dict(reference), rel=1e-4)
+
+
+def test_a_word_in_most_chunks_is_skipped_without_changing_the_best_matches(
+    index: ChunkIndex,
+) -> None:
+    _write(index, _corpus(40))
+    ours = index.lexical_search("story Meloni", 5, Filters())
+    reference = _fts5_ranking(index, "story Meloni", 5)
+    assert [s for _, s in ours] == pytest.approx([s for _, s in reference], rel=1e-4)
 
 
 def test_an_edited_article_is_found_by_its_new_words_only(index: ChunkIndex) -> None:
