@@ -67,6 +67,8 @@ CREATE TABLE IF NOT EXISTS lex_meta (key TEXT PRIMARY KEY, value INTEGER NOT NUL
 _DOC = np.dtype("<u4")
 _SMALL = np.dtype("<u2")
 _TOKEN = re.compile(r"[^\W_]+")
+# Combining marks that NFKD splits off letters (the blocks FTS5's remove_diacritics folds).
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _PORTER = snowballstemmer.stemmer("porter")
 
 
@@ -77,10 +79,8 @@ def tokens(text: str) -> list[str]:
     ['u', 's', 'president', 'macron', 's', 'cafe']
     """
     text = text.lower()
-    if not text.isascii():
-        text = "".join(
-            c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
-        )
+    if not text.isascii():  # curly quotes are enough: most news text comes this way
+        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
     return _TOKEN.findall(text)
 
 
@@ -154,25 +154,17 @@ def needs_build(con: sqlite3.Connection) -> bool:
     return _meta(con).get("version") != VERSION
 
 
-def build(con: sqlite3.Connection) -> int:
+def build(con: sqlite3.Connection, batch: int = 5_000) -> int:
     """(Re)build every posting from the chunks table; returns the chunks indexed.
 
     Runs once on a database written before this index existed (it had FTS5) or by
-    another analyzer version. Call inside a write transaction.
+    another analyzer version. Call inside a write transaction. Chunks are read
+    ``batch`` at a time, so memory stays flat whatever the size of the library.
     """
     con.execute("DELETE FROM lex_postings")
-    rows = con.execute(
-        "SELECT c.rowid, a.title, c.text FROM chunks c JOIN articles a "
-        "ON a.article_id = c.article_id ORDER BY c.rowid"
-    ).fetchall()
-    if rows:
-        logger.info("building the BM25 index of %d chunks (once, after an upgrade)", len(rows))
-    docs = [(int(rowid), analyze(title, text)) for rowid, title, text in rows]
-    con.executemany(
-        "UPDATE chunks SET lex_len=?, lex_terms=? WHERE rowid=?",
-        [(a.length, len(a.freqs), rowid) for rowid, a in docs],
-    )
-    top = con.execute("SELECT coalesce(max(rowid), 0) FROM chunks").fetchone()[0]
+    total, top = con.execute("SELECT count(*), coalesce(max(rowid), 0) FROM chunks").fetchone()
+    if total:
+        logger.info("building the BM25 index of %d chunks (once, after an upgrade)", total)
     _set_meta(
         con,
         {
@@ -185,9 +177,27 @@ def build(con: sqlite3.Connection) -> int:
             "next_frag": 1,
         },
     )
-    _append(con, docs, merge=False)
+    done, after = 0, 0
+    while True:
+        rows = con.execute(
+            "SELECT c.rowid, a.title, c.text FROM chunks c JOIN articles a "
+            "ON a.article_id = c.article_id WHERE c.rowid > ? ORDER BY c.rowid LIMIT ?",
+            (after, batch),
+        ).fetchall()
+        if not rows:
+            break
+        docs = [(int(rowid), analyze(title, text)) for rowid, title, text in rows]
+        con.executemany(
+            "UPDATE chunks SET lex_len=?, lex_terms=? WHERE rowid=?",
+            [(a.length, len(a.freqs), rowid) for rowid, a in docs],
+        )
+        _append(con, docs, merge=False)
+        done += len(docs)
+        after = docs[-1][0]
+    if done > batch:
+        compact(con)  # one fragment per term (each posting is rewritten once)
     con.execute("DROP TABLE IF EXISTS chunks_fts")  # the FTS5 index this replaces
-    return len(docs)
+    return done
 
 
 def next_doc(con: sqlite3.Connection) -> int:
