@@ -159,6 +159,8 @@ class ChunkIndex:
         1
     """
 
+    busy_seconds = 30.0  # how long a write waits for another process's transaction
+
     def __init__(self, collection: Collection, db_path: Path) -> None:
         self._collection: Any = collection  # chromadb types are stricter than its API
         self.db_path = db_path
@@ -174,19 +176,24 @@ class ChunkIndex:
                 with self._tx() as tx:
                     if lexical.needs_build(tx):  # another process may have just built it
                         lexical.build(tx)
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise StoreError(_unreadable(db_path, exc)) from exc
             msg = (
-                f"the record database {db_path} is unreadable ({exc}); move it away and "
-                f"re-ingest with `newsrag ingest --reset PATH`"
+                f"the record database {db_path} stayed locked for {self.busy_seconds:g} s: "
+                "another newsrag process is writing it (an ingest, or a first open "
+                "upgrading its BM25 index); try again when it is done"
             )
             raise StoreError(msg) from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(_unreadable(db_path, exc)) from exc
 
     # -- connections -----------------------------------------------------------------
 
     def _con(self) -> sqlite3.Connection:
         con: sqlite3.Connection | None = getattr(self._local, "con", None)
         if con is None:
-            con = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
+            con = sqlite3.connect(self.db_path, timeout=self.busy_seconds, isolation_level=None)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
             self._local.con = con
@@ -620,6 +627,13 @@ class ChunkIndex:
         if con is not None:
             con.close()
             self._local.con = None
+
+
+def _unreadable(db_path: Path, exc: Exception) -> str:
+    return (
+        f"the record database {db_path} is unreadable ({exc}); move it away and "
+        "re-ingest with `newsrag ingest --reset PATH`"
+    )
 
 
 def _record(row: Sequence[Any]) -> ArticleRecord:

@@ -202,6 +202,22 @@ def test_a_record_database_with_the_old_fts5_index_is_upgraded_on_open(
     assert "chunks_fts" not in tables
 
 
+def test_opening_a_database_another_process_is_upgrading_says_so(
+    index: ChunkIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag.errors import StoreError
+
+    _write(index, _corpus(5))
+    con = sqlite3.connect(index.db_path, isolation_level=None)
+    con.execute("DELETE FROM lex_meta WHERE key='version'")  # as if written by an old version
+    con.execute("BEGIN IMMEDIATE")  # the other process, still building
+    monkeypatch.setattr(ChunkIndex, "busy_seconds", 0.2)
+    with pytest.raises(StoreError, match="another newsrag process is writing it"):
+        build_index(make_settings(tmp_path / "data"))
+    con.execute("ROLLBACK")
+    assert build_index(make_settings(tmp_path / "data")).lexical_search("Ukraine", 3, Filters())
+
+
 def test_word_frequencies_count_chunks_whose_body_has_the_word(index: ChunkIndex) -> None:
     _write(index, _corpus(30))
     total, freqs = index.document_frequencies(["ukraine", "flamingo", "it's"])
