@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -487,7 +487,7 @@ class ChunkIndex:
         kept: list[tuple[str, float]] = []
         for widen in (WIDEN, 4 * WIDEN):
             wide = self._nearest(vector, k * widen, None)
-            allowed = self._passing([i for i, _ in wide], filters, exclude_future)
+            allowed = self._passing("chunk_id", [i for i, _ in wide], filters, exclude_future)
             kept = [(i, s) for i, s in wide if i in allowed]
             if len(kept) >= k:
                 return kept[:k]
@@ -509,17 +509,26 @@ class ChunkIndex:
         distances = result["distances"][0] if result.get("distances") else [1.0] * len(ids)
         return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
 
-    def _passing(self, chunk_ids: list[str], filters: Filters, exclude_future: bool) -> set[str]:
+    def _passing(
+        self,
+        column: Literal["chunk_id", "rowid"],
+        values: Sequence[Any],
+        filters: Filters,
+        exclude_future: bool,
+    ) -> dict[Any, str]:
+        """Chunk ids of the chunks whose ``column`` (``chunk_id`` or ``rowid``) is one of
+        ``values``, that are complete and pass ``filters``, by that value."""
         clauses, params = _sql_filters(filters, exclude_future)
-        passing: set[str] = set()
-        for batch in _batches(chunk_ids, 500):
+        passing: dict[Any, str] = {}
+        for batch in _batches(list(values), 500):
             marks = ",".join("?" * len(batch))
             rows = self._con().execute(
-                "SELECT c.chunk_id FROM chunks c JOIN articles a ON a.article_id = c.article_id "
-                f"WHERE a.status = 'complete' AND c.chunk_id IN ({marks}) {clauses}",
+                f"SELECT c.{column}, c.chunk_id FROM chunks c JOIN articles a "
+                "ON a.article_id = c.article_id "
+                f"WHERE a.status = 'complete' AND c.{column} IN ({marks}) {clauses}",
                 [*batch, *params],
             )
-            passing.update(r[0] for r in rows)
+            passing.update(rows.fetchall())
         return passing
 
     def lexical_search(
@@ -535,37 +544,18 @@ class ChunkIndex:
             ids, scores = lexical.score(con, terms, at_least=k * WIDEN)
             # Filters are checked on the best ones only (joining every match to its article
             # would cost more than scoring); widen when too few of them pass.
-            clauses, params = _sql_filters(filters, exclude_future)
             found: list[tuple[str, float]] = []
             wanted = k * WIDEN
             while True:
                 ranked = lexical.top(ids, scores, wanted)
-                found = self._passing_docs(con, ranked, clauses, params)
+                names = self._passing("rowid", [d for d, _ in ranked], filters, exclude_future)
+                found = [(names[d], score) for d, score in ranked if d in names]
                 if len(found) >= k or wanted >= len(ids):
                     break
                 wanted *= 10
         finally:
             con.execute("COMMIT")
         return found[:k]
-
-    @staticmethod
-    def _passing_docs(
-        con: sqlite3.Connection,
-        ranked: list[tuple[int, float]],
-        clauses: str,
-        params: list[Any],
-    ) -> list[tuple[str, float]]:
-        """``(chunk id, score)`` of the ranked docs that are complete and pass the filters."""
-        names: dict[int, str] = {}
-        for batch in _batches([doc for doc, _ in ranked], 500):
-            marks = ",".join("?" * len(batch))
-            rows = con.execute(
-                "SELECT c.rowid, c.chunk_id FROM chunks c JOIN articles a ON a.article_id = "
-                f"c.article_id WHERE c.rowid IN ({marks}) AND a.status = 'complete' {clauses}",
-                [*batch, *params],
-            )
-            names.update((int(r[0]), str(r[1])) for r in rows)
-        return [(names[doc], score) for doc, score in ranked if doc in names]
 
     def chunks_by_id(self, chunk_ids: Sequence[str]) -> dict[str, RetrievedChunk]:
         """Complete chunks with their article metadata (unknown or pending ids are dropped)."""
