@@ -17,7 +17,7 @@ as the chunks, so the crash-safety protocol of :class:`rag.store.ChunkIndex` cov
 - Chunk ids (the ``rowid`` of ``chunks``) are allocated from ``lex_meta.next_doc`` and
   never reused. A deleted chunk's postings are therefore harmless: its id no longer joins
   to a chunk row. They are dropped when their fragment is merged, and :func:`compact`
-  rewrites every term once dead postings pass a quarter of the total.
+  rewrites every term once they outnumber a quarter of the live postings.
 - ``lex_meta``: live chunks and their words (BM25's average length), id counters.
 
 Scoring is FTS5's ``bm25`` as configured before (k1 1.2, b 0.75, a title word counts
@@ -285,9 +285,12 @@ def clear(con: sqlite3.Connection) -> None:
 def compact(con: sqlite3.Connection) -> None:
     """Merge every term's fragments into one, dropping the postings of deleted chunks."""
     merger = _Merger(con)
-    terms = [r[0] for r in con.execute("SELECT DISTINCT term FROM lex_postings")]
-    for term in terms:
-        merger.merge_all(term)
+    fragments: dict[str, list[int]] = {}
+    for term, frag in con.execute("SELECT term, frag FROM lex_postings").fetchall():
+        fragments.setdefault(term, []).append(frag)
+    for term, frags in fragments.items():
+        merger.merge(term, frags)
+    merger.settle()
 
 
 class _Merger:
@@ -319,16 +322,10 @@ class _Merger:
                 first -= 1
                 merged += sizes[first][1]
             if first < len(sizes) - 1:
-                self._merge(term, [f for f, _ in sizes[first:]])
-        self._settle()
+                self.merge(term, [f for f, _ in sizes[first:]])
+        self.settle()
 
-    def merge_all(self, term: str) -> None:
-        rows = self.con.execute("SELECT frag FROM lex_postings WHERE term=?", (term,))
-        frags = [r[0] for r in rows]
-        self._merge(term, frags)
-        self._settle()
-
-    def _merge(self, term: str, frags: list[int]) -> None:
+    def merge(self, term: str, frags: list[int]) -> None:
         marks = ",".join("?" * len(frags))
         rows = self.con.execute(
             f"SELECT docs, freqs, lens FROM lex_postings WHERE term=? AND frag IN ({marks}) "
@@ -356,7 +353,8 @@ class _Merger:
                 ),
             )
 
-    def _settle(self) -> None:
+    def settle(self) -> None:
+        """Record the dropped postings in the statistics."""
         if self.dropped:
             meta = _meta(self.con)
             _set_meta(self.con, {"postings": max(0, meta["postings"] - self.dropped)})
