@@ -23,7 +23,7 @@ from ingest.loaders import LoadFailure, discover, load_file
 from ingest.splitter import SentenceSplitter
 from rag.embeddings import LocalEmbeddings
 from rag.records import Article, Chunk, sha1_hex
-from rag.store import ChunkIndex, stored_hash
+from rag.store import ChunkIndex, pack_rows, stored_hash
 from rag.text import split_sentences
 
 logger = logging.getLogger(__name__)
@@ -282,17 +282,23 @@ class Ingestor:
                 spans[key] = sentence_spans(article.title, chunk.text)
         cached, cached_sentences = self.index.cached_vectors(list(texts))
         embeddings = self.embeddings
-        with_spans = isinstance(embeddings, LocalEmbeddings) and embeddings.gives_span_vectors
-        sentences: dict[str, np.ndarray | None] = dict(cached_sentences)
-        missing = [k for k in texts if k not in cached or (with_spans and k not in sentences)]
+        pooling = (
+            embeddings
+            if isinstance(embeddings, LocalEmbeddings) and embeddings.gives_span_vectors
+            else None
+        )
+        # Sentence vectors stay packed (pack_rows) from the model to the cache and the chunk.
+        sentences: dict[str, bytes | None] = dict(cached_sentences)
+        missing = [
+            k for k in texts if k not in cached or (pooling is not None and k not in sentences)
+        ]
         tick(len(keys) - len(missing))
         # Longest first: batches of similar length waste less padding.
         missing.sort(key=lambda k: len(texts[k]), reverse=True)
         for start in range(0, len(missing), EMBED_SLICE):
             part = missing[start : start + EMBED_SLICE]
-            if with_spans:
-                assert isinstance(embeddings, LocalEmbeddings)
-                matrix, pooled = embeddings.embed_with_spans(
+            if pooling is not None:
+                matrix, pooled = pooling.embed_with_spans(
                     [texts[k] for k in part], [spans[k] for k in part]
                 )
                 vectors = list(matrix)
@@ -300,13 +306,15 @@ class Ingestor:
                 vectors = embeddings.embed_documents([texts[k] for k in part])
                 pooled = [None] * len(part)
             fresh = {k: np.asarray(v, dtype=np.float32) for k, v in zip(part, vectors, strict=True)}
-            fresh_sentences = dict(zip(part, pooled, strict=True))
+            fresh_sentences = {
+                k: None if m is None else pack_rows(m) for k, m in zip(part, pooled, strict=True)
+            }
             self.index.cache_vectors(fresh, fresh_sentences)
             cached.update(fresh)
             sentences.update(fresh_sentences)
             tick(len(part))
         rows = []
-        by_chunk: dict[str, np.ndarray | None] = {}
+        by_chunk: dict[str, bytes | None] = {}
         position = 0
         for article, chunks in batch:
             chunk_keys = keys[position : position + len(chunks)]

@@ -294,14 +294,13 @@ class ChunkIndex:
 
     # -- embedding cache -------------------------------------------------------------
 
-    def cached_vectors(
-        self, keys: Sequence[str]
-    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Cached chunk vectors, and the sentence vectors cached with them (see
-        :func:`pack_rows`; missing for entries written without), read in one query."""
+    def cached_vectors(self, keys: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, bytes]]:
+        """Cached chunk vectors, and the sentence vectors cached with them as
+        :func:`pack_rows` packed them (missing for entries written without), read in one
+        query. They stay packed: ingest only stores them again beside the chunk."""
         con = self._con()
         vectors: dict[str, np.ndarray] = {}
-        sentences: dict[str, np.ndarray] = {}
+        sentences: dict[str, bytes] = {}
         for batch in _batches(list(keys), 500):
             marks = ",".join("?" * len(batch))
             for key, blob, packed in con.execute(
@@ -310,20 +309,21 @@ class ChunkIndex:
             ):
                 vectors[key] = np.frombuffer(blob, dtype=np.float32)
                 if packed is not None:
-                    sentences[key] = unpack_rows(packed)
+                    sentences[key] = packed
         return vectors, sentences
 
     def cache_vectors(
         self,
         vectors: dict[str, np.ndarray],
-        sentences: Mapping[str, np.ndarray | None] | None = None,
+        sentences: Mapping[str, bytes | None] | None = None,
     ) -> None:
+        """Cache chunk vectors by key, with their sentence vectors packed by
+        :func:`pack_rows`."""
         sentences = sentences or {}
-        rows = []
-        for key, vector in vectors.items():
-            matrix = sentences.get(key)
-            packed = None if matrix is None else pack_rows(matrix)
-            rows.append((key, np.asarray(vector, dtype=np.float32).tobytes(), packed))
+        rows = [
+            (key, np.asarray(vector, dtype=np.float32).tobytes(), sentences.get(key))
+            for key, vector in vectors.items()
+        ]
         with self._tx() as con:
             con.executemany(
                 "INSERT OR REPLACE INTO embedding_cache(key, vector, sentences) VALUES (?,?,?)",
@@ -336,12 +336,13 @@ class ChunkIndex:
         self,
         batch: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]],
         version: str = "",
-        sentence_vectors: Mapping[str, np.ndarray | None] | None = None,
+        sentence_vectors: Mapping[str, bytes | None] | None = None,
     ) -> None:
         """Store articles with their chunks and chunk vectors, replacing older versions.
 
-        ``sentence_vectors`` (by chunk id) are kept beside each chunk for the extractive
-        answerer: row 0 the title, then one row per sentence of the chunk text.
+        ``sentence_vectors`` (by chunk id, packed by :func:`pack_rows`) are kept beside
+        each chunk for the extractive answerer: row 0 the title, then one row per
+        sentence of the chunk text.
 
         ``version`` names how the chunks were made (model, chunk sizes); it is folded into
         the manifest's content hash (see :func:`stored_hash`) so that changing it makes
@@ -397,7 +398,6 @@ class ChunkIndex:
             postings: list[tuple[int, lexical.Analyzed]] = []
             for (article, chunks, _), terms in zip(batch, analyzed, strict=True):
                 for chunk, chunk_terms in zip(chunks, terms, strict=True):
-                    matrix = (sentence_vectors or {}).get(chunk.chunk_id)
                     con.execute(
                         "INSERT INTO chunks(rowid, chunk_id, article_id, chunk_index, start, "
                         '"end", text, sentences, lex_len, lex_terms) VALUES (?,?,?,?,?,?,?,?,?,?)',
@@ -409,7 +409,7 @@ class ChunkIndex:
                             chunk.start,
                             chunk.end,
                             chunk.text,
-                            None if matrix is None else pack_rows(matrix),
+                            (sentence_vectors or {}).get(chunk.chunk_id),
                             chunk_terms.length,
                             len(chunk_terms.freqs),
                         ),
