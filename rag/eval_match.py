@@ -43,7 +43,9 @@ _POSSESSIVE = re.compile(r"(?<=\w)'s\b|(?<=s)'(?=\W|$)")
 def _demonyms() -> dict[str, str]:
     """Normalized demonyms (and their plurals) and the normalized country of each.
 
-    A demonym shared by two countries ("Dominican") is left out: it names neither.
+    A demonym shared by several entries names the one with the shortest name, which is
+    the country rather than its territories: "French" is France, not Réunion; "Chinese"
+    China, not Macau; "American" the United States, not the Northern Mariana Islands.
     """
     from countryinfo import all_countries
 
@@ -54,11 +56,11 @@ def _demonyms() -> dict[str, str]:
             word = normalize(demonym)
             if word and name and word != name:
                 owners[word].add(name)
-    table = {word: next(iter(names)) for word, names in owners.items() if len(names) == 1}
+    table = {word: min(names, key=lambda n: (len(n), n)) for word, names in owners.items()}
     forms: dict[str, str] = {}
     for word, name in table.items():
         forms[word] = name
-        if word[-1] in "aeiou" or word.endswith("n"):  # Iranians, Israelis, Filipinos
+        if word[-1] in "aion":  # Iranians, Israelis, Filipinos; not "Japaneses"
             forms.setdefault(word + "s", name)
     return forms
 

@@ -174,6 +174,7 @@ def test_lenient_answer_hit_reads_a_demonym_as_its_country() -> None:
     assert answer_hit_lenient("Iranian lawmakers voted", "Iran", "iran")
     assert answer_hit_lenient("Filipinos felt the quake", "Philippines", "philippines")
     assert answer_hit_lenient("the North Korean government", "North Korea", "north korea")
+    assert answer_hit_lenient("the French New Wave", "France", "france"), "France, not Réunion"
 
 
 def test_lenient_answer_hit_still_needs_the_answer() -> None:
