@@ -147,10 +147,13 @@ def answer_hit_lenient(text: str, answer: str, answer_norm: str) -> bool:
 class StoryGroups:
     """Near-copies of each article: the same story under another id (syndicated, updated).
 
-    Two articles are one story when their normalized titles are equal, or when at least
-    ``min_overlap`` of the smaller one's sampled 5-word shingles are also in the other
-    (containment, so a shortened copy counts too). Shingles found in more than 20
-    articles (a site's newsletter box) count for neither.
+    Two articles are one story when at least ``min_overlap`` (half) of the smaller one's
+    sampled 5-word shingles are also in the other (containment, so a shortened copy counts
+    too), or a fifth of them when their normalized titles are equal (an updated version).
+    A title alone is not enough: a daily digest ("News from around our 50 states") keeps
+    its title over different stories. Shingles found in more than 20 articles (a site's
+    newsletter box) count for neither; a text under ~20 words has too few sampled
+    shingles to be grouped.
     """
 
     neighbours: Mapping[str, frozenset[str]]
@@ -170,21 +173,22 @@ def _word_code(word: str) -> int:
     return zlib.crc32(word.encode())
 
 
-def story_groups(articles: Mapping[str, tuple[str, str]], min_overlap: float = 0.5) -> StoryGroups:
+def story_groups(
+    articles: Mapping[str, tuple[str, str]], min_overlap: float = 0.5, same_title: float = 0.2
+) -> StoryGroups:
     """Group ``{article id: (title, text)}`` into stories (see :class:`StoryGroups`).
 
-    >>> g = story_groups({"a": ("Fed raises rates", "x"), "b": ("Fed Raises Rates!", "y"),
-    ...                   "c": ("Other", "z")})
+    >>> body = " ".join(f"w{i}" for i in range(100))
+    >>> g = story_groups({"a": ("Fed raises rates", body), "b": ("Fed Raises Rates!", body[:300]),
+    ...                   "c": ("Fed raises rates", "an unrelated digest " * 30)})
     >>> sorted(g.of("a")), sorted(g.of("c"))
     (['b'], [])
     """
-    by_title: dict[str, set[str]] = defaultdict(set)
+    titles: dict[str, str] = {}
     sketches: dict[str, set[int]] = {}
     postings: dict[int, list[str]] = defaultdict(list)
     for article_id, (title, text) in articles.items():
-        key = normalize(title)
-        if key:
-            by_title[key].add(article_id)
+        titles[article_id] = normalize(title)
         codes = [_word_code(w) for w in normalize(text).split()]
         # A shingle is kept when its first word's code is: the same shingle is kept or
         # dropped in every article, and the others cost nothing.
@@ -197,9 +201,6 @@ def story_groups(articles: Mapping[str, tuple[str, str]], min_overlap: float = 0
         for h in sketch:
             postings[h].append(article_id)
     neighbours: dict[str, set[str]] = defaultdict(set)
-    for ids in by_title.values():
-        for a in ids:
-            neighbours[a] |= ids - {a}
     for article_id, sketch in sketches.items():
         shared: dict[str, int] = defaultdict(int)
         for h in sketch:
@@ -210,7 +211,9 @@ def story_groups(articles: Mapping[str, tuple[str, str]], min_overlap: float = 0
                     shared[other] += 1
         for other, count in shared.items():
             smaller = min(len(sketch), len(sketches[other]))
-            if smaller and count / smaller >= min_overlap:
+            title = titles[article_id]
+            needed = same_title if title and title == titles[other] else min_overlap
+            if smaller and count / smaller >= needed:
                 neighbours[article_id].add(other)
                 neighbours[other].add(article_id)
     return StoryGroups({a: frozenset(n) for a, n in neighbours.items()})

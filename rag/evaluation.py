@@ -246,8 +246,8 @@ def fair_exclusion_sets(dataset: Path, questions: Sequence[Question]) -> dict[st
 
     The gold articles, every article of the corpus whose title or text holds the answer
     (lenient match), and the near-copies of each (:func:`rag.eval_match.story_groups`:
-    the corpus has no story ids, so same normalized title or >= 50% shared 5-word
-    shingles).
+    the corpus has no story ids, so >= 50% shared 5-word shingles, >= 20% with the same
+    title).
     """
     articles = {str(d["id"]): (d.get("title") or "", d.get("text") or "") for d in _corpus(dataset)}
     groups = build_story_groups(articles)

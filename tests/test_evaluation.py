@@ -240,17 +240,23 @@ def test_a_grid_names_real_settings_with_valid_values() -> None:
 
 # -- the fair no-answer variant ------------------------------------------------------------
 
+_SESSION = (
+    "The session opened with a long debate on fuel subsidies and teacher salaries, and the "
+    "speaker read out a statement from the finance ministry about the currency, the deficit "
+    "and the price of bread in the provinces before members raised questions about water "
+    "shortages in the south and the delayed railway line to the northern border towns."
+)
 FAIR_CORPUS = {
-    "gold": ("Parliament votes", "Iran's parliament voted on the budget on Sunday."),
+    "gold": ("Parliament votes", f"Iran's parliament voted on the budget on Sunday. {_SESSION}"),
     "other-holder": ("Budget news", "Iranian lawmakers passed the budget after a long debate."),
-    "copy-of-gold": (
+    "update-of-gold": (
         "Parliament votes",
-        "The parliament in Tehran voted on the budget on Sunday, officials said.",
+        f"The parliament in Tehran voted on the budget on Sunday evening. {_SESSION}",
     ),
-    "near-copy-of-holder": (
-        "Lawmakers pass budget",
-        "Lawmakers passed the budget after a long debate, the state agency reported on Monday "
-        "evening in a short statement to reporters.",
+    "same-title-other-story": (
+        "Parliament votes",
+        "Lawmakers in another country approved a new fishing law after a short debate about "
+        "quotas, harbours, boat licences and the protection of coral reefs along the coast.",
     ),
     "unrelated": ("Weather", "Rain is expected across the region on Saturday afternoon."),
 }
@@ -262,7 +268,8 @@ def test_the_fair_no_answer_variant_leaves_out_every_article_holding_the_answer(
     assert sorted(index.holding("Iran", "iran")) == ["gold", "other-holder"]
     [left_out] = fair_exclusions([("Iran", "iran", ["gold"])], index, groups)
     assert "gold" in left_out and "other-holder" in left_out
-    assert "copy-of-gold" in left_out, "same title: the same story"
+    assert "update-of-gold" in left_out, "the same story, without the answer's word"
+    assert "same-title-other-story" not in left_out, "a title alone is not a story"
     assert "unrelated" not in left_out
 
 
