@@ -688,70 +688,13 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
         )
     payload: dict[str, Any] = {}
     if args.split_weeks or grid:
-        halves = split_weeks(questions)
-        rows = [(half_label(h), _subset(f"newsrag ({args.mode})", h, results)) for h in halves]
-        sections.append(("per half of the weeks (shipped settings)", compact_table(rows, "half")))
-        if grid:
-            points = run_grid(assistant, questions, grid, fair)
-            grid_rows = [
-                (f"{_point_label(p)} on {half_label(h)}", _subset(_point_label(p), h, r))
-                for p, r in points
-                for h in halves
-            ]
-            sections.append(("grid, per half", compact_table(grid_rows, "settings on half")))
-            outcomes = choose_and_hold_out(points, halves, results)
-            sections.append(("chosen on one half, reported on the other", held_out_table(outcomes)))
-            payload["held_out"] = [
-                {
-                    "tuned_on": o.tuned_on,
-                    "chosen": o.chosen,
-                    "held_out": _summary_dict(o.held_out),
-                    "shipped_held_out": _summary_dict(o.default_held_out),
-                }
-                for o in outcomes
-            ]
+        sections += _weeks_sections(assistant, questions, results, grid, fair, payload)
     if args.undated:
-        rewritten = [
-            replace(q, question=explicit_dates(q.question, q.date)) if q.date else q
-            for q in questions
-        ]
-        timed = {q.id for q in questions if has_time_words(q.question)}
-        undated = run_newsrag(assistant, rewritten, abstention=False, undated=True)
-        rows = []
-        for label, keep in (
-            ("with a time word", lambda q: q.id in timed),
-            ("without", lambda q: q.id not in timed),
-            ("all", lambda q: True),
-        ):
-            group = [q for q in questions if keep(q)]
-            if group:
-                rows.append(
-                    (
-                        f"{label}, dated (as of the question's date)",
-                        _subset("dated", group, results),
-                    )
-                )
-                rows.append(
-                    (
-                        f"{label}, undated (explicit dates, no as-of)",
-                        _subset("undated", group, undated),
-                    )
-                )
-        sections.append(
-            ("undated: time words made explicit, no as-of given", compact_table(rows, "questions"))
-        )
-        payload["undated"] = {
-            "rewritten": {q.id: q.question for q in rewritten if q.id in timed},
-            "per_question": [asdict(r) for r in undated],
-        }
+        sections.append(_undated_section(assistant, questions, results, payload))
     if conversations:
         conv = run_conversations(assistant, conversations)
-        sections.append(
-            (
-                f"conversations ({conversation_file})",
-                conversation_table(summarize_conversations(conv)),
-            )
-        )
+        table = conversation_table(summarize_conversations(conv))
+        sections.append((f"conversations ({conversation_file})", table))
         payload["conversations"] = [asdict(r) for r in conv]
     text = "\n\n".join(f"## {title}\n\n{body}" for title, body in sections)
     print(text)
@@ -771,6 +714,73 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
     (args.out / f"eval-{stamp}.md").write_text(f"# newsrag eval {stamp}\n\n`{command}`\n\n{text}\n")
     print(f"results: {args.out / f'eval-{stamp}.json'}", file=sys.stderr)
     return 0
+
+
+def _weeks_sections(
+    assistant: Any,
+    questions: list[Question],
+    results: list[Result],
+    grid: Mapping[str, Sequence[Any]],
+    fair: Mapping[str, tuple[str, ...]] | None,
+    payload: dict[str, Any],
+) -> list[tuple[str, str]]:
+    """The halves with the shipped settings; with a grid, the held-out figures too."""
+    halves = split_weeks(questions)
+    rows = [(half_label(h), _subset(assistant.mode_label, h, results)) for h in halves]
+    sections = [("per half of the weeks (shipped settings)", compact_table(rows, "half"))]
+    if not grid:
+        return sections
+    points = run_grid(assistant, questions, grid, fair)
+    grid_rows = [
+        (f"{_point_label(p)} on {half_label(h)}", _subset(_point_label(p), h, r))
+        for p, r in points
+        for h in halves
+    ]
+    sections.append(("grid, per half", compact_table(grid_rows, "settings on half")))
+    outcomes = choose_and_hold_out(points, halves, results)
+    sections.append(("chosen on one half, reported on the other", held_out_table(outcomes)))
+    payload["grid"] = [
+        {"settings": p, "half": half_label(h), **_summary_dict(_subset("", h, r))}
+        for p, r in points
+        for h in halves
+    ]
+    payload["held_out"] = [
+        {
+            "tuned_on": o.tuned_on,
+            "chosen": o.chosen,
+            "held_out": _summary_dict(o.held_out),
+            "shipped_held_out": _summary_dict(o.default_held_out),
+        }
+        for o in outcomes
+    ]
+    return sections
+
+
+def _undated_section(
+    assistant: Any, questions: list[Question], dated: list[Result], payload: dict[str, Any]
+) -> tuple[str, str]:
+    """The questions with explicit dates and no as-of, next to the dated run."""
+    rewritten = [
+        replace(q, question=explicit_dates(q.question, q.date)) if q.date else q for q in questions
+    ]
+    timed = {q.id for q in questions if has_time_words(q.question)}
+    undated = run_newsrag(assistant, rewritten, abstention=False, undated=True)
+    rows = []
+    for label, group in (
+        ("with a time word", [q for q in questions if q.id in timed]),
+        ("without", [q for q in questions if q.id not in timed]),
+        ("all", questions),
+    ):
+        if group:
+            rows.append((f"{label}, dated (as of the question's date)", _subset("", group, dated)))
+            rows.append(
+                (f"{label}, undated (explicit dates, no as-of)", _subset("", group, undated))
+            )
+    payload["undated"] = {
+        "rewritten": {q.id: q.question for q in rewritten if q.id in timed},
+        "per_question": [asdict(r) for r in undated],
+    }
+    return "undated: time words made explicit, no as-of given", compact_table(rows, "questions")
 
 
 def _summary_dict(summary: Summary) -> dict[str, Any]:
