@@ -27,7 +27,7 @@ from rag.text import content_terms
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-    from ingest.pipeline import Ingestor, IngestReport, ProgressCallback
+    from ingest.pipeline import Ingestor, IngestReport, LibraryCheck, ProgressCallback
     from rag.llm import LLMAnswerer
 
 logger = logging.getLogger(__name__)
@@ -211,15 +211,14 @@ class Assistant:
         return bm25_idf(max(total, 1), freqs).get(word, 1.0)
 
     def _idf(self, terms: Sequence[str]) -> dict[str, float]:
-        generation = self._generation
+        # The library's write generation: moves with writes of this and other processes.
+        generation = self.index.generation()
         return {t: self._idf_cached(t, generation) for t in terms}
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if len(texts) == 1:  # the question: usually embedded for retrieval already
             return np.asarray([self.embeddings.embed_query(texts[0])], dtype=np.float32)
         return np.asarray(self.embeddings.embed_documents(texts), dtype=np.float32)
-
-    _generation = 0  # bumped after each ingest so IDF weights follow the index
 
     # -- library ---------------------------------------------------------------------------
 
@@ -260,7 +259,6 @@ class Assistant:
             progress=progress,
             show_progress=show_progress,
         )
-        self._generation += 1
         return report
 
     def add_text(
@@ -287,9 +285,7 @@ class Assistant:
             url=source if source and source.startswith(("http://", "https://")) else None,
             published=published,
         )
-        report = self.ingestor().ingest_articles([article], progress=progress)
-        self._generation += 1
-        return report
+        return self.ingestor().ingest_articles([article], progress=progress)
 
     def ensure_seeded(
         self, progress: Callable[[int, int, str], None] | None = None
@@ -308,12 +304,20 @@ class Assistant:
 
     def delete_article(self, article_id: str) -> bool:
         """Remove an article and its chunks; False when it was not indexed."""
-        deleted = self.index.delete([article_id]) > 0
-        self._generation += 1
-        return deleted
+        return self.index.delete([article_id]) > 0
 
     def stats(self) -> IndexStats:
         return self.index.stats()
+
+    def check(self, *, repair: bool = False) -> LibraryCheck:
+        """Read back every stored chunk's vector (``newsrag check``); with ``repair``,
+        restore lost vectors, drop orphan ones and finish unfinished articles.
+
+        Example:
+            >>> assistant.check().lines()  # doctest: +SKIP
+            ['articles: 1', 'vectors: 6 of 6 chunks readable']
+        """
+        return self.ingestor().check(repair=repair)
 
 
 def _with_as_of(filters: Filters | None, as_of: date | None) -> Filters:

@@ -33,3 +33,7 @@ class StoreUnavailableError(StoreError):
 
 class QuestionError(NewsragError):
     """The question cannot be asked as given (empty, only punctuation...)."""
+
+
+class StoreBusyError(StoreError):
+    """Another process has held the library for writing longer than we wait."""

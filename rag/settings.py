@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     chroma_telemetry: bool = Field(
         False, description="Chroma's anonymized telemetry (off: nothing phones home)."
     )
+    lock_timeout: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds a write waits for another process's write to the library.",
+    )
 
     # --- embeddings and splitting ------------------------------------------------------
     embedding_model: str = Field(

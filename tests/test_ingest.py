@@ -30,8 +30,7 @@ def test_ingesting_the_seeds_stores_chunks_with_their_metadata(seeded: Assistant
     articles, chunks, in_chroma = _index_counts(seeded)
     assert articles == 1
     assert chunks == in_chroma >= 2
-    got = seeded.index._collection.get(include=["metadatas"])
-    for meta in got["metadatas"]:
+    for meta in seeded.index.vectors.get_metadatas():
         assert meta["title"].startswith("Italian PM proposes extending NATO")
         assert meta["source"].endswith("meloni-article5-ukraine.txt")
         assert meta["end"] > meta["start"] >= 0
