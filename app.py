@@ -313,6 +313,12 @@ def stats_markdown(assistant: Assistant) -> str:
     )
     if stats.pending:
         text += f" · {stats.pending} unfinished (the next ingest repairs them)"
+    check = stats.vector_check
+    if check is not None and check.missing:
+        text += (
+            f" · {check.missing} {_plural(check.missing, 'chunk')} without a vector "
+            "(`newsrag check --repair` restores them)"
+        )
     return text
 
 
