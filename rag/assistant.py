@@ -299,7 +299,12 @@ class Assistant:
             for answer in self.llm.stream(question, hits, history, as_of=scope.as_of):
                 yield dated(answer)
             return
-        yield dated(self.extractive.answer(question, hits, query=query, as_of=scope.recent))
+        # The window already holds the date ("in March 2022"): quotes need not repeat it.
+        words = _without(question, scope.window)
+        answer = self.extractive.answer(
+            words, hits, query=_without(query or question, scope.window), as_of=scope.recent
+        )
+        yield dated(replace(answer, question=question))
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - the assistant lives as long as the app
     def _idf_cached(self, word: str, generation: int) -> float:
@@ -410,6 +415,19 @@ class Assistant:
 
     def stats(self) -> IndexStats:
         return self.index.stats()
+
+
+def _without(text: str, window: DateWindow) -> str:
+    """``text`` without the date phrase of a strict window (kept when it is all there is).
+
+    >>> w = DateWindow(None, date(2022, 6, 30), "", "in June 2022", True)
+    >>> _without("How much did the Fed raise rates in June 2022?", w)
+    'How much did the Fed raise rates ?'
+    """
+    if not window.strict or not window.phrase or window.phrase not in text:
+        return text
+    rest = " ".join(text.replace(window.phrase, " ").split())
+    return rest if any(ch.isalnum() for ch in rest) else text
 
 
 def _with_as_of(filters: Filters | None, as_of: date | None) -> Filters:

@@ -24,7 +24,7 @@ import re
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from rag.records import DateWindow
+from rag.records import Answer, DateWindow
 from rag.text import STOPWORDS
 
 if TYPE_CHECKING:
@@ -327,3 +327,19 @@ def format_day(day: date) -> str:
     '15 June 2022'
     """
     return f"{day.day} {calendar.month_name[day.month]} {day.year}"
+
+
+def answer_when(answer: Answer) -> str:
+    """The as-of and window line shown under an answer.
+
+    >>> from rag.records import DateWindow
+    >>> w = DateWindow(date(2022, 6, 13), date(2022, 6, 19), "articles from 13-19 June 2022")
+    >>> answer_when(Answer("q", "t", as_of=date(2022, 6, 24), window=w))
+    'As of 24 June 2022 · searched articles from 13-19 June 2022'
+    """
+    if answer.as_of is None:
+        return ""
+    line = f"As of {format_day(answer.as_of)}"
+    if answer.window is not None:
+        line += f" · searched {answer.window.label}"
+    return line
