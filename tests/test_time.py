@@ -15,6 +15,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
+from langchain_core.messages import AIMessage
 
 import app
 from rag.assistant import Assistant
@@ -23,6 +24,7 @@ from rag.dates import format_day, resolve_window
 from rag.records import Answer, DateWindow
 from rag.settings import Settings
 from tests.conftest import SEEDS
+from tests.test_llm import RecordingChatModel
 
 MARCH = date(2022, 3, 16)
 JUNE = date(2022, 6, 15)
@@ -381,3 +383,24 @@ def test_the_chat_date_control_sets_the_as_of(fed: Assistant, tmp_path: Path) ->
     assert "As of 1 July 2022" in history[-1]["content"]
     with pytest.raises(gr.Error, match="As of must be a date"):
         list(chat.respond(question, [], [], [], "", "", "last week"))
+
+
+@pytest.mark.slow
+def test_the_llm_gets_the_as_of_and_dated_sources_and_its_answer_carries_them(
+    settings: Settings, assistant_factory: Callable[..., Assistant]
+) -> None:
+    reply = "On 2022-06-15 the Fed raised rates by three-quarters of a point [1]."
+    model = RecordingChatModel(messages=iter([AIMessage(content=reply)]))
+    llm_settings = settings.model_copy(update={"llm_provider": "openai", "llm_model": "fake"})
+    assistant = assistant_factory(llm_settings, model)
+    assistant.today = lambda: date(2022, 7, 1)
+    assistant.add_text("Fed makes its biggest rate hike since 1994", JUNE_TEXT, published=JUNE)
+
+    answer = assistant.ask("How much did the Fed raise interest rates in June?")
+
+    system, user = (m.content for m in model.prompts[-1])
+    assert "publication date" in system and "which source is the newest" in system
+    assert 'date="2022-06-15"' in user
+    assert "The question is asked on 2022-07-01." in user
+    assert answer.text == reply and answer.as_of == date(2022, 7, 1)
+    assert answer.window is not None and answer.window.label == "articles from June 2022"
