@@ -131,7 +131,11 @@ def resolve_window(question: str, as_of: date) -> DateWindow | None:
     past = _PAST_SPAN.search(question)
     if past:
         return _past_span(past, as_of)
-    windows = [w for w in (_window(question, s, d, as_of) for s, d in _found(question, as_of)) if w]
+    windows: list[DateWindow] = []
+    for span, offset in _found(question, as_of):
+        window = _window(question, span, offset, as_of)
+        if window and all((w.start, w.end) != (window.start, window.end) for w in windows):
+            windows.append(window)  # a date said twice is one window
     if not windows:
         return None
     if len(windows) == 1:

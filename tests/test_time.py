@@ -319,6 +319,13 @@ def test_a_date_after_the_as_of_gives_no_window() -> None:
     assert resolve_window("What will happen in 2030?", FRIDAY) is None
 
 
+def test_a_date_said_twice_in_a_long_question_is_one_window() -> None:
+    question = "What happened in the markets this week? " * 40
+    window = resolve_window(question[:2000], FRIDAY)
+    assert window is not None and window.phrase == "this week"
+    assert (window.start, window.end) == (date(2022, 6, 20), FRIDAY)
+
+
 # -- the as-of and window shown by the CLI and the chat ---------------------------------
 
 
