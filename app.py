@@ -29,6 +29,7 @@ import gradio as gr
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import IngestReport, ProgressCallback
 from rag.assistant import Assistant
+from rag.dates import answer_when
 from rag.errors import NewsragError
 from rag.records import Answer, Source
 from rag.settings import Settings
@@ -67,6 +68,7 @@ a.cite:hover, a.cite:focus-visible { background: var(--color-accent); color: whi
 .source-card mark { background: rgba(250, 204, 21, 0.4); color: inherit; padding: 0 1px;
   border-radius: 2px; }
 .empty { opacity: 0.75; }
+.answer-when { opacity: 0.75; }
 """
 
 # Click on a ``[n]`` marker: show the sources of that answer, scroll its card into view
@@ -150,7 +152,8 @@ def _attr(text: str) -> str:
 
 
 def render_answer(answer: Answer, turn: int = 1) -> str:
-    """The chat message: escaped text whose ``[n]`` markers link to the source cards.
+    """The chat message: escaped text whose ``[n]`` markers link to the source cards,
+    then (once complete) the as-of it was answered for and the window it searched.
 
     ``turn`` numbers the answers of a chat, so a marker of an earlier answer still finds
     its own card (``#src-<turn>-<n>``).
@@ -172,7 +175,11 @@ def render_answer(answer: Answer, turn: int = 1) -> str:
             f"[{n}]</a>"
         )
 
-    return _ESCAPED_MARKER.sub(link, text)
+    text = _ESCAPED_MARKER.sub(link, text)
+    when = answer_when(answer)
+    if when and answer.done:
+        text += f'\n\n<small class="answer-when">{escape_markdown(when)}</small>'
+    return text
 
 
 def render_sources(answer: Answer | None, turn: int = 1) -> str:
@@ -431,8 +438,12 @@ class ChatApp:
         sources: list[str] | None = None,
         date_from: str = "",
         date_to: str = "",
+        as_of: str = "",
     ) -> Iterator[tuple[list[dict[str, Any]], list[Turn], str, str]]:
-        """Stream one chat turn: yields (chat messages, turns, source panel, input box)."""
+        """Stream one chat turn: yields (chat messages, turns, source panel, input box).
+
+        ``as_of`` is the date the question is asked (empty: today).
+        """
         history = list(history or [])
         # The chat may have been cleared in the browser; the turns follow the messages.
         turns = list(turns or [])[: _answers_in(history)]
@@ -445,6 +456,7 @@ class ChatApp:
             yield state(turns)
             return
         filters = make_filters(sources, date_from, date_to)
+        asked_on = _parse_day(as_of, "As of")
         pairs = [(t.question, t.answer.text) for t in turns if t.answer is not None]
         history.append({"role": "user", "content": escape_markdown(message)})
         history.append({"role": "assistant", "content": SEARCHING})
@@ -456,7 +468,9 @@ class ChatApp:
         number = len(turns) + 1
         current = [*turns, Turn(message, None)]
         try:
-            for answer in self.assistant.stream(message, filters=filters, history=pairs):
+            for answer in self.assistant.stream(
+                message, as_of=asked_on, filters=filters, history=pairs
+            ):
                 history[-1] = {"role": "assistant", "content": render_answer(answer, number)}
                 # Only the text and sources are shown; the retrieved chunks stay server-side.
                 current = [*turns, Turn(message, replace(answer, retrieved=()))]
@@ -602,7 +616,13 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                         max_length=2000,
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="ask")
-                with gr.Accordion("Filters", open=False, elem_id="filters"):
+                with gr.Accordion("Date and filters", open=False, elem_id="filters"):
+                    as_of = gr.Textbox(
+                        label="As of (the date the question is asked; empty: today)",
+                        placeholder="YYYY-MM-DD",
+                        elem_id="as-of",
+                        min_width=120,
+                    )
                     source_filter = gr.Dropdown(
                         choices=chat.source_choices(),
                         multiselect=True,
@@ -662,7 +682,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                     "Delete article", variant="stop", elem_id="delete", size="sm"
                 )
 
-        chat_inputs = [question, chatbot, turns, source_filter, date_from, date_to]
+        chat_inputs = [question, chatbot, turns, source_filter, date_from, date_to, as_of]
         chat_outputs = [chatbot, turns, sources_html, question]
         for trigger in (question.submit, send.click):
             trigger(

@@ -7,7 +7,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rag.components import build_chat_model, build_embeddings, build_index
+from rag.dates import format_day, format_range, resolve_window
 from rag.embeddings import LocalEmbeddings
 from rag.errors import QuestionError
 from rag.extractive import ExtractiveAnswerer, ExtractiveConfig, bm25_idf
-from rag.records import Answer, Article, sha1_hex
+from rag.records import Answer, Article, DateWindow, sha1_hex
 from rag.retrieval import ArticleHit, HybridSearcher, SearchConfig
 from rag.settings import Settings
 from rag.store import ArticleRecord, ChunkIndex, Filters, IndexStats
@@ -75,6 +76,23 @@ def retrieval_query(question: str, history: History = ()) -> str:
     return f"{previous} {question}"
 
 
+@dataclass(frozen=True)
+class TimeScope:
+    """When a question is asked, and which publication dates its answer searches.
+
+    ``filters`` are the retrieval filters with the as-of and any strict window applied;
+    recency is judged from ``recent`` (the newest article on or before the window's end,
+    so an archive asked about years later still has recent news), also counting the days
+    after it when ``around`` (the question named a past day or week).
+    """
+
+    as_of: date
+    window: DateWindow
+    filters: Filters
+    recent: date
+    around: bool = False
+
+
 class Assistant:
     """Ask questions about your news articles; every answer cites its sources.
 
@@ -93,8 +111,10 @@ class Assistant:
         index: ChunkIndex,
         embeddings: LocalEmbeddings,
         chat_model: BaseChatModel | None = None,
+        today: Callable[[], date] = date.today,
     ) -> None:
         self.settings = settings
+        self.today = today  # the as-of of questions asked without one; tests fix it
         self.index = index
         self.embeddings = embeddings
         self.searcher = HybridSearcher(
@@ -126,7 +146,9 @@ class Assistant:
             self.llm = LLMAnswerer(chat_model, settings.llm_model or type(chat_model).__name__)
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> Assistant:
+    def from_settings(
+        cls, settings: Settings | None = None, *, today: Callable[[], date] = date.today
+    ) -> Assistant:
         """Build the assistant and its components from settings (``.env`` by default)."""
         settings = settings or Settings()
         embeddings = build_embeddings(settings)
@@ -134,7 +156,7 @@ class Assistant:
         chat_model = None
         if settings.answer_mode_resolved == "llm":
             chat_model = build_chat_model(settings)
-        return cls(settings, index, embeddings, chat_model)
+        return cls(settings, index, embeddings, chat_model, today=today)
 
     # -- answering -----------------------------------------------------------------------
 
@@ -144,6 +166,66 @@ class Assistant:
         if self.llm is not None:
             return f"LLM: {self.settings.llm_provider}/{self.llm.model_name}"
         return "extractive (quotes from the articles, no LLM)"
+
+    def time_scope(
+        self,
+        question: str,
+        *,
+        as_of: date | None = None,
+        filters: Filters | None = None,
+        query: str | None = None,
+    ) -> TimeScope:
+        """The as-of (today when None) and the date window searched for ``question``.
+
+        A date expression in the question (:func:`rag.dates.resolve_window`) wins over
+        the recency prior: "in June 2022" searches only June 2022, when the library has
+        articles from then; "last week" prefers last week's articles.
+
+        >>> a.time_scope("what did the Fed do in June 2022?").window.label  # doctest: +SKIP
+        'articles from June 2022'
+        """
+        as_of = as_of or self.today()
+        filters = _with_as_of(filters, as_of)
+        cap = as_of if self.settings.exclude_future else date.max
+        default = self._default_scope(as_of, filters, cap)
+        found = resolve_window(question, as_of)
+        if found is None and query and query != question:
+            found = resolve_window(query, as_of)  # a follow-up keeps the turn's dates
+        if found is None:
+            return default
+        newest = self.index.newest_published(min(found.end, cap), found.start)
+        if newest is None and found.strict and default.recent < as_of:
+            # "in June" asked of an archive: the June the library has, not this year's.
+            again = resolve_window(question, default.recent)
+            if again is not None:
+                found = again
+                newest = self.index.newest_published(min(found.end, cap), found.start)
+        if newest is None:
+            label = f"no {found.label.removesuffix(' first')}; {default.window.label}"
+            return replace(default, window=replace(default.window, label=label))
+        if not found.strict:
+            around = found.end < default.recent
+            recent = newest if around else default.recent
+            return TimeScope(as_of, found, filters, recent, around)
+        low, high = found.start, found.end
+        if filters.date_from and (low is None or filters.date_from > low):
+            low = filters.date_from
+        if filters.date_to and filters.date_to < high:
+            high = filters.date_to
+        return TimeScope(as_of, found, replace(filters, date_from=low, date_to=high), newest)
+
+    def _default_scope(self, as_of: date, filters: Filters, cap: date) -> TimeScope:
+        """No date in the question: recency counts from the library's newest article."""
+        newest = None
+        if self.settings.recency_from == "library" and cap != date.max:
+            newest = self.index.newest_published(cap)
+        recent = newest or as_of
+        upto = f"articles up to {format_day(as_of)}" if cap != date.max else "all articles"
+        if recent != as_of:
+            upto += f", the most recent ({format_day(recent)}) first"
+        if filters.date_from or filters.date_to:
+            upto = f"articles {format_range(filters.date_from, filters.date_to or cap)}"
+        return TimeScope(as_of, DateWindow(None, min(as_of, cap), upto), filters, recent)
 
     def search(
         self,
@@ -155,8 +237,15 @@ class Assistant:
         top_k: int | None = None,
     ) -> list[ArticleHit]:
         """The articles retrieved for ``question`` (what :meth:`ask` answers from)."""
-        query = retrieval_query(clean_question(question), history)
-        return self.searcher.search(query, _with_as_of(filters, as_of), top_k=top_k)
+        question = clean_question(question)
+        query = retrieval_query(question, history)
+        scope = self.time_scope(question, as_of=as_of, filters=filters, query=query)
+        return self._search(query, scope, top_k)
+
+    def _search(self, query: str, scope: TimeScope, top_k: int | None = None) -> list[ArticleHit]:
+        return self.searcher.search(
+            query, scope.filters, top_k=top_k, recent=scope.recent, around=scope.around
+        )
 
     def ask(
         self,
@@ -168,8 +257,9 @@ class Assistant:
     ) -> Answer:
         """Answer ``question`` from the ingested articles, with ``[n]`` citations.
 
-        ``as_of`` is the date the question is asked (news questions say "this week"):
-        articles published after it are left out and recent ones are preferred.
+        ``as_of`` is the date the question is asked (today when None; news questions
+        say "this week"): articles published after it are left out and recent ones are
+        preferred; the answer records it and the window searched (``Answer.window``).
         ``history`` holds earlier ``(question, answer)`` turns for follow-ups.
         """
         *_, final = self.stream(question, as_of=as_of, filters=filters, history=history)
@@ -186,8 +276,9 @@ class Assistant:
         """Yield partial answers as they are produced; the last one has ``done=True``."""
         question = clean_question(question)
         query = retrieval_query(question, history)
-        hits = self.searcher.search(query, _with_as_of(filters, as_of))
-        yield from self.answer_from(question, hits, history=history, query=query, as_of=as_of)
+        scope = self.time_scope(question, as_of=as_of, filters=filters, query=query)
+        hits = self._search(query, scope)
+        yield from self.answer_from(question, hits, history=history, query=query, scope=scope)
 
     def answer_from(
         self,
@@ -197,13 +288,23 @@ class Assistant:
         history: History = (),
         query: str | None = None,
         as_of: date | None = None,
+        scope: TimeScope | None = None,
     ) -> Iterator[Answer]:
         """Answer from already-retrieved articles (see :meth:`search`), streaming."""
         hits = list(hits)[: self.settings.top_k]
+        if scope is None:
+            scope = self.time_scope(question, as_of=as_of, query=query)
+        dated = functools.partial(replace, as_of=scope.as_of, window=scope.window)
         if self.llm is not None:
-            yield from self.llm.stream(question, hits, history)
+            for answer in self.llm.stream(question, hits, history, as_of=scope.as_of):
+                yield dated(answer)
             return
-        yield self.extractive.answer(question, hits, query=query, as_of=as_of)
+        # The window already holds the date ("in March 2022"): quotes need not repeat it.
+        words = _without(question, scope.window)
+        answer = self.extractive.answer(
+            words, hits, query=_without(query or question, scope.window), as_of=scope.recent
+        )
+        yield dated(replace(answer, question=question))
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - the assistant lives as long as the app
     def _idf_cached(self, word: str, generation: int) -> float:
@@ -318,6 +419,19 @@ class Assistant:
             ['articles: 1', 'vectors: 6 of 6 chunks readable']
         """
         return self.ingestor().check(repair=repair)
+
+
+def _without(text: str, window: DateWindow) -> str:
+    """``text`` without the date phrase of a strict window (kept when it is all there is).
+
+    >>> w = DateWindow(None, date(2022, 6, 30), "", "in June 2022", True)
+    >>> _without("How much did the Fed raise rates in June 2022?", w)
+    'How much did the Fed raise rates ?'
+    """
+    if not window.strict or not window.phrase or window.phrase not in text:
+        return text
+    rest = " ".join(text.replace(window.phrase, " ").split())
+    return rest if any(ch.isalnum() for ch in rest) else text
 
 
 def _with_as_of(filters: Filters | None, as_of: date | None) -> Filters:

@@ -52,7 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ask = sub.add_parser("ask", help="answer a question from the ingested articles")
     ask.add_argument("question")
-    ask.add_argument("--as-of", type=_date, help="the date the question is asked (YYYY-MM-DD)")
+    ask.add_argument(
+        "--as-of",
+        type=_date,
+        help="the date the question is asked (YYYY-MM-DD; default today): 'last week' and "
+        "recency count from it, later articles are left out",
+    )
     ask.add_argument("--source", action="append", default=[], help="only this source (repeat)")
     ask.add_argument("--from", dest="date_from", type=_date, help="published on or after")
     ask.add_argument("--to", dest="date_to", type=_date, help="published on or before")
@@ -223,8 +228,13 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def format_answer(answer: Answer) -> str:
-    """The answer and its numbered sources as plain text."""
+    """The answer, when it was asked and what it searched, and its numbered sources."""
     lines = [answer.text]
+    from rag.dates import answer_when
+
+    when = answer_when(answer)
+    if when:
+        lines += ["", when]
     if answer.sources:
         lines.append("")
         lines.append("Sources:")
@@ -237,11 +247,22 @@ def format_answer(answer: Answer) -> str:
 
 
 def answer_to_dict(answer: Answer) -> dict[str, Any]:
+    window = answer.window
     return {
         "question": answer.question,
         "text": answer.text,
         "found": answer.found,
         "mode": answer.mode,
+        "as_of": answer.as_of.isoformat() if answer.as_of else None,
+        "window": None
+        if window is None
+        else {
+            "start": window.start.isoformat() if window.start else None,
+            "end": window.end.isoformat(),
+            "label": window.label,
+            "phrase": window.phrase,
+            "strict": window.strict,
+        },
         "sources": [
             {
                 **{k: v for k, v in asdict(s).items() if k not in ("published", "highlights")},

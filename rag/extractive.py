@@ -1,8 +1,10 @@
 """The default answerer: quotes the retrieved sentences that best answer the question.
 
 No model generates text, so nothing can be made up: every sentence of the answer is a
-verbatim quote, followed by the ``[n]`` of the article it comes from. When no sentence
-covers enough of the question the answer says it was not found.
+verbatim quote, followed by the ``[n]`` of the article it comes from and that article's
+publication date. When no sentence covers enough of the question the answer says it was
+not found. Quotes from articles of different dates are put in date order, and the answer
+says which source is the newest (a figure may have changed in between).
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ _DATE = re.compile(
     r"\b(1[89]\d\d|20\d\d|january|february|march|april|may|june|july|august|september|"
     r"october|november|december|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
     r"today|yesterday|tomorrow)\b",
+    re.IGNORECASE,
+)
+_FIGURE = re.compile(
+    r"\d+(?:[.,]\d+)*|\b(?:(?:one|two|three)[- ](?:quarters?|halfs?|thirds?)|quarter|half|"
+    r"one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|forty|fifty|hundred|"
+    r"thousand|million|billion|trillion|dozen)\b",
     re.IGNORECASE,
 )
 _CAPITALIZED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'’-]+")
@@ -72,6 +80,10 @@ class ExtractiveConfig:
     prescored_candidates: int = 400  # sentences ranked by their stored vectors first
     fresh_days: int = 7
     prior_weight: float = 0.6  # how much the article's retrieval rank weighs on a sentence
+    # A differently dated article's other figure is quoted beside the best answer when
+    # its sentence covers nearly as much of the question and scores not far below.
+    contrast_ratio: float = 0.25
+    contrast_coverage: float = 0.8
 
 
 def question_kind(question: str) -> str:
@@ -151,7 +163,7 @@ class ExtractiveAnswerer:
         confidence = best.evidence * self._freshness(best.hit.published, as_of)
         if confidence < self.config.min_evidence:
             return _not_found(question, hits, confidence)
-        chosen = self._select(ranked)
+        chosen = self._contrast(question, ranked, self._select(ranked))
         return _compose(question, chosen, hits, confidence)
 
     def _freshness(self, published: date | None, as_of: date | None) -> float:
@@ -340,6 +352,43 @@ class ExtractiveAnswerer:
         chosen.sort(key=lambda c: (c.hit_rank, c.chunk_index, c.position))
         return chosen
 
+    def _contrast(
+        self, question: str, ranked: list[_Candidate], chosen: list[_Candidate]
+    ) -> list[_Candidate]:
+        """Add the figure an article of another date gives, when it differs.
+
+        Asked "how much did the Fed raise rates?", a library holding the March hike and
+        the June one should show both, dated, rather than one as if it were the only.
+        """
+        best = chosen[0]
+        if question_kind(question) != "number" or best.hit.published is None:
+            return chosen
+        if any(c.hit.article_id != best.hit.article_id for c in chosen):
+            return chosen  # another article is quoted already
+        figures = _figures(best.text)
+        for c in ranked[1:]:
+            if c.score < self.config.contrast_ratio * best.score:
+                break
+            # Its retrieval prior is lower (an older article): judge it by the words of
+            # the question it covers. Headlines state no figure of the story.
+            if c.hit.published in (None, best.hit.published) or c.chunk_index < 0:
+                continue
+            if c.coverage < self.config.contrast_coverage * best.coverage:
+                continue
+            other = _figures(c.text)
+            if other and figures and other != figures:
+                return [*chosen, c]
+        return chosen
+
+
+def _figures(text: str) -> frozenset[str]:
+    """The numbers a sentence states, as written ("0.75", "three-quarters", "25").
+
+    >>> sorted(_figures("raised rates by three-quarters of a point to 1.75%"))
+    ['1.75', 'three-quarters']
+    """
+    return frozenset(m.group(0).lower() for m in _FIGURE.finditer(text))
+
 
 def _kind_factor(kind: str, text: str, question: str) -> float:
     if kind == "number":
@@ -368,13 +417,26 @@ def _not_found(question: str, hits: Sequence[ArticleHit], confidence: float = 0.
 def _compose(
     question: str, chosen: list[_Candidate], hits: Sequence[ArticleHit], confidence: float
 ) -> Answer:
+    dates = {c.hit.published for c in chosen}
+    dated = len(dates) > 1 and None not in dates
+    if dated:
+        # Sources of different dates: oldest first, so a figure's latest value ends it.
+        order = {id(c): i for i, c in enumerate(chosen)}
+        chosen = sorted(chosen, key=lambda c: (c.hit.published or date.min, order[id(c)]))
     numbers: dict[str, int] = {}
     quoted: dict[str, list[_Candidate]] = {}
     parts = []
     for c in chosen:
         number = numbers.setdefault(c.hit.article_id, len(numbers) + 1)
         quoted.setdefault(c.hit.article_id, []).append(c)
-        parts.append(f"{_defuse_markers(c.text)} [{number}]")
+        # ISO dates: a date in words could pose as the answer to a "when" question.
+        parts.append(f"{_defuse_markers(c.text)} [{number}] ({_date_text(c.hit.published)})")
+    if dated:
+        newest = chosen[-1].hit
+        parts.append(
+            f"The newest of these sources is [{numbers[newest.article_id]}] "
+            f"({_date_text(newest.published)})."
+        )
     sources = []
     for article_id, number in numbers.items():
         cands = quoted[article_id]
@@ -404,6 +466,10 @@ def _compose(
         mode=AnswerMode.EXTRACTIVE.value,
         retrieved=tuple(c for h in hits for c in h.chunks),
     )
+
+
+def _date_text(published: date | None) -> str:
+    return published.isoformat() if published else "undated"
 
 
 def _defuse_markers(text: str) -> str:

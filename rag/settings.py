@@ -147,6 +147,14 @@ class Settings(BaseSettings):
     exclude_future: bool = Field(
         True, description="With an as-of date, leave out articles published after it."
     )
+    recency_from: Literal["library", "as_of"] = Field(
+        "library",
+        description=(
+            "Where recency is counted from. library: the newest article published on or "
+            "before the as-of, so an archive (2022 news asked about in 2026) still has "
+            "recent articles; as_of: the as-of date itself."
+        ),
+    )
 
     # --- answering -----------------------------------------------------------------------
     answer_mode: Literal["auto", "extractive", "llm"] = Field(

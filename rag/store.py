@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -302,6 +302,26 @@ class ChunkIndex:
             sources=tuple((str(s), int(n)) for s, n in sources),
             vector_check=self.last_vector_check(),
         )
+
+    def newest_published(self, on_or_before: date, on_or_after: date | None = None) -> date | None:
+        """The newest publication date of an article in the closed range, if any.
+
+        Recency is judged from it, so an archive asked about years later still has a
+        "recent"; None says the library holds no article from those dates.
+        """
+        low = day_number(on_or_after) if on_or_after else UNKNOWN_DAY + 1
+        row = (
+            self._con()
+            .execute(
+                "SELECT max(published_day) FROM articles WHERE status='complete' "
+                "AND published_day BETWEEN ? AND ?",
+                (low, day_number(on_or_before)),
+            )
+            .fetchone()
+        )
+        if row is None or row[0] is None:
+            return None
+        return date(1970, 1, 1) + timedelta(days=int(row[0]))
 
     def chroma_count(self) -> int:
         self.sync_vectors()
