@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -15,6 +14,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rag.components import build_chat_model, build_embeddings, build_index
+from rag.conversation import (
+    ConversationResolver,
+    QuestionRewriter,
+    Resolution,
+    focus_question,
+    rule_query,
+    trim_history,
+)
 from rag.embeddings import LocalEmbeddings
 from rag.errors import QuestionError
 from rag.extractive import ExtractiveAnswerer, ExtractiveConfig, bm25_idf
@@ -22,7 +29,6 @@ from rag.records import Answer, Article, sha1_hex
 from rag.retrieval import ArticleHit, HybridSearcher, SearchConfig
 from rag.settings import Settings
 from rag.store import ArticleRecord, ChunkIndex, Filters, IndexStats
-from rag.text import content_terms
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -34,11 +40,6 @@ logger = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000  # longer input is cut: the embedding model reads 256 pieces
 History = Sequence[tuple[str, str]]
-_FOLLOW_UP = re.compile(
-    r"^(and|but|so|also|what about|how about)\b|\b(it|its|he|she|him|her|his|they|them|"
-    r"their|this|that|these|those|there)\b",
-    re.IGNORECASE,
-)
 
 
 def clean_question(question: str) -> str:
@@ -61,18 +62,14 @@ def clean_question(question: str) -> str:
 
 
 def retrieval_query(question: str, history: History = ()) -> str:
-    """The text used for retrieval: a follow-up borrows the topic of the previous question.
+    """The text used for retrieval, by the no-LLM rule (see :mod:`rag.conversation`).
 
     >>> retrieval_query("and what did Zelenskyy say?", [("what did Meloni propose?", "...")])
     'what did Meloni propose? and what did Zelenskyy say?'
+    >>> retrieval_query("what did Meloni propose?", [("Why is Internet Explorer retired?", "")])
+    'what did Meloni propose?'
     """
-    if not history:
-        return question
-    is_follow_up = len(content_terms(question)) <= 3 or _FOLLOW_UP.search(question)
-    if not is_follow_up:
-        return question
-    previous = history[-1][0]
-    return f"{previous} {question}"
+    return rule_query(question, history).query
 
 
 class Assistant:
@@ -120,10 +117,13 @@ class Assistant:
             sentence_vectors=self.index.sentence_vectors,
         )
         self.llm: LLMAnswerer | None = None
+        self.conversation = ConversationResolver()
         if chat_model is not None:
             from rag.llm import LLMAnswerer
 
             self.llm = LLMAnswerer(chat_model, settings.llm_model or type(chat_model).__name__)
+            # With an LLM, the LLM writes the standalone question of a follow-up.
+            self.conversation = ConversationResolver(QuestionRewriter(chat_model))
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Assistant:
@@ -155,8 +155,16 @@ class Assistant:
         top_k: int | None = None,
     ) -> list[ArticleHit]:
         """The articles retrieved for ``question`` (what :meth:`ask` answers from)."""
-        query = retrieval_query(clean_question(question), history)
+        query = self.resolve(question, history).query
         return self.searcher.search(query, _with_as_of(filters, as_of), top_k=top_k)
+
+    def resolve(self, question: str, history: History = ()) -> Resolution:
+        """How ``question`` is searched: alone, focused, or with the conversation's topic.
+
+        >>> a.resolve("who won?", [("Which race was held in Monaco?", "…")]).query  # doctest: +SKIP
+        'Which race was held in Monaco? who won?'
+        """
+        return self.conversation.resolve(clean_question(question), history)
 
     def ask(
         self,
@@ -170,7 +178,10 @@ class Assistant:
 
         ``as_of`` is the date the question is asked (news questions say "this week"):
         articles published after it are left out and recent ones are preferred.
-        ``history`` holds earlier ``(question, answer)`` turns for follow-ups.
+        ``history`` holds earlier ``(question, answer)`` turns: a follow-up ("and what
+        did Powell say about it?") is searched with the topic of the last turn (only the
+        last two turns are used, each cut short). The query actually searched is on
+        ``Answer.search_query`` when it differs from the question.
         """
         *_, final = self.stream(question, as_of=as_of, filters=filters, history=history)
         return final
@@ -185,9 +196,12 @@ class Assistant:
     ) -> Iterator[Answer]:
         """Yield partial answers as they are produced; the last one has ``done=True``."""
         question = clean_question(question)
-        query = retrieval_query(question, history)
+        resolution = self.conversation.resolve(question, history)
+        query = resolution.query
         hits = self.searcher.search(query, _with_as_of(filters, as_of))
-        yield from self.answer_from(question, hits, history=history, query=query, as_of=as_of)
+        shown = query if query != question else None
+        for answer in self.answer_from(question, hits, history=history, query=query, as_of=as_of):
+            yield replace(answer, question=question, search_query=shown)
 
     def answer_from(
         self,
@@ -200,10 +214,13 @@ class Assistant:
     ) -> Iterator[Answer]:
         """Answer from already-retrieved articles (see :meth:`search`), streaming."""
         hits = list(hits)[: self.settings.top_k]
+        history = trim_history(history)
         if self.llm is not None:
             yield from self.llm.stream(question, hits, history)
             return
-        yield self.extractive.answer(question, hits, query=query, as_of=as_of)
+        # A long, chatty question is scored by its question sentence, not its greetings.
+        answer = self.extractive.answer(focus_question(question), hits, query=query, as_of=as_of)
+        yield replace(answer, question=question)
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - the assistant lives as long as the app
     def _idf_cached(self, word: str, generation: int) -> float:

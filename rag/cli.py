@@ -196,6 +196,8 @@ def _stats(settings: Settings) -> int:
 def format_answer(answer: Answer) -> str:
     """The answer and its numbered sources as plain text."""
     lines = [answer.text]
+    if answer.search_query:
+        lines.append(f"(searched for: {answer.search_query})")
     if answer.sources:
         lines.append("")
         lines.append("Sources:")
@@ -213,6 +215,7 @@ def answer_to_dict(answer: Answer) -> dict[str, Any]:
         "text": answer.text,
         "found": answer.found,
         "mode": answer.mode,
+        "search_query": answer.search_query,
         "sources": [
             {
                 **{k: v for k, v in asdict(s).items() if k not in ("published", "highlights")},

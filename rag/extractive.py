@@ -139,12 +139,18 @@ class ExtractiveAnswerer:
         query = query or question
         candidates = self._candidates(hits)
         weights = self._weights(question)
-        # Words a follow-up borrows from the conversation help, but less than its own.
-        for term, weight in self._weights(query).items():
-            weights.setdefault(term, 0.3 * weight)
+        # What the answer must cover is the question's own words: words a follow-up
+        # borrows from the conversation raise the sentences on its topic, but do not
+        # dilute the coverage of a short follow-up ("who won?") into "Not found".
+        own_total = sum(weights.values())
+        borrowed = {t: w for t, w in self._weights(query).items() if t not in weights}
+        if borrowed:
+            # Together at most half the question's own weight, so its words lead.
+            scale = min(0.3, 0.5 * own_total / sum(borrowed.values())) if own_total else 0.3
+            weights.update({t: scale * w for t, w in borrowed.items()})
         if not candidates or not weights:
             return _not_found(question, hits)
-        self._score(candidates, weights, question, hits)
+        self._score(candidates, weights, question, hits, own_total or sum(weights.values()))
         ranked = sorted(candidates, key=lambda c: c.score, reverse=True)
         ranked = self._rerank(question, ranked)
         best = ranked[0]
@@ -214,8 +220,8 @@ class ExtractiveAnswerer:
         weights: dict[str, float],
         question: str,
         hits: Sequence[ArticleHit],
+        total: float,
     ) -> None:
-        total = sum(weights.values())
         kind = question_kind(question)
         question_terms = set(weights)
         top_score = hits[0].score if hits else 1.0
@@ -226,7 +232,7 @@ class ExtractiveAnswerer:
         }
         for c in candidates:
             matched = question_terms & c.terms
-            c.coverage = sum(weights[t] for t in matched) / total
+            c.coverage = min(1.0, sum(weights[t] for t in matched) / total)
             prior = c.hit.score / top_score if top_score else 0.0
             factor = (1.0 - self.config.prior_weight) + self.config.prior_weight * prior
             new_terms = len(c.terms - question_terms)

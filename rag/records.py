@@ -133,6 +133,8 @@ class Answer:
 
     ``text`` carries inline ``[n]`` markers; each ``n`` is the ``number`` of one of
     ``sources``. ``found`` is False when the articles did not support an answer.
+    ``search_query`` is what retrieval searched for when that was not the question as
+    typed (a follow-up given the conversation's topic, a long question focused).
     """
 
     question: str
@@ -144,6 +146,7 @@ class Answer:
     model: str = ""
     done: bool = True
     retrieved: tuple[RetrievedChunk, ...] = field(default=(), repr=False)
+    search_query: str | None = None
 
 
 NOT_FOUND_TEXT = (
