@@ -98,6 +98,7 @@ _REQUEST = re.compile(
     r"know|i would like to know|i wonder|do you know|my question is|so my question)",
     re.IGNORECASE,
 )
+_DISCOURSE = re.compile(r"^((so|anyway|ok|okay|well|now|basically|then)\b[,;]?\s+)+", re.I)
 _TOKEN = re.compile(r"[^\W_]+(?:['’.][^\W_]+)*\.?|[^\w\s]", re.UNICODE)
 _MARKERS = re.compile(r"\s*\[\d{1,3}\]")
 
@@ -156,7 +157,7 @@ def focus_question(question: str) -> str:
     'what did Meloni propose?'
     >>> chatty = "Hello! " + "I have been following the news from Europe a lot. " * 8
     >>> focus_question(chatty + "Anyway, what did Meloni propose about Ukraine? Thanks!")
-    'Anyway, what did Meloni propose about Ukraine?'
+    'what did Meloni propose about Ukraine?'
     """
     question = " ".join(question.split())
     if len(question) <= MAX_FOCUS_CHARS:
@@ -172,7 +173,11 @@ def focus_question(question: str) -> str:
             focus[-MAX_FOCUS_CHARS:],
         )
         focus = _cut(tail[-MAX_FOCUS_CHARS * 2 :], MAX_FOCUS_CHARS)
-    return focus.strip()
+    # "So, to get to the point, my question is: what did ...?" -> "what did ...?"
+    lead_in = focus.rsplit(":", 1)
+    if len(lead_in) == 2 and len(lead_in[1].split()) >= 3:
+        focus = lead_in[1]
+    return _DISCOURSE.sub("", focus.strip()) or focus.strip()
 
 
 def _tokens(text: str) -> list[str]:
@@ -359,10 +364,10 @@ def rule_query(question: str, history: History) -> Resolution:
     focus = focus_question(question)
     context = ""
     if focus != " ".join(question.split()):
-        # A long message: the sentences before its question are this question's "turn".
+        # A long message: what comes before its question is this question's "turn", by
+        # its names (the chatty rest would only blur the query).
         before = " ".join(question.split())[: " ".join(question.split()).rfind(focus)]
-        spans = split_sentences(before)
-        context = " ".join([before[s:e] for s, e in spans[-1:]] + names(before)[:8])
+        context = " ".join(dict.fromkeys(names(before)))
     reason = follow_up_reason(focus)
     if reason is None or not (turns or context):
         return Resolution(question, focus, focus, follow_up=False, reason=reason or "complete")

@@ -186,11 +186,12 @@ class ExtractiveAnswerer:
         seen: set[str] = set()
         candidates = []
         for rank, hit in enumerate(hits):
-            # The headline is a candidate too (chunk -1): it often names what a quiz asks.
-            sources = [
-                (-1, hit.chunks[0].chunk_id if hit.chunks else "", hit.title),
-                *((c.chunk_index, c.chunk_id, c.text) for c in hit.chunks),
-            ]
+            sources = [(c.chunk_index, c.chunk_id, c.text) for c in hit.chunks]
+            if not any(len(c.text.strip()) >= 20 for c in hit.chunks):
+                # The headline is quoted only when it is all there is (chunk -1): an
+                # answer quotes the article's sentences, and the lede states the
+                # headline's facts in full (its match still raises the lede, below).
+                sources.append((-1, hit.chunks[0].chunk_id if hit.chunks else "", hit.title))
             for chunk_index, chunk_id, chunk_text in sources:
                 spans = split_sentences(chunk_text)
                 for position, (start, end) in enumerate(spans):
@@ -199,6 +200,11 @@ class ExtractiveAnswerer:
                     if key in seen or len(text) < 20:
                         continue
                     seen.add(key)
+                    terms = set(content_terms(text))
+                    if chunk_index == 0 and position == 0:
+                        # The headline sums up the lede: a question worded like the
+                        # headline ("proposes") is answered by the lede ("suggested").
+                        terms |= set(content_terms(hit.title))
                     candidates.append(
                         _Candidate(
                             text=text,
@@ -209,7 +215,7 @@ class ExtractiveAnswerer:
                             chunk_index=chunk_index,
                             spans=spans,
                             position=position,
-                            terms=set(content_terms(text)),
+                            terms=terms,
                         )
                     )
         return candidates
