@@ -245,7 +245,7 @@ def follow_up_reason(question: str) -> str | None:
         if word not in ("why", "how come", "really") or _anaphor(text) or not _has_topic(text):
             return f"opens with {word!r}"
     anaphor = _anaphor(text)
-    if anaphor:
+    if anaphor and not _sets_the_scene(text):
         return f"{anaphor!r} has nothing to refer to"
     generic = _generic_reference(text)
     if generic:
@@ -256,6 +256,13 @@ def follow_up_reason(question: str) -> str | None:
     if not _has_topic(text):
         return "no topic of its own"
     return None
+
+
+def _sets_the_scene(text: str) -> bool:
+    """Whether sentences before the last one name a topic the question's pronouns can
+    refer to: "A record python was caught in Florida. Which animal was it?"."""
+    spans = split_sentences(text)
+    return len(spans) > 1 and _has_topic(text[: spans[-1][0]])
 
 
 def _has_topic(text: str) -> bool:

@@ -76,6 +76,13 @@ def test_a_pronoun_follow_up_borrows_the_topic_of_the_previous_turn() -> None:
     assert follow_up_reason("Which company said it would cut 10,000 jobs?") is None
 
 
+def test_a_pronoun_referring_to_an_earlier_sentence_of_the_question_is_not_a_follow_up() -> None:
+    question = "A record python was caught in Florida this week. How long was it?"
+    assert follow_up_reason(question) is None
+    assert rule_query(question, [MELONI]).query == question
+    assert follow_up_reason("How long was it?") is not None
+
+
 def test_what_about_a_new_name_replaces_the_names_of_the_previous_question() -> None:
     resolution = rule_query("what about Germany?", [("How much did France spend on arms?", "")])
     assert "France" not in resolution.query
