@@ -42,6 +42,7 @@ MAX_HISTORY_ANSWER_CHARS = 600
 MAX_FOCUS_CHARS = 300  # a question longer than this is focused on its last question
 MAX_QUERY_CHARS = 600  # what a rewritten or borrowed query may grow to
 MAX_ANSWER_NAMES = 4  # names borrowed from the previous answer
+MAX_SCENE_NAMES = 8  # names kept from the context before a long question's question
 
 # Words that ask but name no topic: "who won?", "how much did it cost?", "what happened?".
 _LIGHT = frozenset(
@@ -368,29 +369,36 @@ def rule_query(question: str, history: History) -> Resolution:
     'How much did spend on defense? what about Germany?'
     """
     turns = trim_history(history)
-    focus = focus_question(question)
-    context = ""
-    if focus != " ".join(question.split()):
-        # A long message: what comes before its question is this question's "turn", by
-        # its names (the chatty rest would only blur the query).
-        before = " ".join(question.split())[: " ".join(question.split()).rfind(focus)]
-        context = " ".join(dict.fromkeys(names(before)))
+    text = " ".join(question.split())
+    focus = focus_question(text)
+    # A long message: what comes before its question sets the scene, by its names (the
+    # chatty rest would only blur the query): "Alex Jones was in court this week for
+    # ... Which topic is at the center of the lawsuits?" needs "Alex Jones".
+    before = text[: text.rfind(focus)] if focus != text else ""
+    scene = [n for n in dict.fromkeys(names(before)) if n not in focus][:MAX_SCENE_NAMES]
     reason = follow_up_reason(focus)
-    if reason is None or not (turns or context):
-        return Resolution(question, focus, focus, follow_up=False, reason=reason or "complete")
-    if context:
-        query = f"{context} {focus}"
-    else:
-        previous = _standalone(turns)
-        borrowed = [n for n in answer_names(turns[-1][1]) if n not in previous]
-        opener = _SUBSTITUTION.match(focus)
-        rest = focus[opener.end() :] if opener else ""
-        if opener and names(focus) and not _WH_START.search(rest) and len(rest.split()) <= 5:
-            # "what about Germany?": the new name replaces the old ones.
-            previous = _without_names(previous)
-            borrowed = []
-        query = " ".join([previous, *borrowed, focus])
-    return Resolution(question, focus, _cut(query, MAX_QUERY_CHARS), follow_up=True, reason=reason)
+    if reason is not None and turns and not scene:
+        return Resolution(
+            question, focus, _from_history(focus, turns), follow_up=True, reason=reason
+        )
+    if scene:
+        query = _cut(" ".join([*scene, focus]), MAX_QUERY_CHARS)
+        why = reason or "a long question: its question sentence and the names before it"
+        return Resolution(question, focus, query, follow_up=reason is not None, reason=why)
+    return Resolution(question, focus, focus, follow_up=False, reason=reason or "complete")
+
+
+def _from_history(focus: str, turns: list[tuple[str, str]]) -> str:
+    """A follow-up with the previous turn's topic: its question and its answer's names."""
+    previous = _standalone(turns)
+    borrowed = [n for n in answer_names(turns[-1][1]) if n not in previous]
+    opener = _SUBSTITUTION.match(focus)
+    rest = focus[opener.end() :] if opener else ""
+    if opener and names(focus) and not _WH_START.search(rest) and len(rest.split()) <= 5:
+        # "what about Germany?": the new name replaces the old ones.
+        previous = _without_names(previous)
+        borrowed = []
+    return _cut(" ".join([previous, *borrowed, focus]), MAX_QUERY_CHARS)
 
 
 def _standalone(turns: list[tuple[str, str]]) -> str:

@@ -101,7 +101,7 @@ def test_ask_shows_what_it_searched_for_a_long_question(
     capsys.readouterr()
     assert main(["--data-dir", data, "ask", "--json", question]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["search_query"] == "what did Meloni propose for Ukraine?"
+    assert payload["search_query"] == "Europe what did Meloni propose for Ukraine?"
     assert payload["found"] is True
     assert main(["--data-dir", data, "ask", question]) == 0
-    assert "(searched for: what did Meloni propose for Ukraine?)" in capsys.readouterr().out
+    assert "(searched for: Europe what did Meloni propose for Ukraine?)" in capsys.readouterr().out

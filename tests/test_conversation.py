@@ -132,13 +132,30 @@ def test_a_long_chatty_question_is_focused_on_its_question_sentence() -> None:
     assert 1200 < len(CHATTY) < 1400
     assert focus_question(CHATTY) == "what did Meloni propose to protect Ukraine?"
     resolution = rule_query(CHATTY, ())
-    assert resolution.query == "what did Meloni propose to protect Ukraine?"
+    assert resolution.query.endswith(" what did Meloni propose to protect Ukraine?")
+    assert len(resolution.query) < 200, "the names before the question, not its chat"
+    assert "Brussels" in resolution.query and "brother" not in resolution.query
     # A question that needs the message's context borrows the names written before it.
     vague = CHATTY.replace("what did Meloni propose to protect Ukraine?", "what did she say?")
     resolution = rule_query(vague, ())
     assert resolution.follow_up and "Italian" in resolution.query and "Brussels" in resolution.query
     assert resolution.query.endswith("what did she say?")
     assert len(resolution.query) < 200
+
+
+def test_a_long_question_keeps_the_names_that_set_its_scene() -> None:
+    question = (
+        "The singer Taylor Swift announced a new stadium tour across North America and "
+        "Europe this week, with dozens of dates planned for next year and ticket sales "
+        "opening through a verified fan programme that already drew complaints from fans "
+        "who waited for hours in online queues without getting any seats at all for the "
+        "shows they wanted. Which company sold the tickets?"
+    )
+    assert len(question) > 300
+    resolution = rule_query(question, [MELONI])
+    assert resolution.focus == "Which company sold the tickets?"
+    assert "Taylor Swift" in resolution.query and "Meloni" not in resolution.query
+    assert resolution.query.endswith("Which company sold the tickets?")
 
 
 # -- the LLM path (langchain-core's fake chat models) -------------------------------------
@@ -250,4 +267,5 @@ def test_a_1300_character_chatty_question_is_answered_with_a_citation(
     assert answer.found, answer.confidence
     assert "Article 5" in answer.text and "[1]" in answer.text
     assert answer.question == CHATTY
-    assert answer.search_query == "what did Meloni propose to protect Ukraine?"
+    assert answer.search_query is not None
+    assert answer.search_query.endswith(" what did Meloni propose to protect Ukraine?")
