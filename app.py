@@ -49,6 +49,7 @@ a.cite { display: inline-block; padding: 0 5px; margin: 0 1px; border-radius: 6p
   border: 1px solid var(--color-accent); cursor: pointer; }
 a.cite:hover, a.cite:focus-visible { background: var(--color-accent); color: white !important; }
 .pending { opacity: 0.7; font-style: italic; }
+.searched { display: inline-block; font-size: 0.85em; opacity: 0.75; }
 #sources { max-height: 72vh; overflow-y: auto; }
 @media (max-width: 900px) { #sources { max-height: none; } }
 .answer-sources { display: none; }
@@ -162,6 +163,9 @@ def render_answer(answer: Answer, turn: int = 1) -> str:
     >>> s = Source(1, "a1", "Title", "example.com", None, None, "passage")
     >>> render_answer(Answer("q", "It rained [1]", sources=(s,)), turn=2)
     'It rained <a class="cite" href="#src-2-1" title="[1] Title">[1]</a>'
+
+    When retrieval searched for something else than the question typed (a follow-up
+    given the conversation's topic), a "Searched for: ..." line says what.
     """
     titles = {s.number: s.title for s in answer.sources}
     text = escape_markdown(answer.text)
@@ -175,11 +179,22 @@ def render_answer(answer: Answer, turn: int = 1) -> str:
             f"[{n}]</a>"
         )
 
-    text = _ESCAPED_MARKER.sub(link, text)
+    rendered = _ESCAPED_MARKER.sub(link, text)
+    if answer.search_query and answer.search_query != answer.question:
+        rendered += f"\n\n{render_search_query(answer.search_query)}"
     when = answer_when(answer)
     if when and answer.done:
-        text += f'\n\n<small class="answer-when">{escape_markdown(when)}</small>'
-    return text
+        rendered += f'\n\n<small class="answer-when">{escape_markdown(when)}</small>'
+    return rendered
+
+
+def render_search_query(query: str) -> str:
+    """The "Searched for" line under an answer, escaped like the answer itself.
+
+    >>> render_search_query("what did Meloni propose? and Zelenskyy?")
+    '<small class="searched">Searched for: what did Meloni propose\\\\? and Zelenskyy\\\\?</small>'
+    """
+    return f'<small class="searched">Searched for: {escape_markdown(query)}</small>'
 
 
 def render_sources(answer: Answer | None, turn: int = 1) -> str:

@@ -166,8 +166,10 @@ class Ingestor:
         self.flush_chunks = flush_chunks
         # Re-split and re-embed everything when the model or the chunk sizes change.
         # "sv1": chunks carry sentence vectors (an index from before them is redone).
+        # "sv2": sentences split with abbreviations, initials and "!"/"?" inside names
+        # and quotes; stored sentence vectors follow the split, so older ones are redone.
         self.version = version or (
-            f"{model_key}|{splitter.chunk_tokens}|{splitter.overlap_tokens}|sv1"
+            f"{model_key}|{splitter.chunk_tokens}|{splitter.overlap_tokens}|sv2"
         )
 
     def ingest(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -15,6 +14,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rag.components import build_chat_model, build_embeddings, build_index
+from rag.conversation import (
+    ConversationResolver,
+    QuestionRewriter,
+    Resolution,
+    focus_question,
+    rule_query,
+    trim_history,
+)
 from rag.dates import format_day, format_range, resolve_window
 from rag.embeddings import LocalEmbeddings
 from rag.errors import QuestionError
@@ -23,7 +30,6 @@ from rag.records import Answer, Article, DateWindow, sha1_hex
 from rag.retrieval import ArticleHit, HybridSearcher, SearchConfig
 from rag.settings import Settings
 from rag.store import ArticleRecord, ChunkIndex, Filters, IndexStats
-from rag.text import content_terms
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -35,11 +41,6 @@ logger = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000  # longer input is cut: the embedding model reads 256 pieces
 History = Sequence[tuple[str, str]]
-_FOLLOW_UP = re.compile(
-    r"^(and|but|so|also|what about|how about)\b|\b(it|its|he|she|him|her|his|they|them|"
-    r"their|this|that|these|those|there)\b",
-    re.IGNORECASE,
-)
 
 
 def clean_question(question: str) -> str:
@@ -62,18 +63,14 @@ def clean_question(question: str) -> str:
 
 
 def retrieval_query(question: str, history: History = ()) -> str:
-    """The text used for retrieval: a follow-up borrows the topic of the previous question.
+    """The text used for retrieval, by the no-LLM rule (see :mod:`rag.conversation`).
 
     >>> retrieval_query("and what did Zelenskyy say?", [("what did Meloni propose?", "...")])
     'what did Meloni propose? and what did Zelenskyy say?'
+    >>> retrieval_query("what did Meloni propose?", [("Why is Internet Explorer retired?", "")])
+    'what did Meloni propose?'
     """
-    if not history:
-        return question
-    is_follow_up = len(content_terms(question)) <= 3 or _FOLLOW_UP.search(question)
-    if not is_follow_up:
-        return question
-    previous = history[-1][0]
-    return f"{previous} {question}"
+    return rule_query(question, history).query
 
 
 @dataclass(frozen=True)
@@ -140,10 +137,13 @@ class Assistant:
             sentence_vectors=self.index.sentence_vectors,
         )
         self.llm: LLMAnswerer | None = None
+        self.conversation = ConversationResolver()
         if chat_model is not None:
             from rag.llm import LLMAnswerer
 
             self.llm = LLMAnswerer(chat_model, settings.llm_model or type(chat_model).__name__)
+            # With an LLM, the LLM writes the standalone question of a follow-up.
+            self.conversation = ConversationResolver(QuestionRewriter(chat_model))
 
     @classmethod
     def from_settings(
@@ -238,7 +238,7 @@ class Assistant:
     ) -> list[ArticleHit]:
         """The articles retrieved for ``question`` (what :meth:`ask` answers from)."""
         question = clean_question(question)
-        query = retrieval_query(question, history)
+        query = self.conversation.resolve(question, history).query
         scope = self.time_scope(question, as_of=as_of, filters=filters, query=query)
         return self._search(query, scope, top_k)
 
@@ -246,6 +246,14 @@ class Assistant:
         return self.searcher.search(
             query, scope.filters, top_k=top_k, recent=scope.recent, around=scope.around
         )
+
+    def resolve(self, question: str, history: History = ()) -> Resolution:
+        """How ``question`` is searched: alone, focused, or with the conversation's topic.
+
+        >>> a.resolve("who won?", [("Which race was held in Monaco?", "…")]).query  # doctest: +SKIP
+        'Which race was held in Monaco? who won?'
+        """
+        return self.conversation.resolve(clean_question(question), history)
 
     def ask(
         self,
@@ -260,7 +268,10 @@ class Assistant:
         ``as_of`` is the date the question is asked (today when None; news questions
         say "this week"): articles published after it are left out and recent ones are
         preferred; the answer records it and the window searched (``Answer.window``).
-        ``history`` holds earlier ``(question, answer)`` turns for follow-ups.
+        ``history`` holds earlier ``(question, answer)`` turns: a follow-up ("and what
+        did Powell say about it?") is searched with the topic of the last turn (only the
+        last two turns are used, each cut short). The query actually searched is on
+        ``Answer.search_query`` when it differs from the question.
         """
         *_, final = self.stream(question, as_of=as_of, filters=filters, history=history)
         return final
@@ -275,10 +286,12 @@ class Assistant:
     ) -> Iterator[Answer]:
         """Yield partial answers as they are produced; the last one has ``done=True``."""
         question = clean_question(question)
-        query = retrieval_query(question, history)
+        query = self.conversation.resolve(question, history).query
         scope = self.time_scope(question, as_of=as_of, filters=filters, query=query)
         hits = self._search(query, scope)
-        yield from self.answer_from(question, hits, history=history, query=query, scope=scope)
+        shown = query if query != question else None
+        for answer in self.answer_from(question, hits, history=history, query=query, scope=scope):
+            yield replace(answer, question=question, search_query=shown)
 
     def answer_from(
         self,
@@ -295,12 +308,14 @@ class Assistant:
         if scope is None:
             scope = self.time_scope(question, as_of=as_of, query=query)
         dated = functools.partial(replace, as_of=scope.as_of, window=scope.window)
+        history = trim_history(history)
         if self.llm is not None:
             for answer in self.llm.stream(question, hits, history, as_of=scope.as_of):
                 yield dated(answer)
             return
         # The window already holds the date ("in March 2022"): quotes need not repeat it.
-        words = _without(question, scope.window)
+        # A long, chatty question is scored by its question sentence, not its greetings.
+        words = _without(focus_question(question), scope.window)
         answer = self.extractive.answer(
             words, hits, query=_without(query or question, scope.window), as_of=scope.recent
         )

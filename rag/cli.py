@@ -235,6 +235,8 @@ def format_answer(answer: Answer) -> str:
     when = answer_when(answer)
     if when:
         lines += ["", when]
+    if answer.search_query:
+        lines.append(f"(searched for: {answer.search_query})")
     if answer.sources:
         lines.append("")
         lines.append("Sources:")
@@ -263,6 +265,7 @@ def answer_to_dict(answer: Answer) -> dict[str, Any]:
             "phrase": window.phrase,
             "strict": window.strict,
         },
+        "search_query": answer.search_query,
         "sources": [
             {
                 **{k: v for k, v in asdict(s).items() if k not in ("published", "highlights")},

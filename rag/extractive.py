@@ -151,12 +151,18 @@ class ExtractiveAnswerer:
         query = query or question
         candidates = self._candidates(hits)
         weights = self._weights(question)
-        # Words a follow-up borrows from the conversation help, but less than its own.
-        for term, weight in self._weights(query).items():
-            weights.setdefault(term, 0.3 * weight)
+        # What the answer must cover is the question's own words: words a follow-up
+        # borrows from the conversation raise the sentences on its topic, but do not
+        # dilute the coverage of a short follow-up ("who won?") into "Not found".
+        own_total = sum(weights.values())
+        borrowed = {t: w for t, w in self._weights(query).items() if t not in weights}
+        if borrowed:
+            # Together at most half the question's own weight, so its words lead.
+            scale = min(0.3, 0.5 * own_total / sum(borrowed.values())) if own_total else 0.3
+            weights.update({t: scale * w for t, w in borrowed.items()})
         if not candidates or not weights:
             return _not_found(question, hits)
-        self._score(candidates, weights, question, hits)
+        self._score(candidates, weights, question, hits, own_total or sum(weights.values()))
         ranked = sorted(candidates, key=lambda c: c.score, reverse=True)
         ranked = self._rerank(question, ranked)
         best = ranked[0]
@@ -192,11 +198,12 @@ class ExtractiveAnswerer:
         seen: set[str] = set()
         candidates = []
         for rank, hit in enumerate(hits):
-            # The headline is a candidate too (chunk -1): it often names what a quiz asks.
-            sources = [
-                (-1, hit.chunks[0].chunk_id if hit.chunks else "", hit.title),
-                *((c.chunk_index, c.chunk_id, c.text) for c in hit.chunks),
-            ]
+            sources = [(c.chunk_index, c.chunk_id, c.text) for c in hit.chunks]
+            if not any(len(c.text.strip()) >= 20 for c in hit.chunks):
+                # The headline is quoted only when it is all there is (chunk -1): an
+                # answer quotes the article's sentences, and the lede states the
+                # headline's facts in full (its match still raises the lede, below).
+                sources.append((-1, hit.chunks[0].chunk_id if hit.chunks else "", hit.title))
             for chunk_index, chunk_id, chunk_text in sources:
                 spans = split_sentences(chunk_text)
                 for position, (start, end) in enumerate(spans):
@@ -205,6 +212,11 @@ class ExtractiveAnswerer:
                     if key in seen or len(text) < 20:
                         continue
                     seen.add(key)
+                    terms = set(content_terms(text))
+                    if chunk_index == 0 and position == 0:
+                        # The headline sums up the lede: a question worded like the
+                        # headline ("proposes") is answered by the lede ("suggested").
+                        terms |= set(content_terms(hit.title))
                     candidates.append(
                         _Candidate(
                             text=text,
@@ -215,7 +227,7 @@ class ExtractiveAnswerer:
                             chunk_index=chunk_index,
                             spans=spans,
                             position=position,
-                            terms=set(content_terms(text)),
+                            terms=terms,
                         )
                     )
         return candidates
@@ -226,8 +238,8 @@ class ExtractiveAnswerer:
         weights: dict[str, float],
         question: str,
         hits: Sequence[ArticleHit],
+        total: float,
     ) -> None:
-        total = sum(weights.values())
         kind = question_kind(question)
         question_terms = set(weights)
         top_score = hits[0].score if hits else 1.0
@@ -238,7 +250,7 @@ class ExtractiveAnswerer:
         }
         for c in candidates:
             matched = question_terms & c.terms
-            c.coverage = sum(weights[t] for t in matched) / total
+            c.coverage = min(1.0, sum(weights[t] for t in matched) / total)
             prior = c.hit.score / top_score if top_score else 0.0
             factor = (1.0 - self.config.prior_weight) + self.config.prior_weight * prior
             new_terms = len(c.terms - question_terms)

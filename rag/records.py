@@ -151,6 +151,8 @@ class Answer:
     ``sources``. ``found`` is False when the articles did not support an answer.
     ``as_of`` is the date the question was taken to be asked on and ``window`` the
     publication dates searched (both None only for answers built outside the assistant).
+    ``search_query`` is what retrieval searched for when that was not the question as
+    typed (a follow-up given the conversation's topic, a long question focused).
     """
 
     question: str
@@ -164,6 +166,7 @@ class Answer:
     retrieved: tuple[RetrievedChunk, ...] = field(default=(), repr=False)
     as_of: date | None = None
     window: DateWindow | None = None
+    search_query: str | None = None
 
 
 NOT_FOUND_TEXT = (
