@@ -437,13 +437,15 @@ class Assistant:
 
 
 def _without(text: str, window: DateWindow) -> str:
-    """``text`` without the date phrase of a strict window (kept when it is all there is).
+    """``text`` without the date phrase of its window (kept when it is all there is): the
+    window or the recency prior already deals with the date, and an article seldom
+    repeats it in words ("the June rate hike" is dated by its publication date).
 
     >>> w = DateWindow(None, date(2022, 6, 30), "", "in June 2022", True)
     >>> _without("How much did the Fed raise rates in June 2022?", w)
     'How much did the Fed raise rates ?'
     """
-    if not window.strict or not window.phrase or window.phrase not in text:
+    if not window.phrase or window.phrase not in text:
         return text
     rest = " ".join(text.replace(window.phrase, " ").split())
     return rest if any(ch.isalnum() for ch in rest) else text

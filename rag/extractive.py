@@ -442,7 +442,10 @@ def _compose(
         number = numbers.setdefault(c.hit.article_id, len(numbers) + 1)
         quoted.setdefault(c.hit.article_id, []).append(c)
         # ISO dates: a date in words could pose as the answer to a "when" question.
-        parts.append(f"{_defuse_markers(c.text)} [{number}] ({_date_text(c.hit.published)})")
+        # An undated source (a file without a date) gets no label: "(undated)" after
+        # every quote of a plain text file is noise.
+        when = f" ({_date_text(c.hit.published)})" if c.hit.published else ""
+        parts.append(f"{_defuse_markers(c.text)} [{number}]{when}")
     if dated:
         newest = chosen[-1].hit
         parts.append(
