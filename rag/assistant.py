@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MAX_QUESTION_CHARS = 2000  # longer input is cut: the embedding model reads 256 pieces
+MAX_QUESTION_CHARS = 2000  # the default of Settings.max_question_chars
 History = Sequence[tuple[str, str]]
 _FOLLOW_UP = re.compile(
     r"^(and|but|so|also|what about|how about)\b|\b(it|its|he|she|him|her|his|they|them|"
@@ -41,12 +41,27 @@ _FOLLOW_UP = re.compile(
 )
 
 
-def clean_question(question: str) -> str:
-    """Strip control characters and surrounding space; reject questions with no words.
+def clean_question(question: str, max_chars: int = MAX_QUESTION_CHARS) -> str:
+    """Strip control characters and surrounding space; reject empty or too long questions.
+
+    A question over ``max_chars`` is refused before anything else is done with it: a
+    20 MB "question" must cost no embedding, search or copy.
 
     >>> clean_question("  what did\\x00 Meloni propose?\\n")
     'what did Meloni propose?'
+    >>> clean_question("why? " * 500)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    rag.errors.QuestionError: the question is too long (2,499 characters; at most 2,000): ...
     """
+    if len(question) > max_chars:
+        length = len(question.strip())
+        if length > max_chars:
+            msg = (
+                f"the question is too long ({length:,} characters; at most {max_chars:,}): "
+                "ask about one thing at a time"
+            )
+            raise QuestionError(msg)
     text = "".join(
         ch if unicodedata.category(ch)[0] != "C" or ch in "\n\t" else " " for ch in question
     )
@@ -57,7 +72,21 @@ def clean_question(question: str) -> str:
     if not any(ch.isalnum() for ch in text):
         msg = "the question has no words: type a question about the ingested articles"
         raise QuestionError(msg)
-    return text[:MAX_QUESTION_CHARS]
+    return text
+
+
+def cap_history(history: History, turns: int, max_chars: int) -> list[tuple[str, str]]:
+    """The last ``turns`` turns of a chat, each question and answer cut to ``max_chars``.
+
+    Follow-ups borrow from earlier turns (retrieval and the LLM prompt), so what they
+    carry along is bounded however long the chat or its messages are.
+
+    >>> cap_history([("q1", "a1"), ("q2", "a" * 10)], turns=1, max_chars=4)
+    [('q2', 'aaaa')]
+    """
+    if turns <= 0:
+        return []
+    return [(q[:max_chars], a[:max_chars]) for q, a in list(history)[-turns:]]
 
 
 def retrieval_query(question: str, history: History = ()) -> str:
@@ -145,6 +174,19 @@ class Assistant:
             return f"LLM: {self.settings.llm_provider}/{self.llm.model_name}"
         return "extractive (quotes from the articles, no LLM)"
 
+    def check_question(self, question: str) -> str:
+        """The cleaned question, or :class:`QuestionError` (empty, no words, too long).
+
+        >>> assistant.check_question("x" * 5_000_000)  # doctest: +SKIP
+        QuestionError: the question is too long (5,000,000 characters; at most 2,000): ...
+        """
+        return clean_question(question, self.settings.max_question_chars)
+
+    def _history(self, history: History) -> list[tuple[str, str]]:
+        return cap_history(
+            history, self.settings.max_history_turns, self.settings.max_question_chars
+        )
+
     def search(
         self,
         question: str,
@@ -155,7 +197,7 @@ class Assistant:
         top_k: int | None = None,
     ) -> list[ArticleHit]:
         """The articles retrieved for ``question`` (what :meth:`ask` answers from)."""
-        query = retrieval_query(clean_question(question), history)
+        query = retrieval_query(self.check_question(question), self._history(history))
         return self.searcher.search(query, _with_as_of(filters, as_of), top_k=top_k)
 
     def ask(
@@ -184,7 +226,8 @@ class Assistant:
         history: History = (),
     ) -> Iterator[Answer]:
         """Yield partial answers as they are produced; the last one has ``done=True``."""
-        question = clean_question(question)
+        question = self.check_question(question)
+        history = self._history(history)
         query = retrieval_query(question, history)
         hits = self.searcher.search(query, _with_as_of(filters, as_of))
         yield from self.answer_from(question, hits, history=history, query=query, as_of=as_of)
@@ -200,6 +243,7 @@ class Assistant:
     ) -> Iterator[Answer]:
         """Answer from already-retrieved articles (see :meth:`search`), streaming."""
         hits = list(hits)[: self.settings.top_k]
+        history = self._history(history)
         if self.llm is not None:
             yield from self.llm.stream(question, hits, history)
             return
@@ -225,6 +269,7 @@ class Assistant:
 
     def ingestor(self) -> Ingestor:
         # Imported here: loaders pull in HTML and PDF parsers that answering never needs.
+        from ingest.loaders import LoadLimits
         from ingest.pipeline import Ingestor
         from ingest.splitter import SentenceSplitter
 
@@ -241,6 +286,11 @@ class Assistant:
             model_key=self.settings.embedding_key,
             max_bytes=int(self.settings.max_file_mb * 1024 * 1024),
             max_article_chars=self.settings.max_article_chars,
+            limits=LoadLimits(
+                max_seconds=self.settings.load_max_seconds,
+                pdf_max_pages=self.settings.pdf_max_pages,
+                pdf_max_content_bytes=int(self.settings.pdf_max_content_mb * 1_000_000),
+            ),
         )
 
     def ingest(

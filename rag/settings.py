@@ -112,6 +112,25 @@ class Settings(BaseSettings):
         ge=1000,
         description="An article longer than this (a log, a dump) is reported and skipped.",
     )
+    load_max_seconds: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "A file that takes longer than this to read (a hostile PDF or HTML) is "
+            "reported and skipped, so one file cannot hold the library for long."
+        ),
+    )
+    pdf_max_pages: int = Field(
+        500, ge=1, description="A PDF with more pages than this is reported and skipped."
+    )
+    pdf_max_content_mb: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "A PDF whose pages hold more content than this once decompressed (a stream "
+            "shared by several pages counts for each) is reported and skipped."
+        ),
+    )
     hf_hub_offline: bool = Field(
         True, description="Set HF_HUB_OFFLINE=1 so no model download is ever attempted."
     )
@@ -141,6 +160,22 @@ class Settings(BaseSettings):
     )
     exclude_future: bool = Field(
         True, description="With an as-of date, leave out articles published after it."
+    )
+    max_question_chars: int = Field(
+        2000,
+        ge=100,
+        description=(
+            "A longer question is refused with a message before any work (the embedding "
+            "model reads about 1,000 characters anyway)."
+        ),
+    )
+    max_history_turns: int = Field(
+        3,
+        ge=0,
+        description=(
+            "Earlier turns passed along with a follow-up question, each question and "
+            "answer cut to max_question_chars."
+        ),
     )
 
     # --- answering -----------------------------------------------------------------------
