@@ -11,8 +11,11 @@ delete, stats). On a narrow window the three columns stack.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import html
 import logging
+import os
 import re
 import shutil
 import string
@@ -25,11 +28,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import IngestReport, ProgressCallback
 from rag.assistant import Assistant
-from rag.errors import NewsragError
+from rag.errors import NewsragError, QuestionError
 from rag.records import Answer, Source
 from rag.settings import Settings
 from rag.store import Filters
@@ -276,6 +280,17 @@ def highlight(passage: str, sentences: Sequence[str]) -> str:
     return "".join(out)
 
 
+def _preview(text: str, chars: int = 200) -> str:
+    """The start of a refused (too long) question, for the chat to show what was refused.
+
+    >>> _preview("a" * 300, 5)
+    'aaaaa… (300 characters)'
+    """
+    if len(text) <= chars:
+        return text
+    return f"{text[:chars]}… ({len(text):,} characters)"
+
+
 def _answers_in(history: Sequence[dict[str, Any]]) -> int:
     return sum(1 for m in history if m.get("role") == "assistant")
 
@@ -353,13 +368,28 @@ def safe_upload_name(name: str) -> str:
     return (stem or "upload") + suffix
 
 
+def upload_path(original_name: str, upload_dir: Path) -> Path:
+    """Where an upload named ``original_name`` is kept: one directory per exact name.
+
+    The directory is a short hash of the name as uploaded, the file in it the readable
+    sanitized name (its title and source). Re-uploading the same name reaches the same
+    path, so it updates its article; two different names never share a path, even when
+    they sanitize alike (``🔥.txt`` and ``💧.txt`` are both ``upload.txt``).
+
+    >>> upload_path("🔥.txt", Path("up")), upload_path("💧.txt", Path("up"))
+    (PosixPath('up/31b29adfc721/upload.txt'), PosixPath('up/348c991431ea/upload.txt'))
+    """
+    digest = hashlib.sha256(original_name.encode("utf-8", "surrogatepass")).hexdigest()
+    return upload_dir / digest[:12] / safe_upload_name(original_name)
+
+
 def save_uploads(
     files: Sequence[str | Path] | None, upload_dir: Path, max_mb: float
 ) -> tuple[list[Path], list[str]]:
     """Copy accepted uploads into ``upload_dir``; returns (saved paths, rejection lines).
 
-    Only the sanitized base name of an upload is used, always inside ``upload_dir``; a
-    file of the same name there is replaced (re-uploading a story updates it).
+    Each upload is kept at :func:`upload_path` of its name, always inside ``upload_dir``;
+    an earlier upload of the same name is replaced (re-uploading a story updates it).
 
     >>> save_uploads(["/tmp/x/evil.exe"], Path("/tmp/up"), 1.0)  # doctest: +SKIP
     ([], ['evil.exe: unsupported file type (allowed: .txt, .md, ...)'])
@@ -370,25 +400,43 @@ def save_uploads(
     rejected: list[str] = []
     for item in files or ():
         original = Path(item)
-        name = safe_upload_name(original.name)
-        if Path(name).suffix not in SUPPORTED_SUFFIXES:
+        target = upload_path(original.name, root)
+        name = target.name
+        if target.suffix not in SUPPORTED_SUFFIXES:
             allowed = ", ".join(SUPPORTED_SUFFIXES)
             rejected.append(f"{name}: unsupported file type (allowed: {allowed})")
             continue
         if original.stat().st_size > max_mb * 1024 * 1024:
             rejected.append(f"{name}: larger than {max_mb:g} MB")
             continue
-        target = root / name
         n = 2
         while target in saved:  # two uploads of one name in a batch keep both
-            target = root / f"{Path(name).stem}-{n}{Path(name).suffix}"
+            target = target.parent / f"{Path(name).stem}-{n}{target.suffix}"
             n += 1
-        if target.parent != root:  # cannot happen with a sanitized name; never write out
+        if target.parent.parent != root:  # cannot happen with a sanitized name; never write out
             rejected.append(f"{name}: invalid file name")
             continue
+        target.parent.mkdir(exist_ok=True)
         shutil.copyfile(original, target)
         saved.append(target)
     return saved, rejected
+
+
+def remove_gradio_copies(files: Sequence[str | Path], temp_dir: Path) -> None:
+    """Delete Gradio's temporary copies of uploads once they are handled.
+
+    Only files inside ``temp_dir`` (Gradio's upload folder) are touched, with their
+    per-upload directory when it is left empty: a path from elsewhere is never deleted.
+    """
+    root = temp_dir.resolve()
+    for item in files:
+        path = Path(item).resolve()
+        if not path.is_relative_to(root) or path == root:
+            continue
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty, or already gone
+            if path.parent != root:
+                path.parent.rmdir()
 
 
 def _progress_callback(progress: gr.Progress | None) -> ProgressCallback | None:
@@ -410,10 +458,14 @@ class ChatApp:
         >>> history, turns, panel, question_box = last  # doctest: +SKIP
     """
 
-    def __init__(self, assistant: Assistant, upload_dir: Path) -> None:
+    def __init__(
+        self, assistant: Assistant, upload_dir: Path, temp_dir: Path | None = None
+    ) -> None:
         self.assistant = assistant
         self.settings = assistant.settings
         self.upload_dir = upload_dir
+        # Gradio's own copies of uploads: deleted once handled (see remove_gradio_copies).
+        self.temp_dir = temp_dir or Path(get_upload_folder())
 
     # -- chat ------------------------------------------------------------------------
 
@@ -437,6 +489,14 @@ class ChatApp:
 
         if not message or not message.strip():
             yield state(turns)
+            return
+        try:
+            # Before anything is echoed: a 5 MB "question" must not enter the chat.
+            self.assistant.check_question(message)
+        except QuestionError as exc:
+            history.append({"role": "user", "content": escape_markdown(_preview(message))})
+            history.append({"role": "assistant", "content": escape_markdown(f"⚠ {exc}")})
+            yield state([*turns, Turn(_preview(message), None)])
             return
         filters = make_filters(sources, date_from, date_to)
         pairs = [(t.question, t.answer.text) for t in turns if t.answer is not None]
@@ -491,19 +551,34 @@ class ChatApp:
         """Ingest uploaded files: (report, stats, articles, sources, cleared file input)."""
         if not files:
             return ("Choose files to upload first.", *self.refresh(), gr.update())
-        paths, rejected = save_uploads(files, self.upload_dir, self.settings.upload_max_mb)
-        lines = []
-        if paths:
-            try:
-                report = self.assistant.ingest(paths, progress=_progress_callback(progress))
-            except NewsragError as exc:
-                lines.append(f"**⚠ {escape_markdown(str(exc))}**")
+        try:
+            paths, rejected = save_uploads(files, self.upload_dir, self.settings.upload_max_mb)
+            lines = []
+            if paths:
+                try:
+                    report = self.assistant.ingest(paths, progress=_progress_callback(progress))
+                except NewsragError as exc:
+                    lines.append(f"**⚠ {escape_markdown(str(exc))}**")
+                else:
+                    lines.append(report_markdown(report))
+                self._remove_unused(paths)
             else:
-                lines.append(report_markdown(report))
-        else:
-            lines.append("**Nothing was ingested.**")
-        lines += [f"- failed: {escape_markdown(r)}" for r in rejected]
+                lines.append("**Nothing was ingested.**")
+            lines += [f"- failed: {escape_markdown(r)}" for r in rejected]
+        finally:
+            # Whatever happened, Gradio's copy is no longer needed: repeated uploads of
+            # rejected 50 MB files must not fill its temp dir.
+            remove_gradio_copies(files, self.temp_dir)
         return ("\n".join(lines), *self.refresh(), gr.update(value=None))
+
+    def _remove_unused(self, paths: Sequence[Path]) -> None:
+        """Delete saved uploads that no indexed article comes from (rejected ones)."""
+        used = {r.origin for r in self.assistant.index.get_records().values()}
+        for path in paths:
+            if os.path.realpath(path) not in used:
+                path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # other uploads share the name's dir
+                    path.parent.rmdir()
 
     def paste(
         self,
@@ -593,7 +668,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                         min_width=160,
                         elem_id="question",
                         autofocus=True,
-                        max_length=2000,
+                        max_length=settings.max_question_chars,
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="ask")
                 with gr.Accordion("Filters", open=False, elem_id="filters"):
