@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import html
+import json
 import logging
 import os
 import re
 import shutil
 import string
+import time
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -29,6 +31,7 @@ from urllib.parse import urlparse
 
 import gradio as gr
 from gradio.utils import get_upload_folder
+from starlette.middleware import Middleware
 
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import IngestReport, ProgressCallback
@@ -672,8 +675,11 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="ask")
                 with gr.Accordion("Filters", open=False, elem_id="filters"):
+                    # No library data in the page as built: Gradio shows the page's API
+                    # description (choices included) to visitors who have not logged in.
+                    # The choices, stats and article list are loaded with the page.
                     source_filter = gr.Dropdown(
-                        choices=chat.source_choices(),
+                        choices=[],
                         multiselect=True,
                         label="Only these sources",
                         elem_id="source-filter",
@@ -696,9 +702,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                 sources_html = gr.HTML(render_source_panel([]), elem_id="sources")
             with gr.Column(scale=3, min_width=280, elem_id="library"):
                 gr.Markdown("### Library")
-                stats = gr.Markdown(
-                    stats_markdown(assistant), elem_id="stats", latex_delimiters=no_latex
-                )
+                stats = gr.Markdown("", elem_id="stats", latex_delimiters=no_latex)
                 files = gr.File(
                     label=f"Upload articles (up to {settings.upload_max_mb:g} MB each)",
                     file_count="multiple",
@@ -723,7 +727,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                 report = gr.Markdown(elem_id="report", latex_delimiters=no_latex)
                 reseed_btn = gr.Button("Re-ingest seeds/", elem_id="reseed", size="sm")
                 articles = gr.Dropdown(
-                    choices=chat.article_choices(),
+                    choices=[],
                     label="Indexed articles",
                     elem_id="articles",
                 )
@@ -773,20 +777,130 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
         )
         reseed_btn.click(on_reseed, None, library, **ingest_options)
         delete_btn.click(chat.delete, [articles], library, **ingest_options)
-        # Another tab may have changed the library since this page was built.
+        # The library as it is now (never part of the page as built, see above).
         demo.load(chat.refresh, None, [stats, articles, source_filter])
     return demo
 
 
+class LoginThrottle:
+    """ASGI middleware: a client that fails too many logins is refused for a while.
+
+    Gradio's ``/login`` answers 400 to wrong credentials; after ``max_failures`` of
+    them from one client address within ``window`` seconds, every login attempt from
+    that address gets 429 for ``lockout_seconds``, right password or not. Behind a
+    reverse proxy all clients share the proxy's address (and its lockout).
+
+    >>> from fastapi import FastAPI
+    >>> from starlette.middleware import Middleware
+    >>> api = FastAPI(middleware=[Middleware(LoginThrottle, max_failures=5)])
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        max_failures: int = 5,
+        lockout_seconds: float = 300.0,
+        window: float = 60.0,
+    ) -> None:
+        self.app = app
+        self.max_failures = max_failures
+        self.lockout_seconds = lockout_seconds
+        self.window = window
+        self._failures: dict[str, list[float]] = {}
+        self._locked_until: dict[str, float] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = str(scope.get("path", ""))
+        if (
+            scope.get("type") != "http"
+            or scope.get("method") != "POST"
+            or not path.rstrip("/").endswith("/login")
+        ):
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("unknown", 0))[0]
+        now = time.monotonic()
+        wait = self._locked_until.get(client, 0.0) - now
+        if wait > 0:
+            await _refuse(send, wait)
+            return
+        status = 0
+
+        async def watch(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        if status == 400:
+            self._failed(client, time.monotonic())
+        elif status == 200:
+            self._failures.pop(client, None)
+
+    def _failed(self, client: str, now: float) -> None:
+        recent = [t for t in self._failures.get(client, []) if now - t < self.window]
+        recent.append(now)
+        self._failures[client] = recent
+        if len(recent) >= self.max_failures:
+            self._locked_until[client] = now + self.lockout_seconds
+            self._failures.pop(client, None)
+            logger.warning(
+                "%d failed logins from %s within %g s: refusing its logins for %g s",
+                len(recent),
+                client,
+                self.window,
+                self.lockout_seconds,
+            )
+        if len(self._failures) + len(self._locked_until) > 10_000:
+            self._forget_old(now)  # many addresses: keep the memory bounded
+
+    def _forget_old(self, now: float) -> None:
+        self._failures = {
+            c: ts for c, ts in self._failures.items() if ts and now - ts[-1] < self.window
+        }
+        self._locked_until = {c: t for c, t in self._locked_until.items() if t > now}
+
+
+async def _refuse(send: Any, wait: float) -> None:
+    seconds = max(1, round(wait))
+    body = json.dumps(
+        {"detail": f"Too many failed logins from your address; try again in {seconds} s."}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(seconds).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 def launch_options(settings: Settings) -> dict[str, Any]:
-    """The ``launch()`` arguments the chat needs (CSS, the marker script, upload limit)."""
-    return {
+    """The ``launch()`` arguments the chat needs: CSS, the marker script, the upload
+    limit, and the login (with its throttling) when ``NEWSRAG_AUTH_*`` are set."""
+    options: dict[str, Any] = {
         "css": CSS,
         "head": HEAD,
         # Bytes: Gradio's "<n>mb" strings take whole numbers only.
         "max_file_size": int(settings.upload_max_mb * 1024 * 1024),
         "footer_links": [],
     }
+    if settings.auth_username and settings.auth_password:
+        options["auth"] = (settings.auth_username, settings.auth_password.get_secret_value())
+        throttle = Middleware(
+            LoginThrottle,
+            max_failures=settings.login_max_failures,
+            lockout_seconds=settings.login_lockout_seconds,
+        )
+        options["app_kwargs"] = {"middleware": [throttle]}
+    return options
 
 
 def launch(
@@ -796,22 +910,26 @@ def launch(
     port: int | None = None,
     open_browser: bool = True,
 ) -> None:
-    """Open the chat: ingest ``seeds/`` on first run, then serve on 127.0.0.1 by default."""
+    """Open the chat: ingest ``seeds/`` on first run, then serve on 127.0.0.1 by default.
+
+    Refuses (:class:`rag.errors.ConfigError`) to serve beyond this machine without login
+    unless ``NEWSRAG_ALLOW_OPEN=true`` (see :meth:`Settings.check_exposure`).
+    """
     settings = settings or Settings()
+    host = host or settings.host
+    warning = settings.check_exposure(host)  # before any work: a refusal costs nothing
+    if warning:
+        logger.warning(warning)
     settings.apply_privacy_defaults()
     assistant = Assistant.from_settings(settings)
     seeded = assistant.ensure_seeded()
     if seeded is not None:
         logger.warning("first run: %s", seeded.summary())
-    auth = None
-    if settings.auth_username and settings.auth_password:
-        auth = (settings.auth_username, settings.auth_password.get_secret_value())
     demo = build_ui(assistant)
     demo.queue(default_concurrency_limit=4).launch(
-        server_name=host or settings.host,
+        server_name=host,
         server_port=port or settings.port,
         inbrowser=open_browser,
-        auth=auth,
         **launch_options(settings),
     )
 
