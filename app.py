@@ -36,7 +36,7 @@ from starlette.middleware import Middleware
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import IngestReport, ProgressCallback
 from rag.assistant import Assistant
-from rag.errors import NewsragError, QuestionError
+from rag.errors import NewsragError, QuestionError, disk_full_as_error
 from rag.records import Answer, Source
 from rag.settings import Settings
 from rag.store import Filters
@@ -419,8 +419,12 @@ def save_uploads(
         if target.parent.parent != root:  # cannot happen with a sanitized name; never write out
             rejected.append(f"{name}: invalid file name")
             continue
-        target.parent.mkdir(exist_ok=True)
-        shutil.copyfile(original, target)
+        try:
+            target.parent.mkdir(exist_ok=True)
+            shutil.copyfile(original, target)
+        except OSError:
+            target.unlink(missing_ok=True)  # a full disk mid-copy: leave no partial file
+            raise
         saved.append(target)
     return saved, rejected
 
@@ -555,7 +559,14 @@ class ChatApp:
         if not files:
             return ("Choose files to upload first.", *self.refresh(), gr.update())
         try:
-            paths, rejected = save_uploads(files, self.upload_dir, self.settings.upload_max_mb)
+            where = f"upload folder {self.upload_dir}"
+            try:
+                with disk_full_as_error("saving the upload", where):
+                    paths, rejected = save_uploads(
+                        files, self.upload_dir, self.settings.upload_max_mb
+                    )
+            except NewsragError as exc:
+                return (f"**⚠ {escape_markdown(str(exc))}**", *self.refresh(), gr.update())
             lines = []
             if paths:
                 try:
@@ -622,7 +633,11 @@ class ChatApp:
             return ("Choose an article to delete.", *self.refresh())
         titles = {r.article_id: r.title for r in self.assistant.articles()}
         title = titles.get(article_id, article_id)
-        if self.assistant.delete_article(article_id):
+        try:
+            deleted = self.assistant.delete_article(article_id)
+        except NewsragError as exc:
+            return (f"**⚠ {escape_markdown(str(exc))}**", *self.refresh())
+        if deleted:
             text = f"Deleted “{escape_markdown(title)}”."
         else:
             text = "That article was not in the library."

@@ -16,7 +16,7 @@ import numpy as np
 
 from rag.components import build_chat_model, build_embeddings, build_index
 from rag.embeddings import LocalEmbeddings
-from rag.errors import QuestionError
+from rag.errors import QuestionError, disk_full_as_error
 from rag.extractive import ExtractiveAnswerer, ExtractiveConfig, bm25_idf
 from rag.records import Answer, Article, sha1_hex
 from rag.retrieval import ArticleHit, HybridSearcher, SearchConfig
@@ -302,14 +302,18 @@ class Assistant:
         progress: ProgressCallback | None = None,
         show_progress: bool = False,
     ) -> IngestReport:
-        """Ingest files/directories incrementally; see :class:`ingest.IngestReport`."""
-        report = self.ingestor().ingest(
-            [Path(p) for p in paths],
-            prune=prune,
-            reset=reset,
-            progress=progress,
-            show_progress=show_progress,
-        )
+        """Ingest files/directories incrementally; see :class:`ingest.IngestReport`.
+
+        A full disk raises :class:`rag.errors.DiskFullError` (one line, no traceback).
+        """
+        with disk_full_as_error("ingesting", self._where):
+            report = self.ingestor().ingest(
+                [Path(p) for p in paths],
+                prune=prune,
+                reset=reset,
+                progress=progress,
+                show_progress=show_progress,
+            )
         self._generation += 1
         return report
 
@@ -337,7 +341,8 @@ class Assistant:
             url=source if source and source.startswith(("http://", "https://")) else None,
             published=published,
         )
-        report = self.ingestor().ingest_articles([article], progress=progress)
+        with disk_full_as_error("adding the article", self._where):
+            report = self.ingestor().ingest_articles([article], progress=progress)
         self._generation += 1
         return report
 
@@ -358,9 +363,20 @@ class Assistant:
 
     def delete_article(self, article_id: str) -> bool:
         """Remove an article and its chunks; False when it was not indexed."""
-        deleted = self.index.delete([article_id]) > 0
+        with disk_full_as_error("deleting the article", self._where):
+            deleted = self.index.delete([article_id]) > 0
         self._generation += 1
         return deleted
+
+    @property
+    def _where(self) -> str:
+        """Where the index lives, for messages."""
+        if self.settings.chroma_host:
+            return (
+                f"record database {self.settings.index_db_path}, Chroma server "
+                f"{self.settings.chroma_host}:{self.settings.chroma_port}"
+            )
+        return f"index in {self.settings.data_dir}"
 
     def stats(self) -> IndexStats:
         return self.index.stats()
