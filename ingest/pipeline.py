@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from ingest.loaders import LoadFailure, discover, load_file
+from ingest.loaders import LoadFailure, LoadLimits, discover, load_file
 from ingest.splitter import SentenceSplitter
 from rag.embeddings import LocalEmbeddings
 from rag.records import Article, Chunk, sha1_hex
@@ -154,6 +154,7 @@ class Ingestor:
         model_key: str,
         max_bytes: int | None = None,
         max_article_chars: int | None = None,
+        limits: LoadLimits | None = None,
         flush_chunks: int = 256,
         version: str | None = None,
     ) -> None:
@@ -163,6 +164,7 @@ class Ingestor:
         self.model_key = model_key
         self.max_bytes = max_bytes
         self.max_article_chars = max_article_chars
+        self.limits = limits
         self.flush_chunks = flush_chunks
         # Re-split and re-embed everything when the model or the chunk sizes change.
         # "sv1": chunks carry sentence vectors (an index from before them is redone).
@@ -192,7 +194,7 @@ class Ingestor:
         files += self._unfinished_files(files, plan)
         articles: list[Article] = []
         for path in files:
-            loaded = load_file(path, max_bytes=self.max_bytes)
+            loaded = load_file(path, max_bytes=self.max_bytes, limits=self.limits)
             articles += loaded.articles
             plan.failed += loaded.failures
             plan.warnings += loaded.warnings

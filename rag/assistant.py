@@ -24,7 +24,7 @@ from rag.conversation import (
 )
 from rag.dates import format_day, format_range, resolve_window
 from rag.embeddings import LocalEmbeddings
-from rag.errors import QuestionError
+from rag.errors import QuestionError, disk_full_as_error
 from rag.extractive import ExtractiveAnswerer, ExtractiveConfig, bm25_idf
 from rag.records import Answer, Article, DateWindow, sha1_hex
 from rag.retrieval import ArticleHit, HybridSearcher, SearchConfig
@@ -39,16 +39,31 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MAX_QUESTION_CHARS = 2000  # longer input is cut: the embedding model reads 256 pieces
+MAX_QUESTION_CHARS = 2000  # the default of Settings.max_question_chars
 History = Sequence[tuple[str, str]]
 
 
-def clean_question(question: str) -> str:
-    """Strip control characters and surrounding space; reject questions with no words.
+def clean_question(question: str, max_chars: int = MAX_QUESTION_CHARS) -> str:
+    """Strip control characters and surrounding space; reject empty or too long questions.
+
+    A question over ``max_chars`` is refused before anything else is done with it: a
+    20 MB "question" must cost no embedding, search or copy.
 
     >>> clean_question("  what did\\x00 Meloni propose?\\n")
     'what did Meloni propose?'
+    >>> clean_question("why? " * 500)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    rag.errors.QuestionError: the question is too long (2,499 characters; at most 2,000): ...
     """
+    if len(question) > max_chars:
+        length = len(question.strip())
+        if length > max_chars:
+            msg = (
+                f"the question is too long ({length:,} characters; at most {max_chars:,}): "
+                "ask about one thing at a time"
+            )
+            raise QuestionError(msg)
     text = "".join(
         ch if unicodedata.category(ch)[0] != "C" or ch in "\n\t" else " " for ch in question
     )
@@ -59,7 +74,21 @@ def clean_question(question: str) -> str:
     if not any(ch.isalnum() for ch in text):
         msg = "the question has no words: type a question about the ingested articles"
         raise QuestionError(msg)
-    return text[:MAX_QUESTION_CHARS]
+    return text
+
+
+def cap_history(history: History, turns: int, max_chars: int) -> list[tuple[str, str]]:
+    """The last ``turns`` turns of a chat, each question and answer cut to ``max_chars``.
+
+    Follow-ups borrow from earlier turns (retrieval and the LLM prompt), so what they
+    carry along is bounded however long the chat or its messages are.
+
+    >>> cap_history([("q1", "a1"), ("q2", "a" * 10)], turns=1, max_chars=4)
+    [('q2', 'aaaa')]
+    """
+    if turns <= 0:
+        return []
+    return [(q[:max_chars], a[:max_chars]) for q, a in list(history)[-turns:]]
 
 
 def retrieval_query(question: str, history: History = ()) -> str:
@@ -227,6 +256,19 @@ class Assistant:
             upto = f"articles {format_range(filters.date_from, filters.date_to or cap)}"
         return TimeScope(as_of, DateWindow(None, min(as_of, cap), upto), filters, recent)
 
+    def check_question(self, question: str) -> str:
+        """The cleaned question, or :class:`QuestionError` (empty, no words, too long).
+
+        >>> assistant.check_question("x" * 5_000_000)  # doctest: +SKIP
+        QuestionError: the question is too long (5,000,000 characters; at most 2,000): ...
+        """
+        return clean_question(question, self.settings.max_question_chars)
+
+    def _history(self, history: History) -> list[tuple[str, str]]:
+        return cap_history(
+            history, self.settings.max_history_turns, self.settings.max_question_chars
+        )
+
     def search(
         self,
         question: str,
@@ -237,8 +279,8 @@ class Assistant:
         top_k: int | None = None,
     ) -> list[ArticleHit]:
         """The articles retrieved for ``question`` (what :meth:`ask` answers from)."""
-        question = clean_question(question)
-        query = self.conversation.resolve(question, history).query
+        question = self.check_question(question)
+        query = self.conversation.resolve(question, self._history(history)).query
         scope = self.time_scope(question, as_of=as_of, filters=filters, query=query)
         return self._search(query, scope, top_k)
 
@@ -253,7 +295,7 @@ class Assistant:
         >>> a.resolve("who won?", [("Which race was held in Monaco?", "…")]).query  # doctest: +SKIP
         'Which race was held in Monaco? who won?'
         """
-        return self.conversation.resolve(clean_question(question), history)
+        return self.conversation.resolve(self.check_question(question), self._history(history))
 
     def ask(
         self,
@@ -285,7 +327,8 @@ class Assistant:
         history: History = (),
     ) -> Iterator[Answer]:
         """Yield partial answers as they are produced; the last one has ``done=True``."""
-        question = clean_question(question)
+        question = self.check_question(question)
+        history = self._history(history)
         query = self.conversation.resolve(question, history).query
         scope = self.time_scope(question, as_of=as_of, filters=filters, query=query)
         hits = self._search(query, scope)
@@ -308,7 +351,7 @@ class Assistant:
         if scope is None:
             scope = self.time_scope(question, as_of=as_of, query=query)
         dated = functools.partial(replace, as_of=scope.as_of, window=scope.window)
-        history = trim_history(history)
+        history = trim_history(self._history(history))
         if self.llm is not None:
             for answer in self.llm.stream(question, hits, history, as_of=scope.as_of):
                 yield dated(answer)
@@ -340,6 +383,7 @@ class Assistant:
 
     def ingestor(self) -> Ingestor:
         # Imported here: loaders pull in HTML and PDF parsers that answering never needs.
+        from ingest.loaders import LoadLimits
         from ingest.pipeline import Ingestor
         from ingest.splitter import SentenceSplitter
 
@@ -356,6 +400,11 @@ class Assistant:
             model_key=self.settings.embedding_key,
             max_bytes=int(self.settings.max_file_mb * 1024 * 1024),
             max_article_chars=self.settings.max_article_chars,
+            limits=LoadLimits(
+                max_seconds=self.settings.load_max_seconds,
+                pdf_max_pages=self.settings.pdf_max_pages,
+                pdf_max_content_bytes=int(self.settings.pdf_max_content_mb * 1_000_000),
+            ),
         )
 
     def ingest(
@@ -367,14 +416,18 @@ class Assistant:
         progress: ProgressCallback | None = None,
         show_progress: bool = False,
     ) -> IngestReport:
-        """Ingest files/directories incrementally; see :class:`ingest.IngestReport`."""
-        report = self.ingestor().ingest(
-            [Path(p) for p in paths],
-            prune=prune,
-            reset=reset,
-            progress=progress,
-            show_progress=show_progress,
-        )
+        """Ingest files/directories incrementally; see :class:`ingest.IngestReport`.
+
+        A full disk raises :class:`rag.errors.DiskFullError` (one line, no traceback).
+        """
+        with disk_full_as_error("ingesting", self._where):
+            report = self.ingestor().ingest(
+                [Path(p) for p in paths],
+                prune=prune,
+                reset=reset,
+                progress=progress,
+                show_progress=show_progress,
+            )
         return report
 
     def add_text(
@@ -401,7 +454,9 @@ class Assistant:
             url=source if source and source.startswith(("http://", "https://")) else None,
             published=published,
         )
-        return self.ingestor().ingest_articles([article], progress=progress)
+        with disk_full_as_error("adding the article", self._where):
+            report = self.ingestor().ingest_articles([article], progress=progress)
+        return report
 
     def ensure_seeded(
         self, progress: Callable[[int, int, str], None] | None = None
@@ -420,7 +475,19 @@ class Assistant:
 
     def delete_article(self, article_id: str) -> bool:
         """Remove an article and its chunks; False when it was not indexed."""
-        return self.index.delete([article_id]) > 0
+        with disk_full_as_error("deleting the article", self._where):
+            deleted = self.index.delete([article_id]) > 0
+        return deleted
+
+    @property
+    def _where(self) -> str:
+        """Where the index lives, for messages."""
+        if self.settings.chroma_host:
+            return (
+                f"record database {self.settings.index_db_path}, Chroma server "
+                f"{self.settings.chroma_host}:{self.settings.chroma_port}"
+            )
+        return f"index in {self.settings.data_dir}"
 
     def stats(self) -> IndexStats:
         return self.index.stats()

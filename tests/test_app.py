@@ -211,12 +211,16 @@ def test_uploads_are_copied_inside_the_upload_dir_or_rejected_with_a_reason(
 
     saved, rejected = app.save_uploads([good, same_name, script, big], upload_dir, max_mb=0.001)
 
-    assert saved == [upload_dir / "My_story.txt", upload_dir / "My_story-2.txt"]
+    home = app.upload_path("My story.txt", upload_dir.resolve()).parent
+    assert saved == [home / "My_story.txt", home / "My_story-2.txt"]
     assert saved[1].read_text(encoding="utf-8") == "Other\n\nText."
     assert [r.split(":")[0] for r in rejected] == ["run.sh", "big.md"]
     assert "unsupported file type" in rejected[0]
     assert "larger than 0.001 MB" in rejected[1]
-    assert sorted(p.name for p in upload_dir.iterdir()) == ["My_story-2.txt", "My_story.txt"]
+    assert sorted(p.relative_to(upload_dir.resolve()) for p in upload_dir.rglob("*.*")) == [
+        Path(home.name, "My_story-2.txt"),
+        Path(home.name, "My_story.txt"),
+    ]
 
 
 def test_filters_come_from_the_fields_and_bad_dates_are_user_errors() -> None:
@@ -330,7 +334,8 @@ def test_the_library_handlers_upload_paste_reseed_and_delete(
     assert "added: Lumenfield harbor reopens" in _shown(report)
     assert "failed: tool.exe: unsupported file type" in _shown(report)
     assert "**1** article · **1** chunk · no publication dates" in stats
-    assert (tmp_path / "uploads" / "harbor.txt").exists()
+    assert app.upload_path("harbor.txt", tmp_path / "uploads").exists()
+    assert story.exists() and exe.exists()  # files outside Gradio's temp dir are left alone
 
     report, *_ = chat.paste("", "text without a title")
     assert "needs a title" in report
