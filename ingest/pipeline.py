@@ -28,6 +28,10 @@ from rag.text import split_sentences
 
 logger = logging.getLogger(__name__)
 
+# The sentence split (rag.text.split_sentences) that stored sentence vectors follow: part
+# of the ingest version, and of the embedding cache's sentence vectors, so a new split
+# re-pools them (chunk vectors do not depend on it and stay cached).
+SENTENCE_SPLIT = "sv2"
 EMBED_SLICE = 128  # chunks per embedding call: the progress bar moves every slice
 
 ProgressCallback = Callable[[int, int, str], None]
@@ -171,7 +175,7 @@ class Ingestor:
         # "sv2": sentences split with abbreviations, initials and "!"/"?" inside names
         # and quotes; stored sentence vectors follow the split, so older ones are redone.
         self.version = version or (
-            f"{model_key}|{splitter.chunk_tokens}|{splitter.overlap_tokens}|sv2"
+            f"{model_key}|{splitter.chunk_tokens}|{splitter.overlap_tokens}|{SENTENCE_SPLIT}"
         )
 
     def ingest(
@@ -469,7 +473,7 @@ class Ingestor:
                 keys.append(key)
                 texts[key] = text
                 spans[key] = sentence_spans(article.title, chunk.text)
-        cached, cached_sentences = self.index.cached_vectors(list(texts))
+        cached, cached_sentences = self.index.cached_vectors(list(texts), SENTENCE_SPLIT)
         embeddings = self.embeddings
         pooling = (
             embeddings
@@ -498,7 +502,7 @@ class Ingestor:
             fresh_sentences = {
                 k: None if m is None else pack_rows(m) for k, m in zip(part, pooled, strict=True)
             }
-            self.index.cache_vectors(fresh, fresh_sentences)
+            self.index.cache_vectors(fresh, fresh_sentences, SENTENCE_SPLIT)
             cached.update(fresh)
             sentences.update(fresh_sentences)
             tick(len(part))

@@ -101,7 +101,8 @@ CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
 CREATE TABLE IF NOT EXISTS embedding_cache (
     key TEXT PRIMARY KEY,
     vector BLOB NOT NULL,
-    sentences BLOB
+    sentences BLOB,
+    split TEXT
 );
 CREATE TABLE IF NOT EXISTS library_state (
     key TEXT PRIMARY KEY,
@@ -474,21 +475,28 @@ class ChunkIndex:
 
     # -- embedding cache -------------------------------------------------------------
 
-    def cached_vectors(self, keys: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, bytes]]:
+    def cached_vectors(
+        self, keys: Sequence[str], split: str = ""
+    ) -> tuple[dict[str, np.ndarray], dict[str, bytes]]:
         """Cached chunk vectors, and the sentence vectors cached with them as
-        :func:`pack_rows` packed them (missing for entries written without), read in one
-        query. They stay packed: ingest only stores them again beside the chunk."""
+        :func:`pack_rows` packed them, read in one query. They stay packed: ingest only
+        stores them again beside the chunk.
+
+        Sentence vectors follow a sentence split: only those cached under ``split`` (the
+        splitter's version) are returned, so a new split pools them again, while the
+        chunk vectors (which do not depend on it) are reused.
+        """
         con = self._con()
         vectors: dict[str, np.ndarray] = {}
         sentences: dict[str, bytes] = {}
         for batch in _batches(list(keys), 500):
             marks = ",".join("?" * len(batch))
-            for key, blob, packed in con.execute(
-                f"SELECT key, vector, sentences FROM embedding_cache WHERE key IN ({marks})",
+            for key, blob, packed, cached_split in con.execute(
+                f"SELECT key, vector, sentences, split FROM embedding_cache WHERE key IN ({marks})",
                 batch,
             ):
                 vectors[key] = np.frombuffer(blob, dtype=np.float32)
-                if packed is not None:
+                if packed is not None and (cached_split or "") == split:
                     sentences[key] = packed
         return vectors, sentences
 
@@ -496,17 +504,19 @@ class ChunkIndex:
         self,
         vectors: dict[str, np.ndarray],
         sentences: Mapping[str, bytes | None] | None = None,
+        split: str = "",
     ) -> None:
         """Cache chunk vectors by key, with their sentence vectors packed by
-        :func:`pack_rows`."""
+        :func:`pack_rows` under the sentence split ``split``."""
         sentences = sentences or {}
         rows = [
-            (key, np.asarray(vector, dtype=np.float32).tobytes(), sentences.get(key))
+            (key, np.asarray(vector, dtype=np.float32).tobytes(), sentences.get(key), split)
             for key, vector in vectors.items()
         ]
         with self._tx() as con:
             con.executemany(
-                "INSERT OR REPLACE INTO embedding_cache(key, vector, sentences) VALUES (?,?,?)",
+                "INSERT OR REPLACE INTO embedding_cache(key, vector, sentences, split) "
+                "VALUES (?,?,?,?)",
                 rows,
             )
 
@@ -948,7 +958,7 @@ def _add_missing_columns(con: sqlite3.Connection) -> None:
             "lex_len": "INTEGER NOT NULL DEFAULT 0",
             "lex_terms": "INTEGER NOT NULL DEFAULT 0",
         },
-        "embedding_cache": {"sentences": "BLOB"},
+        "embedding_cache": {"sentences": "BLOB", "split": "TEXT"},
     }
     for table, columns in wanted.items():
         present = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
