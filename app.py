@@ -11,11 +11,16 @@ delete, stats). On a narrow window the three columns stack.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import html
+import json
 import logging
+import os
 import re
 import shutil
 import string
+import time
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -25,11 +30,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 import gradio as gr
+from gradio.utils import get_upload_folder
+from starlette.middleware import Middleware
 
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import IngestReport, ProgressCallback
 from rag.assistant import Assistant
-from rag.errors import NewsragError
+from rag.dates import answer_when
+from rag.errors import NewsragError, QuestionError, disk_full_as_error
 from rag.records import Answer, Source
 from rag.settings import Settings
 from rag.store import Filters
@@ -48,6 +56,7 @@ a.cite { display: inline-block; padding: 0 5px; margin: 0 1px; border-radius: 6p
   border: 1px solid var(--color-accent); cursor: pointer; }
 a.cite:hover, a.cite:focus-visible { background: var(--color-accent); color: white !important; }
 .pending { opacity: 0.7; font-style: italic; }
+.searched { display: inline-block; font-size: 0.85em; opacity: 0.75; }
 #sources { max-height: 72vh; overflow-y: auto; }
 @media (max-width: 900px) { #sources { max-height: none; } }
 .answer-sources { display: none; }
@@ -67,6 +76,7 @@ a.cite:hover, a.cite:focus-visible { background: var(--color-accent); color: whi
 .source-card mark { background: rgba(250, 204, 21, 0.4); color: inherit; padding: 0 1px;
   border-radius: 2px; }
 .empty { opacity: 0.75; }
+.answer-when { opacity: 0.75; }
 """
 
 # Click on a ``[n]`` marker: show the sources of that answer, scroll its card into view
@@ -150,7 +160,8 @@ def _attr(text: str) -> str:
 
 
 def render_answer(answer: Answer, turn: int = 1) -> str:
-    """The chat message: escaped text whose ``[n]`` markers link to the source cards.
+    """The chat message: escaped text whose ``[n]`` markers link to the source cards,
+    then (once complete) the as-of it was answered for and the window it searched.
 
     ``turn`` numbers the answers of a chat, so a marker of an earlier answer still finds
     its own card (``#src-<turn>-<n>``).
@@ -159,6 +170,9 @@ def render_answer(answer: Answer, turn: int = 1) -> str:
     >>> s = Source(1, "a1", "Title", "example.com", None, None, "passage")
     >>> render_answer(Answer("q", "It rained [1]", sources=(s,)), turn=2)
     'It rained <a class="cite" href="#src-2-1" title="[1] Title">[1]</a>'
+
+    When retrieval searched for something else than the question typed (a follow-up
+    given the conversation's topic), a "Searched for: ..." line says what.
     """
     titles = {s.number: s.title for s in answer.sources}
     text = escape_markdown(answer.text)
@@ -172,7 +186,22 @@ def render_answer(answer: Answer, turn: int = 1) -> str:
             f"[{n}]</a>"
         )
 
-    return _ESCAPED_MARKER.sub(link, text)
+    rendered = _ESCAPED_MARKER.sub(link, text)
+    if answer.search_query and answer.search_query != answer.question:
+        rendered += f"\n\n{render_search_query(answer.search_query)}"
+    when = answer_when(answer)
+    if when and answer.done:
+        rendered += f'\n\n<small class="answer-when">{escape_markdown(when)}</small>'
+    return rendered
+
+
+def render_search_query(query: str) -> str:
+    """The "Searched for" line under an answer, escaped like the answer itself.
+
+    >>> render_search_query("what did Meloni propose? and Zelenskyy?")
+    '<small class="searched">Searched for: what did Meloni propose\\\\? and Zelenskyy\\\\?</small>'
+    """
+    return f'<small class="searched">Searched for: {escape_markdown(query)}</small>'
 
 
 def render_sources(answer: Answer | None, turn: int = 1) -> str:
@@ -276,6 +305,17 @@ def highlight(passage: str, sentences: Sequence[str]) -> str:
     return "".join(out)
 
 
+def _preview(text: str, chars: int = 200) -> str:
+    """The start of a refused (too long) question, for the chat to show what was refused.
+
+    >>> _preview("a" * 300, 5)
+    'aaaaa… (300 characters)'
+    """
+    if len(text) <= chars:
+        return text
+    return f"{text[:chars]}… ({len(text):,} characters)"
+
+
 def _answers_in(history: Sequence[dict[str, Any]]) -> int:
     return sum(1 for m in history if m.get("role") == "assistant")
 
@@ -313,6 +353,12 @@ def stats_markdown(assistant: Assistant) -> str:
     )
     if stats.pending:
         text += f" · {stats.pending} unfinished (the next ingest repairs them)"
+    check = stats.vector_check
+    if check is not None and check.missing:
+        text += (
+            f" · {check.missing} {_plural(check.missing, 'chunk')} without a vector "
+            "(`newsrag check --repair` restores them)"
+        )
     return text
 
 
@@ -353,13 +399,28 @@ def safe_upload_name(name: str) -> str:
     return (stem or "upload") + suffix
 
 
+def upload_path(original_name: str, upload_dir: Path) -> Path:
+    """Where an upload named ``original_name`` is kept: one directory per exact name.
+
+    The directory is a short hash of the name as uploaded, the file in it the readable
+    sanitized name (its title and source). Re-uploading the same name reaches the same
+    path, so it updates its article; two different names never share a path, even when
+    they sanitize alike (``🔥.txt`` and ``💧.txt`` are both ``upload.txt``).
+
+    >>> upload_path("🔥.txt", Path("up")), upload_path("💧.txt", Path("up"))
+    (PosixPath('up/31b29adfc721/upload.txt'), PosixPath('up/348c991431ea/upload.txt'))
+    """
+    digest = hashlib.sha256(original_name.encode("utf-8", "surrogatepass")).hexdigest()
+    return upload_dir / digest[:12] / safe_upload_name(original_name)
+
+
 def save_uploads(
     files: Sequence[str | Path] | None, upload_dir: Path, max_mb: float
 ) -> tuple[list[Path], list[str]]:
     """Copy accepted uploads into ``upload_dir``; returns (saved paths, rejection lines).
 
-    Only the sanitized base name of an upload is used, always inside ``upload_dir``; a
-    file of the same name there is replaced (re-uploading a story updates it).
+    Each upload is kept at :func:`upload_path` of its name, always inside ``upload_dir``;
+    an earlier upload of the same name is replaced (re-uploading a story updates it).
 
     >>> save_uploads(["/tmp/x/evil.exe"], Path("/tmp/up"), 1.0)  # doctest: +SKIP
     ([], ['evil.exe: unsupported file type (allowed: .txt, .md, ...)'])
@@ -370,25 +431,47 @@ def save_uploads(
     rejected: list[str] = []
     for item in files or ():
         original = Path(item)
-        name = safe_upload_name(original.name)
-        if Path(name).suffix not in SUPPORTED_SUFFIXES:
+        target = upload_path(original.name, root)
+        name = target.name
+        if target.suffix not in SUPPORTED_SUFFIXES:
             allowed = ", ".join(SUPPORTED_SUFFIXES)
             rejected.append(f"{name}: unsupported file type (allowed: {allowed})")
             continue
         if original.stat().st_size > max_mb * 1024 * 1024:
             rejected.append(f"{name}: larger than {max_mb:g} MB")
             continue
-        target = root / name
         n = 2
         while target in saved:  # two uploads of one name in a batch keep both
-            target = root / f"{Path(name).stem}-{n}{Path(name).suffix}"
+            target = target.parent / f"{Path(name).stem}-{n}{target.suffix}"
             n += 1
-        if target.parent != root:  # cannot happen with a sanitized name; never write out
+        if target.parent.parent != root:  # cannot happen with a sanitized name; never write out
             rejected.append(f"{name}: invalid file name")
             continue
-        shutil.copyfile(original, target)
+        try:
+            target.parent.mkdir(exist_ok=True)
+            shutil.copyfile(original, target)
+        except OSError:
+            target.unlink(missing_ok=True)  # a full disk mid-copy: leave no partial file
+            raise
         saved.append(target)
     return saved, rejected
+
+
+def remove_gradio_copies(files: Sequence[str | Path], temp_dir: Path) -> None:
+    """Delete Gradio's temporary copies of uploads once they are handled.
+
+    Only files inside ``temp_dir`` (Gradio's upload folder) are touched, with their
+    per-upload directory when it is left empty: a path from elsewhere is never deleted.
+    """
+    root = temp_dir.resolve()
+    for item in files:
+        path = Path(item).resolve()
+        if not path.is_relative_to(root) or path == root:
+            continue
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty, or already gone
+            if path.parent != root:
+                path.parent.rmdir()
 
 
 def _progress_callback(progress: gr.Progress | None) -> ProgressCallback | None:
@@ -410,10 +493,14 @@ class ChatApp:
         >>> history, turns, panel, question_box = last  # doctest: +SKIP
     """
 
-    def __init__(self, assistant: Assistant, upload_dir: Path) -> None:
+    def __init__(
+        self, assistant: Assistant, upload_dir: Path, temp_dir: Path | None = None
+    ) -> None:
         self.assistant = assistant
         self.settings = assistant.settings
         self.upload_dir = upload_dir
+        # Gradio's own copies of uploads: deleted once handled (see remove_gradio_copies).
+        self.temp_dir = temp_dir or Path(get_upload_folder())
 
     # -- chat ------------------------------------------------------------------------
 
@@ -425,8 +512,12 @@ class ChatApp:
         sources: list[str] | None = None,
         date_from: str = "",
         date_to: str = "",
+        as_of: str = "",
     ) -> Iterator[tuple[list[dict[str, Any]], list[Turn], str, str]]:
-        """Stream one chat turn: yields (chat messages, turns, source panel, input box)."""
+        """Stream one chat turn: yields (chat messages, turns, source panel, input box).
+
+        ``as_of`` is the date the question is asked (empty: today).
+        """
         history = list(history or [])
         # The chat may have been cleared in the browser; the turns follow the messages.
         turns = list(turns or [])[: _answers_in(history)]
@@ -438,7 +529,16 @@ class ChatApp:
         if not message or not message.strip():
             yield state(turns)
             return
+        try:
+            # Before anything is echoed: a 5 MB "question" must not enter the chat.
+            self.assistant.check_question(message)
+        except QuestionError as exc:
+            history.append({"role": "user", "content": escape_markdown(_preview(message))})
+            history.append({"role": "assistant", "content": escape_markdown(f"⚠ {exc}")})
+            yield state([*turns, Turn(_preview(message), None)])
+            return
         filters = make_filters(sources, date_from, date_to)
+        asked_on = _parse_day(as_of, "As of")
         pairs = [(t.question, t.answer.text) for t in turns if t.answer is not None]
         history.append({"role": "user", "content": escape_markdown(message)})
         history.append({"role": "assistant", "content": SEARCHING})
@@ -450,7 +550,9 @@ class ChatApp:
         number = len(turns) + 1
         current = [*turns, Turn(message, None)]
         try:
-            for answer in self.assistant.stream(message, filters=filters, history=pairs):
+            for answer in self.assistant.stream(
+                message, as_of=asked_on, filters=filters, history=pairs
+            ):
                 history[-1] = {"role": "assistant", "content": render_answer(answer, number)}
                 # Only the text and sources are shown; the retrieved chunks stay server-side.
                 current = [*turns, Turn(message, replace(answer, retrieved=()))]
@@ -491,19 +593,41 @@ class ChatApp:
         """Ingest uploaded files: (report, stats, articles, sources, cleared file input)."""
         if not files:
             return ("Choose files to upload first.", *self.refresh(), gr.update())
-        paths, rejected = save_uploads(files, self.upload_dir, self.settings.upload_max_mb)
-        lines = []
-        if paths:
+        try:
+            where = f"upload folder {self.upload_dir}"
             try:
-                report = self.assistant.ingest(paths, progress=_progress_callback(progress))
+                with disk_full_as_error("saving the upload", where):
+                    paths, rejected = save_uploads(
+                        files, self.upload_dir, self.settings.upload_max_mb
+                    )
             except NewsragError as exc:
-                lines.append(f"**⚠ {escape_markdown(str(exc))}**")
+                return (f"**⚠ {escape_markdown(str(exc))}**", *self.refresh(), gr.update())
+            lines = []
+            if paths:
+                try:
+                    report = self.assistant.ingest(paths, progress=_progress_callback(progress))
+                except NewsragError as exc:
+                    lines.append(f"**⚠ {escape_markdown(str(exc))}**")
+                else:
+                    lines.append(report_markdown(report))
+                self._remove_unused(paths)
             else:
-                lines.append(report_markdown(report))
-        else:
-            lines.append("**Nothing was ingested.**")
-        lines += [f"- failed: {escape_markdown(r)}" for r in rejected]
+                lines.append("**Nothing was ingested.**")
+            lines += [f"- failed: {escape_markdown(r)}" for r in rejected]
+        finally:
+            # Whatever happened, Gradio's copy is no longer needed: repeated uploads of
+            # rejected 50 MB files must not fill its temp dir.
+            remove_gradio_copies(files, self.temp_dir)
         return ("\n".join(lines), *self.refresh(), gr.update(value=None))
+
+    def _remove_unused(self, paths: Sequence[Path]) -> None:
+        """Delete saved uploads that no indexed article comes from (rejected ones)."""
+        used = {r.origin for r in self.assistant.index.get_records().values()}
+        for path in paths:
+            if os.path.realpath(path) not in used:
+                path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # other uploads share the name's dir
+                    path.parent.rmdir()
 
     def paste(
         self,
@@ -544,7 +668,11 @@ class ChatApp:
             return ("Choose an article to delete.", *self.refresh())
         titles = {r.article_id: r.title for r in self.assistant.articles()}
         title = titles.get(article_id, article_id)
-        if self.assistant.delete_article(article_id):
+        try:
+            deleted = self.assistant.delete_article(article_id)
+        except NewsragError as exc:
+            return (f"**⚠ {escape_markdown(str(exc))}**", *self.refresh())
+        if deleted:
             text = f"Deleted “{escape_markdown(title)}”."
         else:
             text = "That article was not in the library."
@@ -593,12 +721,21 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                         min_width=160,
                         elem_id="question",
                         autofocus=True,
-                        max_length=2000,
+                        max_length=settings.max_question_chars,
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="ask")
-                with gr.Accordion("Filters", open=False, elem_id="filters"):
+                with gr.Accordion("Date and filters", open=False, elem_id="filters"):
+                    # No library data in the page as built: Gradio shows the page's API
+                    # description (choices included) to visitors who have not logged in.
+                    # The choices, stats and article list are loaded with the page.
+                    as_of = gr.Textbox(
+                        label="As of (the date the question is asked; empty: today)",
+                        placeholder="YYYY-MM-DD",
+                        elem_id="as-of",
+                        min_width=120,
+                    )
                     source_filter = gr.Dropdown(
-                        choices=chat.source_choices(),
+                        choices=[],
                         multiselect=True,
                         label="Only these sources",
                         elem_id="source-filter",
@@ -621,9 +758,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                 sources_html = gr.HTML(render_source_panel([]), elem_id="sources")
             with gr.Column(scale=3, min_width=280, elem_id="library"):
                 gr.Markdown("### Library")
-                stats = gr.Markdown(
-                    stats_markdown(assistant), elem_id="stats", latex_delimiters=no_latex
-                )
+                stats = gr.Markdown("", elem_id="stats", latex_delimiters=no_latex)
                 files = gr.File(
                     label=f"Upload articles (up to {settings.upload_max_mb:g} MB each)",
                     file_count="multiple",
@@ -648,7 +783,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                 report = gr.Markdown(elem_id="report", latex_delimiters=no_latex)
                 reseed_btn = gr.Button("Re-ingest seeds/", elem_id="reseed", size="sm")
                 articles = gr.Dropdown(
-                    choices=chat.article_choices(),
+                    choices=[],
                     label="Indexed articles",
                     elem_id="articles",
                 )
@@ -656,7 +791,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                     "Delete article", variant="stop", elem_id="delete", size="sm"
                 )
 
-        chat_inputs = [question, chatbot, turns, source_filter, date_from, date_to]
+        chat_inputs = [question, chatbot, turns, source_filter, date_from, date_to, as_of]
         chat_outputs = [chatbot, turns, sources_html, question]
         for trigger in (question.submit, send.click):
             trigger(
@@ -698,20 +833,130 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
         )
         reseed_btn.click(on_reseed, None, library, **ingest_options)
         delete_btn.click(chat.delete, [articles], library, **ingest_options)
-        # Another tab may have changed the library since this page was built.
+        # The library as it is now (never part of the page as built, see above).
         demo.load(chat.refresh, None, [stats, articles, source_filter])
     return demo
 
 
+class LoginThrottle:
+    """ASGI middleware: a client that fails too many logins is refused for a while.
+
+    Gradio's ``/login`` answers 400 to wrong credentials; after ``max_failures`` of
+    them from one client address within ``window`` seconds, every login attempt from
+    that address gets 429 for ``lockout_seconds``, right password or not. Behind a
+    reverse proxy all clients share the proxy's address (and its lockout).
+
+    >>> from fastapi import FastAPI
+    >>> from starlette.middleware import Middleware
+    >>> api = FastAPI(middleware=[Middleware(LoginThrottle, max_failures=5)])
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        max_failures: int = 5,
+        lockout_seconds: float = 300.0,
+        window: float = 60.0,
+    ) -> None:
+        self.app = app
+        self.max_failures = max_failures
+        self.lockout_seconds = lockout_seconds
+        self.window = window
+        self._failures: dict[str, list[float]] = {}
+        self._locked_until: dict[str, float] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = str(scope.get("path", ""))
+        if (
+            scope.get("type") != "http"
+            or scope.get("method") != "POST"
+            or not path.rstrip("/").endswith("/login")
+        ):
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("unknown", 0))[0]
+        now = time.monotonic()
+        wait = self._locked_until.get(client, 0.0) - now
+        if wait > 0:
+            await _refuse(send, wait)
+            return
+        status = 0
+
+        async def watch(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        if status == 400:
+            self._failed(client, time.monotonic())
+        elif status == 200:
+            self._failures.pop(client, None)
+
+    def _failed(self, client: str, now: float) -> None:
+        recent = [t for t in self._failures.get(client, []) if now - t < self.window]
+        recent.append(now)
+        self._failures[client] = recent
+        if len(recent) >= self.max_failures:
+            self._locked_until[client] = now + self.lockout_seconds
+            self._failures.pop(client, None)
+            logger.warning(
+                "%d failed logins from %s within %g s: refusing its logins for %g s",
+                len(recent),
+                client,
+                self.window,
+                self.lockout_seconds,
+            )
+        if len(self._failures) + len(self._locked_until) > 10_000:
+            self._forget_old(now)  # many addresses: keep the memory bounded
+
+    def _forget_old(self, now: float) -> None:
+        self._failures = {
+            c: ts for c, ts in self._failures.items() if ts and now - ts[-1] < self.window
+        }
+        self._locked_until = {c: t for c, t in self._locked_until.items() if t > now}
+
+
+async def _refuse(send: Any, wait: float) -> None:
+    seconds = max(1, round(wait))
+    body = json.dumps(
+        {"detail": f"Too many failed logins from your address; try again in {seconds} s."}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(seconds).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 def launch_options(settings: Settings) -> dict[str, Any]:
-    """The ``launch()`` arguments the chat needs (CSS, the marker script, upload limit)."""
-    return {
+    """The ``launch()`` arguments the chat needs: CSS, the marker script, the upload
+    limit, and the login (with its throttling) when ``NEWSRAG_AUTH_*`` are set."""
+    options: dict[str, Any] = {
         "css": CSS,
         "head": HEAD,
         # Bytes: Gradio's "<n>mb" strings take whole numbers only.
         "max_file_size": int(settings.upload_max_mb * 1024 * 1024),
         "footer_links": [],
     }
+    if settings.auth_username and settings.auth_password:
+        options["auth"] = (settings.auth_username, settings.auth_password.get_secret_value())
+        throttle = Middleware(
+            LoginThrottle,
+            max_failures=settings.login_max_failures,
+            lockout_seconds=settings.login_lockout_seconds,
+        )
+        options["app_kwargs"] = {"middleware": [throttle]}
+    return options
 
 
 def launch(
@@ -721,22 +966,26 @@ def launch(
     port: int | None = None,
     open_browser: bool = True,
 ) -> None:
-    """Open the chat: ingest ``seeds/`` on first run, then serve on 127.0.0.1 by default."""
+    """Open the chat: ingest ``seeds/`` on first run, then serve on 127.0.0.1 by default.
+
+    Refuses (:class:`rag.errors.ConfigError`) to serve beyond this machine without login
+    unless ``NEWSRAG_ALLOW_OPEN=true`` (see :meth:`Settings.check_exposure`).
+    """
     settings = settings or Settings()
+    host = host or settings.host
+    warning = settings.check_exposure(host)  # before any work: a refusal costs nothing
+    if warning:
+        logger.warning(warning)
     settings.apply_privacy_defaults()
     assistant = Assistant.from_settings(settings)
     seeded = assistant.ensure_seeded()
     if seeded is not None:
         logger.warning("first run: %s", seeded.summary())
-    auth = None
-    if settings.auth_username and settings.auth_password:
-        auth = (settings.auth_username, settings.auth_password.get_secret_value())
     demo = build_ui(assistant)
     demo.queue(default_concurrency_limit=4).launch(
-        server_name=host or settings.host,
+        server_name=host,
         server_port=port or settings.port,
         inbrowser=open_browser,
-        auth=auth,
         **launch_options(settings),
     )
 

@@ -133,17 +133,17 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the index (path printed)")
     args = parser.parse_args()
 
-    from rag.components import build_collection
+    from rag.components import build_index
     from rag.retrieval import HybridSearcher, SearchConfig
     from rag.settings import Settings
-    from rag.store import ChunkIndex, Filters
+    from rag.store import Filters
 
     sizes = sorted(int(s) for s in args.sizes.split(","))
     note = busy_note()
     tmp = Path(tempfile.mkdtemp(prefix="newsrag-bench-scale-"))
     settings = Settings(_env_file=None, data_dir=tmp, collection="scale")
     stub = RandomQueryEmbeddings()
-    index = ChunkIndex(build_collection(settings), settings.index_db_path)
+    index = build_index(settings)
     searcher = HybridSearcher(index, stub, SearchConfig())
     rng = np.random.default_rng(42)
     vocab = _words(rng)

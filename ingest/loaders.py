@@ -18,16 +18,19 @@ import json
 import logging
 import os
 import re
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from bs4 import BeautifulSoup, Tag
+from bs4.builder._lxml import LXMLTreeBuilder
 from bs4.element import NavigableString, PageElement, PreformattedString
-from pypdf import PasswordType, PdfReader
-from pypdf.errors import DependencyError
+from pypdf import PasswordType, PdfReader, apply_configuration
+from pypdf.errors import DependencyError, LimitReachedError
 
 from rag.errors import LoaderError
 from rag.records import Article, sha1_hex
@@ -100,6 +103,44 @@ class Loaded:
     articles: list[Article] = field(default_factory=list)
     failures: list[LoadFailure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoadLimits:
+    """Bounds on the work one file may cost; ``None`` leaves a bound off.
+
+    A hostile file (a PDF whose pages all reuse one huge compressed stream, HTML of
+    millions of tags) must fail fast with its reason instead of holding the library.
+
+    ``max_seconds`` is checked while parsing (every few hundred HTML tags or PDF
+    operators), so a file stops within about that time. ``pdf_max_content_bytes`` counts
+    the decompressed content of every page, a stream shared by several pages once per
+    page, and is checked before any page is parsed.
+
+    >>> LoadLimits(max_seconds=10, pdf_max_pages=500).pdf_max_pages
+    500
+    """
+
+    max_bytes: int | None = None
+    max_seconds: float | None = None
+    pdf_max_pages: int | None = None
+    pdf_max_content_bytes: int | None = None
+
+
+class _Deadline:
+    """Raises :class:`LoaderError` once a file has taken longer than its time limit."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.end = None if seconds is None else time.monotonic() + seconds
+
+    def check(self, where: str) -> None:
+        if self.end is not None and time.monotonic() > self.end:
+            msg = (
+                f"took longer than {self.seconds:g} s to read ({where}); "
+                "the limit is NEWSRAG_LOAD_MAX_SECONDS"
+            )
+            raise LoaderError(msg)
 
 
 # -- discovery ---------------------------------------------------------------------------
@@ -195,32 +236,38 @@ def _unsupported(path: Path) -> str:
 # -- loading -----------------------------------------------------------------------------
 
 
-def load_file(path: Path, *, max_bytes: int | None = None) -> Loaded:
+def load_file(
+    path: Path, *, max_bytes: int | None = None, limits: LoadLimits | None = None
+) -> Loaded:
     """Load the articles of one file; problems are reported, never raised.
 
     A text, Markdown, HTML or PDF file gives one article; a JSONL file gives one per valid
-    line and one failure per malformed line. ``max_bytes`` rejects larger files.
+    line and one failure per malformed line. ``max_bytes`` (or ``limits.max_bytes``)
+    rejects larger files; ``limits`` also bounds the time and, for PDFs, the pages and
+    decompressed content (see :class:`LoadLimits`).
 
     >>> loaded = load_file(Path("no-such-article.txt"))
     >>> loaded.articles, loaded.failures
     ([], [LoadFailure(path='no-such-article.txt', reason='no such file or directory')])
     """
     notes: list[str] = []
+    limits = limits or LoadLimits()
+    deadline = _Deadline(limits.max_seconds)
     try:
         suffix = path.suffix.lower()
         if suffix not in SUPPORTED_SUFFIXES:
             raise LoaderError(_unsupported(path))
-        _check_size(path, max_bytes)
+        _check_size(path, max_bytes if max_bytes is not None else limits.max_bytes)
         if suffix == ".jsonl":
             return _load_jsonl(path)
         if suffix == ".pdf":
-            article = _load_pdf(path, notes)
+            article = _load_pdf(path, notes, limits, deadline)
         else:
             text = _decode(path.read_bytes(), str(path), notes)
             if not text.strip():
                 raise LoaderError(_EMPTY)
             if suffix in (".html", ".htm"):
-                article = _load_html(path, text)
+                article = _load_html(path, text, deadline)
             elif suffix in (".md", ".markdown"):
                 article = _load_markdown(path, text)
             else:
@@ -558,8 +605,29 @@ _HTML_BLOCKS = frozenset(
 _BR = "\x00"  # stands for <br> inside a block; NULs were removed from the text earlier
 
 
-def _load_html(path: Path, text: str) -> Article:
-    soup = BeautifulSoup(text, "lxml")
+class _BoundedLXMLTreeBuilder(LXMLTreeBuilder):
+    """bs4's lxml builder that stops the parse once the file is over its time limit.
+
+    lxml calls :meth:`start` for every tag; an exception raised there stops the parse,
+    so millions of tags cannot hold the ingest for minutes.
+    """
+
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+        self.tags = 0
+
+    def start(self, tag: str | bytes, attrib: Any, nsmap: Any = None) -> None:
+        self.tags += 1
+        if self.tags % 512 == 0:
+            self.deadline.check(f"parsing HTML, {self.tags:,} tags so far")
+        super().start(tag, attrib, nsmap if nsmap is not None else {})
+
+
+def _load_html(path: Path, text: str, deadline: _Deadline | None = None) -> Article:
+    deadline = deadline or _Deadline(None)
+    soup = BeautifulSoup(text, builder=_BoundedLXMLTreeBuilder(deadline))
+    deadline.check("parsing HTML")
     # Metadata first: an article's <h1> and <time> often sit in a <header> dropped below.
     title = _html_title(soup)
     url = _http_url(_html_canonical(soup)) or _http_url(_html_meta(soup, "og:url"))
@@ -569,13 +637,16 @@ def _load_html(path: Path, text: str) -> Article:
         if isinstance(time_tag, Tag):
             published = _parse_date(time_tag.get("datetime"))
 
-    for element in [*soup.find_all(_HTML_DROP), *soup.find_all(True, role=True)]:
+    dropped = [*soup.find_all(_HTML_DROP), *soup.find_all(True, role=True)]
+    for n, element in enumerate(dropped):
+        if n % 512 == 0:
+            deadline.check("cleaning HTML")
         if not isinstance(element, Tag) or element.decomposed:
             continue  # already gone with a dropped ancestor
         if element.name in _HTML_DROP or _html_attr(element, "role") in _HTML_DROP_ROLES:
             element.decompose()
     root = _html_main(soup)
-    blocks = _html_blocks(root) if root is not None else []
+    blocks = _html_blocks(root, deadline) if root is not None else []
     if title and blocks and blocks[0] == title:
         blocks = blocks[1:]  # the headline is the title, as for text files
     body = "\n\n".join(blocks)
@@ -635,7 +706,7 @@ def _html_main(soup: BeautifulSoup) -> Tag | None:
     return soup
 
 
-def _html_blocks(root: Tag) -> list[str]:
+def _html_blocks(root: Tag, deadline: _Deadline | None = None) -> list[str]:
     """The text of ``root`` as paragraphs, one per block element, whitespace collapsed."""
     blocks: list[str] = []
     buffer: list[str] = []
@@ -649,8 +720,12 @@ def _html_blocks(root: Tag) -> list[str]:
 
     # Iterative, not recursive: deeply nested markup must not hit the recursion limit.
     stack: list[PageElement | None] = [root]  # None marks the end of a block
+    visited = 0
     while stack:
         node = stack.pop()
+        visited += 1
+        if deadline is not None and visited % 4096 == 0:
+            deadline.check("reading HTML text")
         if node is None:
             flush()
         elif isinstance(node, NavigableString):
@@ -697,8 +772,21 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 100 else text[:99] + "…"
 
 
-def _load_pdf(path: Path, notes: list[str]) -> Article:
-    with _quiet_pypdf():
+def _load_pdf(
+    path: Path,
+    notes: list[str],
+    limits: LoadLimits | None = None,
+    deadline: _Deadline | None = None,
+) -> Article:
+    limits = limits or LoadLimits()
+    deadline = deadline or _Deadline(None)
+    overrides: dict[str, Any] = {}
+    if limits.pdf_max_content_bytes is not None:
+        # No single stream may inflate past the limit either (a zip bomb in one stream).
+        cap = limits.pdf_max_content_bytes + 1
+        kinds = ("zlib", "lzw", "run_length", "brotli")
+        overrides = {f"{kind}_maximum_output_length": cap for kind in kinds}
+    with _quiet_pypdf(), apply_configuration(None, **overrides):
         reader = _open_pdf(path)
         try:
             pages = list(reader.pages)
@@ -708,19 +796,41 @@ def _load_pdf(path: Path, notes: list[str]) -> Article:
         if not pages:
             msg = "corrupt PDF: no pages"
             raise LoaderError(msg)
+        if limits.pdf_max_pages is not None and len(pages) > limits.pdf_max_pages:
+            msg = (
+                f"PDF has too many pages ({len(pages):,} > {limits.pdf_max_pages:,}); "
+                "the limit is NEWSRAG_PDF_MAX_PAGES"
+            )
+            raise LoaderError(msg)
+        oversized: set[int] = set()
+        if limits.pdf_max_content_bytes is not None:
+            oversized = _check_pdf_content(pages, limits.pdf_max_content_bytes, deadline)
         texts: list[str] = []
         broken = 0
-        for page in pages:
+        for number, page in enumerate(pages, start=1):
+            deadline.check(f"page {number} of {len(pages)}")
+            if number in oversized:
+                broken += 1
+                continue
             try:
-                texts.append(_clean_text(page.extract_text() or "").strip())
+                texts.append(_clean_text(_page_text(page, number, len(pages), deadline)).strip())
+            except LoaderError:
+                raise
             except Exception:  # one broken page should not lose the others
                 broken += 1
         meta_title = _pdf_metadata_title(reader)
+    too_big = (
+        f" ({len(oversized)} with over {_megabytes(_PDF_PAGE_MAX_CONTENT)} MB of content)"
+        if oversized
+        else ""
+    )
     if broken == len(pages):
-        msg = "corrupt PDF: no page could be read"
+        msg = f"corrupt PDF: no page could be read{too_big}"
         raise LoaderError(msg)
     if broken:
-        notes.append(f"{path}: text of {broken} of {len(pages)} pages could not be extracted")
+        notes.append(
+            f"{path}: text of {broken} of {len(pages)} pages could not be extracted{too_big}"
+        )
     body = "\n\n".join(text for text in texts if text)
     if not body:
         msg = "no extractable text in PDF (scanned?)"
@@ -730,6 +840,56 @@ def _load_pdf(path: Path, notes: list[str]) -> Article:
         title, rest = _split_first_line_title(body)
         body = rest or body
     return _article(path, title=title or _title_from_stem(path), text=body)
+
+
+# pypdf parses a page's whole content stream before extracting its text, and the time
+# limit cannot interrupt that parse: a page with more content than this (about 2 s of
+# parsing here) is skipped and counted as unreadable. Text pages hold 2-50 KB.
+_PDF_PAGE_MAX_CONTENT = 2_000_000
+
+
+def _check_pdf_content(pages: Sequence[Any], limit: int, deadline: _Deadline) -> set[int]:
+    """Fail before any page is parsed when the pages' decompressed content is too large.
+
+    Parsing costs time in proportion to the decompressed content, and a stream reused by
+    many pages is parsed once per page, so it counts once per page here too.
+    Decompressing is fast (zlib, in C) and pypdf keeps the result for the next page.
+    Returns the numbers of the pages too large to parse (see ``_PDF_PAGE_MAX_CONTENT``).
+    """
+    total = 0
+    oversized: set[int] = set()
+    for number, page in enumerate(pages, start=1):
+        deadline.check(f"measuring page {number} of {len(pages)}")
+        try:
+            contents = page.get_contents()
+            size = len(contents.get_data()) if contents is not None else 0
+        except LimitReachedError:
+            size = limit + 1
+        except Exception:
+            continue  # a broken page is reported (or skipped) when its text is read
+        total += size
+        if size > _PDF_PAGE_MAX_CONTENT:
+            oversized.add(number)
+        if total > limit:
+            msg = (
+                f"PDF content too large after decompression (over {_megabytes(limit)} MB "
+                f"by page {number} of {len(pages)}); the limit is NEWSRAG_PDF_MAX_CONTENT_MB"
+            )
+            raise LoaderError(msg)
+    return oversized
+
+
+def _page_text(page: Any, number: int, pages: int, deadline: _Deadline) -> str:
+    """The text of one page; the deadline is checked every few hundred PDF operators."""
+    operators = 0
+
+    def visit(*_: Any) -> None:
+        nonlocal operators
+        operators += 1
+        if operators % 256 == 0:
+            deadline.check(f"page {number} of {pages}")
+
+    return str(page.extract_text(visitor_operand_before=visit) or "")
 
 
 def _open_pdf(path: Path) -> PdfReader:

@@ -13,21 +13,25 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from ingest.loaders import LoadFailure, discover, load_file
+from ingest.loaders import LoadFailure, LoadLimits, discover, load_file
 from ingest.splitter import SentenceSplitter
 from rag.embeddings import LocalEmbeddings
 from rag.records import Article, Chunk, sha1_hex
-from rag.store import ChunkIndex, pack_rows, stored_hash
+from rag.store import ChunkIndex, VectorCheck, pack_rows, stored_hash
 from rag.text import split_sentences
 
 logger = logging.getLogger(__name__)
 
+# The sentence split (rag.text.split_sentences) that stored sentence vectors follow: part
+# of the ingest version, and of the embedding cache's sentence vectors, so a new split
+# re-pools them (chunk vectors do not depend on it and stay cached).
+SENTENCE_SPLIT = "sv2"
 EMBED_SLICE = 128  # chunks per embedding call: the progress bar moves every slice
 
 ProgressCallback = Callable[[int, int, str], None]
@@ -56,6 +60,9 @@ class IngestReport:
     chunks_written: int = 0
     chunks_embedded: int = 0
     seconds: float = 0.0
+    repaired: tuple[IngestedArticle, ...] = ()  # stored articles whose lost vectors were restored
+    vectors_restored: int = 0
+    unfinished_repaired: tuple[IngestedArticle, ...] = ()  # left unfinished by an earlier run
 
     def summary(self) -> str:
         """One line, e.g. ``added 2, updated 0, skipped 5, deleted 0, failed 1``."""
@@ -64,14 +71,59 @@ class IngestReport:
             f"skipped {len(self.skipped) + len(self.duplicates)}, "
             f"deleted {len(self.deleted)}, failed {len(self.failed)}"
         )
+        if self.repaired:
+            line += f", repaired {len(self.repaired)}"
         return f"{line} ({self.chunks_written} chunks written, {self.seconds:.1f}s)"
 
     def details(self) -> list[str]:
         """Human lines for everything that was not a plain add/update/skip."""
-        lines = [f"failed: {f.path}: {f.reason}" for f in self.failed]
+        lines = [
+            f"repaired: {a.title} ({a.origin}): {a.chunks} lost vectors written again"
+            for a in self.repaired
+        ]
+        lines += [
+            f"repaired: {a.title} ({a.origin}), left unfinished by an earlier ingest"
+            for a in self.unfinished_repaired
+        ]
+        lines += [f"failed: {f.path}: {f.reason}" for f in self.failed]
         lines += [f"duplicate: {a.origin} has the same text as {d}" for a, d in self.duplicates]
         lines += [f"deleted: {a.title} ({a.origin})" for a in self.deleted]
         lines += [f"warning: {w}" for w in self.warnings]
+        return lines
+
+
+@dataclass(frozen=True)
+class LibraryCheck:
+    """What ``newsrag check`` found: every stored chunk's vector read back."""
+
+    articles: int
+    chunks: int
+    missing: tuple[str, ...]  # chunk ids whose vector cannot be read
+    orphans: tuple[str, ...]  # vector ids no stored chunk owns
+    unfinished: tuple[str, ...]  # titles of articles an ingest left unfinished
+    repaired: bool = False
+    repair_report: IngestReport | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.orphans or self.unfinished)
+
+    def lines(self) -> list[str]:
+        """Human lines, e.g. ``vectors: 3,506 of 3,506 readable``."""
+        readable = self.chunks - len(self.missing)
+        lines = [
+            f"articles: {self.articles:,}",
+            f"vectors: {readable:,} of {self.chunks:,} chunks readable",
+        ]
+        verb = "repaired" if self.repaired else "found"
+        if self.missing:
+            lines.append(f"{verb}: {len(self.missing):,} chunks without a readable vector")
+        if self.orphans:
+            lines.append(f"{verb}: {len(self.orphans):,} vectors of no stored chunk")
+        for title in self.unfinished:
+            lines.append(f"{verb}: unfinished article {title}")
+        if not self.ok and not self.repaired:
+            lines.append("run `newsrag check --repair` to fix them")
         return lines
 
 
@@ -85,6 +137,7 @@ class _Plan:
     warnings: list[str] = field(default_factory=list)
     seen_ids: set[str] = field(default_factory=set)
     failed_origins: set[str] = field(default_factory=set)
+    unfinished: set[str] = field(default_factory=set)  # article ids an earlier run left
 
 
 class Ingestor:
@@ -105,6 +158,7 @@ class Ingestor:
         model_key: str,
         max_bytes: int | None = None,
         max_article_chars: int | None = None,
+        limits: LoadLimits | None = None,
         flush_chunks: int = 256,
         version: str | None = None,
     ) -> None:
@@ -114,11 +168,14 @@ class Ingestor:
         self.model_key = model_key
         self.max_bytes = max_bytes
         self.max_article_chars = max_article_chars
+        self.limits = limits
         self.flush_chunks = flush_chunks
         # Re-split and re-embed everything when the model or the chunk sizes change.
         # "sv1": chunks carry sentence vectors (an index from before them is redone).
+        # "sv2": sentences split with abbreviations, initials and "!"/"?" inside names
+        # and quotes; stored sentence vectors follow the split, so older ones are redone.
         self.version = version or (
-            f"{model_key}|{splitter.chunk_tokens}|{splitter.overlap_tokens}|sv1"
+            f"{model_key}|{splitter.chunk_tokens}|{splitter.overlap_tokens}|{SENTENCE_SPLIT}"
         )
 
     def ingest(
@@ -138,9 +195,10 @@ class Ingestor:
         files, failures = discover(paths)
         plan.failed += failures
         plan.failed_origins.update(os.path.realpath(f.path) for f in failures)
+        files += self._unfinished_files(files, plan)
         articles: list[Article] = []
         for path in files:
-            loaded = load_file(path, max_bytes=self.max_bytes)
+            loaded = load_file(path, max_bytes=self.max_bytes, limits=self.limits)
             articles += loaded.articles
             plan.failed += loaded.failures
             plan.warnings += loaded.warnings
@@ -148,6 +206,7 @@ class Ingestor:
                 plan.failed_origins.add(str(path.resolve()))
         self._plan(articles, plan)
         report = self._execute(plan, progress, show_progress)
+        repaired, restored = self._repair_vectors(plan, report)
         deleted: list[IngestedArticle] = []
         if prune:
             deleted = self._prune(paths, plan)
@@ -162,6 +221,11 @@ class Ingestor:
             chunks_written=report.chunks_written,
             chunks_embedded=report.chunks_embedded,
             seconds=time.perf_counter() - started,
+            repaired=repaired,
+            vectors_restored=restored,
+            unfinished_repaired=tuple(
+                a for a in (*report.added, *report.updated) if a.article_id in plan.unfinished
+            ),
         )
 
     def ingest_articles(
@@ -170,17 +234,146 @@ class Ingestor:
         """Ingest already-built articles (e.g. text pasted in the UI)."""
         started = time.perf_counter()
         plan = _Plan()
-        self._plan(articles, plan)
+        extra: list[Article] = []
+        for path in self._unfinished_files([], plan):
+            loaded = load_file(path, max_bytes=self.max_bytes)
+            extra += loaded.articles
+            plan.failed += loaded.failures
+        self._plan([*articles, *extra], plan)
         report = self._execute(plan, progress, show_progress=False)
+        repaired, restored = self._repair_vectors(plan, report)
         return IngestReport(
             added=report.added,
             updated=report.updated,
             skipped=tuple(plan.skipped),
             duplicates=tuple(plan.duplicates),
+            failed=tuple(plan.failed),
+            warnings=tuple(plan.warnings),
             chunks_written=report.chunks_written,
             chunks_embedded=report.chunks_embedded,
             seconds=time.perf_counter() - started,
+            repaired=repaired,
+            vectors_restored=restored,
+            unfinished_repaired=tuple(
+                a for a in (*report.added, *report.updated) if a.article_id in plan.unfinished
+            ),
         )
+
+    # -- repairs ---------------------------------------------------------------------
+
+    def check(self, *, repair: bool = False) -> LibraryCheck:
+        """Read back every stored chunk's vector; with ``repair``, write lost vectors
+        again, drop vectors no chunk owns and finish unfinished articles."""
+        chunks = self.index.chunk_ids_of()
+        missing = self.index.missing_vectors() if chunks else []
+        orphans = self.index.orphan_vectors()
+        unfinished = self.index.get_records(self.index.pending_ids())
+        found = LibraryCheck(
+            articles=self.index.stats().articles,
+            chunks=len(chunks),
+            missing=tuple(missing),
+            orphans=tuple(orphans),
+            unfinished=tuple(f"{r.title} ({r.origin})" for r in unfinished.values()),
+        )
+        report = None
+        if repair and not found.ok:
+            if missing:
+                self.index.restore_vectors(self._vectors_for(missing))
+            if orphans:
+                self.index.delete_vectors(orphans)
+            if unfinished:
+                report = self.ingest([])
+            missing = self.index.missing_vectors()
+            found = replace(found, repaired=True, repair_report=report)
+        self.index.record_vector_check(
+            VectorCheck(
+                missing=len(missing), checked_chunks=len(chunks), scope="library", at=time.time()
+            )
+        )
+        return found
+
+    def _unfinished_files(self, files: Sequence[Path], plan: _Plan) -> list[Path]:
+        """Files of articles an earlier ingest left unfinished (a crash, a full disk, a
+        lost vector), so that any ingest finishes them; deletions left half-done are
+        completed. Articles whose file is gone are reported."""
+        pending = self.index.get_records(self.index.pending_ids())
+        if not pending:
+            return []
+        have = {os.path.realpath(p) for p in files}
+        extra: list[Path] = []
+        doomed: list[str] = []
+        for record in pending.values():
+            plan.unfinished.add(record.article_id)
+            if record.status == "deleting":
+                doomed.append(record.article_id)
+                continue
+            origin = record.origin.split("#", 1)[0]
+            if os.path.isfile(origin):
+                if os.path.realpath(origin) not in have:
+                    have.add(os.path.realpath(origin))
+                    extra.append(Path(origin))
+            else:
+                plan.warnings.append(
+                    f"unfinished: {record.title} ({record.origin}) was interrupted and its "
+                    "source is gone: add it again"
+                )
+        if doomed:
+            self.index.delete(doomed)
+        return extra
+
+    def _repair_vectors(
+        self, plan: _Plan, report: IngestReport
+    ) -> tuple[tuple[IngestedArticle, ...], int]:
+        """Read back the vectors of the articles this run skipped (all of the library's
+        when the vector index holds fewer vectors than the records list chunks, e.g. a
+        Chroma server restarted empty) and write the lost ones again, from the embedding
+        cache (the model runs only for chunks the cache lacks).
+
+        Returns the repaired articles and how many vectors were restored.
+        """
+        whole = self.index.chroma_count() < self.index.complete_chunks()
+        scope: list[str] | None = None if whole else [s.article_id for s in plan.skipped]
+        checked = self.index.chunk_ids_of(scope)
+        lost = self.index.missing_vectors(scope) if checked else []
+        repaired: tuple[IngestedArticle, ...] = ()
+        if lost:
+            logger.warning("%d stored chunks had lost their vectors: writing them again", len(lost))
+            self.index.restore_vectors(self._vectors_for(lost))
+            by_article: dict[str, int] = {}
+            for chunk_id in lost:
+                by_article[checked[chunk_id]] = by_article.get(checked[chunk_id], 0) + 1
+            records = self.index.get_records(by_article)
+            repaired = tuple(
+                IngestedArticle(a, records[a].title, records[a].origin, n)
+                for a, n in by_article.items()
+                if a in records
+            )
+        self.index.record_vector_check(
+            VectorCheck(
+                missing=0,
+                checked_chunks=len(checked) + report.chunks_written,
+                scope="library" if whole else "ingest",
+                at=time.time(),
+            )
+        )
+        return repaired, len(lost)
+
+    def _vectors_for(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Vectors of stored chunks, from the embedding cache or the model."""
+        chunks = self.index.chunks_by_id(chunk_ids)
+        keys = {
+            cid: sha1_hex(f"{self.model_key}\x1f{embedding_text(c.title, c.text)}", 40)
+            for cid, c in chunks.items()
+        }
+        cached, _ = self.index.cached_vectors(list(set(keys.values())))
+        todo = [cid for cid, key in keys.items() if key not in cached]
+        for start in range(0, len(todo), EMBED_SLICE):
+            part = todo[start : start + EMBED_SLICE]
+            texts = [embedding_text(chunks[c].title, chunks[c].text) for c in part]
+            fresh = self.embeddings.embed_documents(texts)
+            for cid, vector in zip(part, fresh, strict=True):
+                cached[keys[cid]] = np.asarray(vector, dtype=np.float32)
+        return {cid: cached[key] for cid, key in keys.items()}
 
     # -- planning --------------------------------------------------------------------
 
@@ -280,7 +473,7 @@ class Ingestor:
                 keys.append(key)
                 texts[key] = text
                 spans[key] = sentence_spans(article.title, chunk.text)
-        cached, cached_sentences = self.index.cached_vectors(list(texts))
+        cached, cached_sentences = self.index.cached_vectors(list(texts), SENTENCE_SPLIT)
         embeddings = self.embeddings
         pooling = (
             embeddings
@@ -309,7 +502,7 @@ class Ingestor:
             fresh_sentences = {
                 k: None if m is None else pack_rows(m) for k, m in zip(part, pooled, strict=True)
             }
-            self.index.cache_vectors(fresh, fresh_sentences)
+            self.index.cache_vectors(fresh, fresh_sentences, SENTENCE_SPLIT)
             cached.update(fresh)
             sentences.update(fresh_sentences)
             tick(len(part))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rag.assistant import Assistant
-    from rag.records import Answer, Article, Source
+    from rag.records import Answer, Article, DateWindow, Source
     from rag.settings import Settings
     from rag.store import Filters
 
@@ -22,12 +22,13 @@ _EXPORTS = {
     "Assistant": "rag.assistant",
     "Answer": "rag.records",
     "Article": "rag.records",
+    "DateWindow": "rag.records",
     "Source": "rag.records",
     "Settings": "rag.settings",
     "Filters": "rag.store",
 }
 
-__all__ = ["Answer", "Article", "Assistant", "Filters", "Settings", "Source"]
+__all__ = ["Answer", "Article", "Assistant", "DateWindow", "Filters", "Settings", "Source"]
 
 
 def __getattr__(name: str) -> Any:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,38 +14,56 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rag.components import build_chat_model, build_embeddings, build_index
+from rag.conversation import (
+    ConversationResolver,
+    QuestionRewriter,
+    Resolution,
+    focus_question,
+    rule_query,
+    trim_history,
+)
+from rag.dates import format_day, format_range, resolve_window
 from rag.embeddings import LocalEmbeddings
-from rag.errors import QuestionError
+from rag.errors import QuestionError, disk_full_as_error
 from rag.extractive import ExtractiveAnswerer, ExtractiveConfig, bm25_idf
-from rag.records import Answer, Article, sha1_hex
+from rag.records import Answer, Article, DateWindow, sha1_hex
 from rag.retrieval import ArticleHit, HybridSearcher, SearchConfig
 from rag.settings import Settings
 from rag.store import ArticleRecord, ChunkIndex, Filters, IndexStats
-from rag.text import content_terms
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-    from ingest.pipeline import Ingestor, IngestReport, ProgressCallback
+    from ingest.pipeline import Ingestor, IngestReport, LibraryCheck, ProgressCallback
     from rag.llm import LLMAnswerer
 
 logger = logging.getLogger(__name__)
 
-MAX_QUESTION_CHARS = 2000  # longer input is cut: the embedding model reads 256 pieces
+MAX_QUESTION_CHARS = 2000  # the default of Settings.max_question_chars
 History = Sequence[tuple[str, str]]
-_FOLLOW_UP = re.compile(
-    r"^(and|but|so|also|what about|how about)\b|\b(it|its|he|she|him|her|his|they|them|"
-    r"their|this|that|these|those|there)\b",
-    re.IGNORECASE,
-)
 
 
-def clean_question(question: str) -> str:
-    """Strip control characters and surrounding space; reject questions with no words.
+def clean_question(question: str, max_chars: int = MAX_QUESTION_CHARS) -> str:
+    """Strip control characters and surrounding space; reject empty or too long questions.
+
+    A question over ``max_chars`` is refused before anything else is done with it: a
+    20 MB "question" must cost no embedding, search or copy.
 
     >>> clean_question("  what did\\x00 Meloni propose?\\n")
     'what did Meloni propose?'
+    >>> clean_question("why? " * 500)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    rag.errors.QuestionError: the question is too long (2,499 characters; at most 2,000): ...
     """
+    if len(question) > max_chars:
+        length = len(question.strip())
+        if length > max_chars:
+            msg = (
+                f"the question is too long ({length:,} characters; at most {max_chars:,}): "
+                "ask about one thing at a time"
+            )
+            raise QuestionError(msg)
     text = "".join(
         ch if unicodedata.category(ch)[0] != "C" or ch in "\n\t" else " " for ch in question
     )
@@ -57,22 +74,49 @@ def clean_question(question: str) -> str:
     if not any(ch.isalnum() for ch in text):
         msg = "the question has no words: type a question about the ingested articles"
         raise QuestionError(msg)
-    return text[:MAX_QUESTION_CHARS]
+    return text
+
+
+def cap_history(history: History, turns: int, max_chars: int) -> list[tuple[str, str]]:
+    """The last ``turns`` turns of a chat, each question and answer cut to ``max_chars``.
+
+    Follow-ups borrow from earlier turns (retrieval and the LLM prompt), so what they
+    carry along is bounded however long the chat or its messages are.
+
+    >>> cap_history([("q1", "a1"), ("q2", "a" * 10)], turns=1, max_chars=4)
+    [('q2', 'aaaa')]
+    """
+    if turns <= 0:
+        return []
+    return [(q[:max_chars], a[:max_chars]) for q, a in list(history)[-turns:]]
 
 
 def retrieval_query(question: str, history: History = ()) -> str:
-    """The text used for retrieval: a follow-up borrows the topic of the previous question.
+    """The text used for retrieval, by the no-LLM rule (see :mod:`rag.conversation`).
 
     >>> retrieval_query("and what did Zelenskyy say?", [("what did Meloni propose?", "...")])
     'what did Meloni propose? and what did Zelenskyy say?'
+    >>> retrieval_query("what did Meloni propose?", [("Why is Internet Explorer retired?", "")])
+    'what did Meloni propose?'
     """
-    if not history:
-        return question
-    is_follow_up = len(content_terms(question)) <= 3 or _FOLLOW_UP.search(question)
-    if not is_follow_up:
-        return question
-    previous = history[-1][0]
-    return f"{previous} {question}"
+    return rule_query(question, history).query
+
+
+@dataclass(frozen=True)
+class TimeScope:
+    """When a question is asked, and which publication dates its answer searches.
+
+    ``filters`` are the retrieval filters with the as-of and any strict window applied;
+    recency is judged from ``recent`` (the newest article on or before the window's end,
+    so an archive asked about years later still has recent news), also counting the days
+    after it when ``around`` (the question named a past day or week).
+    """
+
+    as_of: date
+    window: DateWindow
+    filters: Filters
+    recent: date
+    around: bool = False
 
 
 class Assistant:
@@ -93,8 +137,10 @@ class Assistant:
         index: ChunkIndex,
         embeddings: LocalEmbeddings,
         chat_model: BaseChatModel | None = None,
+        today: Callable[[], date] = date.today,
     ) -> None:
         self.settings = settings
+        self.today = today  # the as-of of questions asked without one; tests fix it
         self.index = index
         self.embeddings = embeddings
         self.searcher = HybridSearcher(
@@ -120,13 +166,18 @@ class Assistant:
             sentence_vectors=self.index.sentence_vectors,
         )
         self.llm: LLMAnswerer | None = None
+        self.conversation = ConversationResolver()
         if chat_model is not None:
             from rag.llm import LLMAnswerer
 
             self.llm = LLMAnswerer(chat_model, settings.llm_model or type(chat_model).__name__)
+            # With an LLM, the LLM writes the standalone question of a follow-up.
+            self.conversation = ConversationResolver(QuestionRewriter(chat_model))
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> Assistant:
+    def from_settings(
+        cls, settings: Settings | None = None, *, today: Callable[[], date] = date.today
+    ) -> Assistant:
         """Build the assistant and its components from settings (``.env`` by default)."""
         settings = settings or Settings()
         embeddings = build_embeddings(settings)
@@ -134,7 +185,7 @@ class Assistant:
         chat_model = None
         if settings.answer_mode_resolved == "llm":
             chat_model = build_chat_model(settings)
-        return cls(settings, index, embeddings, chat_model)
+        return cls(settings, index, embeddings, chat_model, today=today)
 
     # -- answering -----------------------------------------------------------------------
 
@@ -144,6 +195,79 @@ class Assistant:
         if self.llm is not None:
             return f"LLM: {self.settings.llm_provider}/{self.llm.model_name}"
         return "extractive (quotes from the articles, no LLM)"
+
+    def time_scope(
+        self,
+        question: str,
+        *,
+        as_of: date | None = None,
+        filters: Filters | None = None,
+        query: str | None = None,
+    ) -> TimeScope:
+        """The as-of (today when None) and the date window searched for ``question``.
+
+        A date expression in the question (:func:`rag.dates.resolve_window`) wins over
+        the recency prior: "in June 2022" searches only June 2022, when the library has
+        articles from then; "last week" prefers last week's articles.
+
+        >>> a.time_scope("what did the Fed do in June 2022?").window.label  # doctest: +SKIP
+        'articles from June 2022'
+        """
+        as_of = as_of or self.today()
+        filters = _with_as_of(filters, as_of)
+        cap = as_of if self.settings.exclude_future else date.max
+        default = self._default_scope(as_of, filters, cap)
+        found = resolve_window(question, as_of)
+        if found is None and query and query != question:
+            found = resolve_window(query, as_of)  # a follow-up keeps the turn's dates
+        if found is None:
+            return default
+        newest = self.index.newest_published(min(found.end, cap), found.start)
+        if newest is None and found.strict and default.recent < as_of:
+            # "in June" asked of an archive: the June the library has, not this year's.
+            again = resolve_window(question, default.recent)
+            if again is not None:
+                found = again
+                newest = self.index.newest_published(min(found.end, cap), found.start)
+        if newest is None:
+            label = f"no {found.label.removesuffix(' first')}; {default.window.label}"
+            return replace(default, window=replace(default.window, label=label))
+        if not found.strict:
+            around = found.end < default.recent
+            recent = newest if around else default.recent
+            return TimeScope(as_of, found, filters, recent, around)
+        low, high = found.start, found.end
+        if filters.date_from and (low is None or filters.date_from > low):
+            low = filters.date_from
+        if filters.date_to and filters.date_to < high:
+            high = filters.date_to
+        return TimeScope(as_of, found, replace(filters, date_from=low, date_to=high), newest)
+
+    def _default_scope(self, as_of: date, filters: Filters, cap: date) -> TimeScope:
+        """No date in the question: recency counts from the library's newest article."""
+        newest = None
+        if self.settings.recency_from == "library" and cap != date.max:
+            newest = self.index.newest_published(cap)
+        recent = newest or as_of
+        upto = f"articles up to {format_day(as_of)}" if cap != date.max else "all articles"
+        if recent != as_of:
+            upto += f", the most recent ({format_day(recent)}) first"
+        if filters.date_from or filters.date_to:
+            upto = f"articles {format_range(filters.date_from, filters.date_to or cap)}"
+        return TimeScope(as_of, DateWindow(None, min(as_of, cap), upto), filters, recent)
+
+    def check_question(self, question: str) -> str:
+        """The cleaned question, or :class:`QuestionError` (empty, no words, too long).
+
+        >>> assistant.check_question("x" * 5_000_000)  # doctest: +SKIP
+        QuestionError: the question is too long (5,000,000 characters; at most 2,000): ...
+        """
+        return clean_question(question, self.settings.max_question_chars)
+
+    def _history(self, history: History) -> list[tuple[str, str]]:
+        return cap_history(
+            history, self.settings.max_history_turns, self.settings.max_question_chars
+        )
 
     def search(
         self,
@@ -155,8 +279,23 @@ class Assistant:
         top_k: int | None = None,
     ) -> list[ArticleHit]:
         """The articles retrieved for ``question`` (what :meth:`ask` answers from)."""
-        query = retrieval_query(clean_question(question), history)
-        return self.searcher.search(query, _with_as_of(filters, as_of), top_k=top_k)
+        question = self.check_question(question)
+        query = self.conversation.resolve(question, self._history(history)).query
+        scope = self.time_scope(question, as_of=as_of, filters=filters, query=query)
+        return self._search(query, scope, top_k)
+
+    def _search(self, query: str, scope: TimeScope, top_k: int | None = None) -> list[ArticleHit]:
+        return self.searcher.search(
+            query, scope.filters, top_k=top_k, recent=scope.recent, around=scope.around
+        )
+
+    def resolve(self, question: str, history: History = ()) -> Resolution:
+        """How ``question`` is searched: alone, focused, or with the conversation's topic.
+
+        >>> a.resolve("who won?", [("Which race was held in Monaco?", "…")]).query  # doctest: +SKIP
+        'Which race was held in Monaco? who won?'
+        """
+        return self.conversation.resolve(self.check_question(question), self._history(history))
 
     def ask(
         self,
@@ -168,9 +307,13 @@ class Assistant:
     ) -> Answer:
         """Answer ``question`` from the ingested articles, with ``[n]`` citations.
 
-        ``as_of`` is the date the question is asked (news questions say "this week"):
-        articles published after it are left out and recent ones are preferred.
-        ``history`` holds earlier ``(question, answer)`` turns for follow-ups.
+        ``as_of`` is the date the question is asked (today when None; news questions
+        say "this week"): articles published after it are left out and recent ones are
+        preferred; the answer records it and the window searched (``Answer.window``).
+        ``history`` holds earlier ``(question, answer)`` turns: a follow-up ("and what
+        did Powell say about it?") is searched with the topic of the last turn (only the
+        last two turns are used, each cut short). The query actually searched is on
+        ``Answer.search_query`` when it differs from the question.
         """
         *_, final = self.stream(question, as_of=as_of, filters=filters, history=history)
         return final
@@ -184,10 +327,14 @@ class Assistant:
         history: History = (),
     ) -> Iterator[Answer]:
         """Yield partial answers as they are produced; the last one has ``done=True``."""
-        question = clean_question(question)
-        query = retrieval_query(question, history)
-        hits = self.searcher.search(query, _with_as_of(filters, as_of))
-        yield from self.answer_from(question, hits, history=history, query=query, as_of=as_of)
+        question = self.check_question(question)
+        history = self._history(history)
+        query = self.conversation.resolve(question, history).query
+        scope = self.time_scope(question, as_of=as_of, filters=filters, query=query)
+        hits = self._search(query, scope)
+        shown = query if query != question else None
+        for answer in self.answer_from(question, hits, history=history, query=query, scope=scope):
+            yield replace(answer, question=question, search_query=shown)
 
     def answer_from(
         self,
@@ -197,13 +344,25 @@ class Assistant:
         history: History = (),
         query: str | None = None,
         as_of: date | None = None,
+        scope: TimeScope | None = None,
     ) -> Iterator[Answer]:
         """Answer from already-retrieved articles (see :meth:`search`), streaming."""
         hits = list(hits)[: self.settings.top_k]
+        if scope is None:
+            scope = self.time_scope(question, as_of=as_of, query=query)
+        dated = functools.partial(replace, as_of=scope.as_of, window=scope.window)
+        history = trim_history(self._history(history))
         if self.llm is not None:
-            yield from self.llm.stream(question, hits, history)
+            for answer in self.llm.stream(question, hits, history, as_of=scope.as_of):
+                yield dated(answer)
             return
-        yield self.extractive.answer(question, hits, query=query, as_of=as_of)
+        # The window already holds the date ("in March 2022"): quotes need not repeat it.
+        # A long, chatty question is scored by its question sentence, not its greetings.
+        words = _without(focus_question(question), scope.window)
+        answer = self.extractive.answer(
+            words, hits, query=_without(query or question, scope.window), as_of=scope.recent
+        )
+        yield dated(replace(answer, question=question))
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - the assistant lives as long as the app
     def _idf_cached(self, word: str, generation: int) -> float:
@@ -211,7 +370,8 @@ class Assistant:
         return bm25_idf(max(total, 1), freqs).get(word, 1.0)
 
     def _idf(self, terms: Sequence[str]) -> dict[str, float]:
-        generation = self._generation
+        # The library's write generation: moves with writes of this and other processes.
+        generation = self.index.generation()
         return {t: self._idf_cached(t, generation) for t in terms}
 
     def _encode(self, texts: list[str]) -> np.ndarray:
@@ -219,12 +379,11 @@ class Assistant:
             return np.asarray([self.embeddings.embed_query(texts[0])], dtype=np.float32)
         return np.asarray(self.embeddings.embed_documents(texts), dtype=np.float32)
 
-    _generation = 0  # bumped after each ingest so IDF weights follow the index
-
     # -- library ---------------------------------------------------------------------------
 
     def ingestor(self) -> Ingestor:
         # Imported here: loaders pull in HTML and PDF parsers that answering never needs.
+        from ingest.loaders import LoadLimits
         from ingest.pipeline import Ingestor
         from ingest.splitter import SentenceSplitter
 
@@ -241,6 +400,11 @@ class Assistant:
             model_key=self.settings.embedding_key,
             max_bytes=int(self.settings.max_file_mb * 1024 * 1024),
             max_article_chars=self.settings.max_article_chars,
+            limits=LoadLimits(
+                max_seconds=self.settings.load_max_seconds,
+                pdf_max_pages=self.settings.pdf_max_pages,
+                pdf_max_content_bytes=int(self.settings.pdf_max_content_mb * 1_000_000),
+            ),
         )
 
     def ingest(
@@ -252,15 +416,18 @@ class Assistant:
         progress: ProgressCallback | None = None,
         show_progress: bool = False,
     ) -> IngestReport:
-        """Ingest files/directories incrementally; see :class:`ingest.IngestReport`."""
-        report = self.ingestor().ingest(
-            [Path(p) for p in paths],
-            prune=prune,
-            reset=reset,
-            progress=progress,
-            show_progress=show_progress,
-        )
-        self._generation += 1
+        """Ingest files/directories incrementally; see :class:`ingest.IngestReport`.
+
+        A full disk raises :class:`rag.errors.DiskFullError` (one line, no traceback).
+        """
+        with disk_full_as_error("ingesting", self._where):
+            report = self.ingestor().ingest(
+                [Path(p) for p in paths],
+                prune=prune,
+                reset=reset,
+                progress=progress,
+                show_progress=show_progress,
+            )
         return report
 
     def add_text(
@@ -287,8 +454,8 @@ class Assistant:
             url=source if source and source.startswith(("http://", "https://")) else None,
             published=published,
         )
-        report = self.ingestor().ingest_articles([article], progress=progress)
-        self._generation += 1
+        with disk_full_as_error("adding the article", self._where):
+            report = self.ingestor().ingest_articles([article], progress=progress)
         return report
 
     def ensure_seeded(
@@ -308,12 +475,47 @@ class Assistant:
 
     def delete_article(self, article_id: str) -> bool:
         """Remove an article and its chunks; False when it was not indexed."""
-        deleted = self.index.delete([article_id]) > 0
-        self._generation += 1
+        with disk_full_as_error("deleting the article", self._where):
+            deleted = self.index.delete([article_id]) > 0
         return deleted
+
+    @property
+    def _where(self) -> str:
+        """Where the index lives, for messages."""
+        if self.settings.chroma_host:
+            return (
+                f"record database {self.settings.index_db_path}, Chroma server "
+                f"{self.settings.chroma_host}:{self.settings.chroma_port}"
+            )
+        return f"index in {self.settings.data_dir}"
 
     def stats(self) -> IndexStats:
         return self.index.stats()
+
+    def check(self, *, repair: bool = False) -> LibraryCheck:
+        """Read back every stored chunk's vector (``newsrag check``); with ``repair``,
+        restore lost vectors, drop orphan ones and finish unfinished articles.
+
+        Example:
+            >>> assistant.check().lines()  # doctest: +SKIP
+            ['articles: 1', 'vectors: 6 of 6 chunks readable']
+        """
+        return self.ingestor().check(repair=repair)
+
+
+def _without(text: str, window: DateWindow) -> str:
+    """``text`` without the date phrase of its window (kept when it is all there is): the
+    window or the recency prior already deals with the date, and an article seldom
+    repeats it in words ("the June rate hike" is dated by its publication date).
+
+    >>> w = DateWindow(None, date(2022, 6, 30), "", "in June 2022", True)
+    >>> _without("How much did the Fed raise rates in June 2022?", w)
+    'How much did the Fed raise rates ?'
+    """
+    if not window.phrase or window.phrase not in text:
+        return text
+    rest = " ".join(text.replace(window.phrase, " ").split())
+    return rest if any(ch.isalnum() for ch in rest) else text
 
 
 def _with_as_of(filters: Filters | None, as_of: date | None) -> Filters:

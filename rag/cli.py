@@ -1,4 +1,4 @@
-"""The ``newsrag`` command line: ingest, ask, serve, stats, eval.
+"""The ``newsrag`` command line: ingest, ask, serve, stats, check, eval.
 
 Exit codes: 0 success, 1 failure (one-line message on stderr), 2 usage error.
 """
@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ask = sub.add_parser("ask", help="answer a question from the ingested articles")
     ask.add_argument("question")
-    ask.add_argument("--as-of", type=_date, help="the date the question is asked (YYYY-MM-DD)")
+    ask.add_argument(
+        "--as-of",
+        type=_date,
+        help="the date the question is asked (YYYY-MM-DD; default today): 'last week' and "
+        "recency count from it, later articles are left out",
+    )
     ask.add_argument("--source", action="append", default=[], help="only this source (repeat)")
     ask.add_argument("--from", dest="date_from", type=_date, help="published on or after")
     ask.add_argument("--to", dest="date_to", type=_date, help="published on or before")
@@ -64,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
 
     sub.add_parser("stats", help="what is in the index")
+
+    check = sub.add_parser("check", help="read back every stored vector; --repair fixes")
+    check.add_argument(
+        "--repair",
+        action="store_true",
+        help="restore lost vectors, drop orphan ones, finish unfinished articles",
+    )
 
     ev = sub.add_parser("eval", help="measure retrieval and answers on a QA dataset")
     ev.add_argument("dataset", type=Path, metavar="DATASET_DIR")
@@ -155,6 +167,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "stats":
         return _stats(settings)
+    if args.command == "check":
+        return _check(args, settings)
     if args.command == "eval":
         from rag.evaluation import run_cli
 
@@ -207,7 +221,15 @@ def _stats(settings: Settings) -> int:
     print(f"articles: {stats.articles}")
     print(f"chunks: {stats.chunks}")
     if stats.pending:
-        print(f"unfinished articles (re-run ingest to repair): {stats.pending}")
+        print(f"unfinished articles (the next ingest repairs them): {stats.pending}")
+    check = stats.vector_check
+    if check is None:
+        print("vectors: not checked yet (run `newsrag check`)")
+    else:
+        when = datetime.fromtimestamp(check.at).strftime("%Y-%m-%d %H:%M")
+        scope = "whole library" if check.scope == "library" else "last ingest"
+        state = f"{check.missing:,} missing" if check.missing else "none missing"
+        print(f"vectors: {state} ({scope}, {check.checked_chunks:,} chunks checked {when})")
     if stats.newest:
         print("newest: " + ", ".join(d.isoformat() for d in stats.newest))
     for source, count in stats.sources[:10]:
@@ -215,9 +237,28 @@ def _stats(settings: Settings) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    assistant = _assistant(settings)
+    result = assistant.check(repair=args.repair)
+    for line in result.lines():
+        print(line)
+    if result.repair_report is not None:
+        print(result.repair_report.summary())
+    if result.repaired:
+        return 0 if not assistant.index.missing_vectors() else 1
+    return 0 if result.ok else 1
+
+
 def format_answer(answer: Answer) -> str:
-    """The answer and its numbered sources as plain text."""
+    """The answer, when it was asked and what it searched, and its numbered sources."""
     lines = [answer.text]
+    from rag.dates import answer_when
+
+    when = answer_when(answer)
+    if when:
+        lines += ["", when]
+    if answer.search_query:
+        lines.append(f"(searched for: {answer.search_query})")
     if answer.sources:
         lines.append("")
         lines.append("Sources:")
@@ -230,11 +271,23 @@ def format_answer(answer: Answer) -> str:
 
 
 def answer_to_dict(answer: Answer) -> dict[str, Any]:
+    window = answer.window
     return {
         "question": answer.question,
         "text": answer.text,
         "found": answer.found,
         "mode": answer.mode,
+        "as_of": answer.as_of.isoformat() if answer.as_of else None,
+        "window": None
+        if window is None
+        else {
+            "start": window.start.isoformat() if window.start else None,
+            "end": window.end.isoformat(),
+            "label": window.label,
+            "phrase": window.phrase,
+            "strict": window.strict,
+        },
+        "search_query": answer.search_query,
         "sources": [
             {
                 **{k: v for k, v in asdict(s).items() if k not in ("published", "highlights")},

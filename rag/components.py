@@ -7,15 +7,17 @@ Each component sits behind a langchain-core interface (``Embeddings``, ``VectorS
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rag.embeddings import LocalEmbeddings, SentenceTransformerEmbeddings
 from rag.errors import ConfigError, MissingDependencyError, StoreError, StoreUnavailableError
+from rag.locking import LibraryLock
 from rag.settings import Settings
 from rag.store import ChunkIndex
+from rag.vectors import ChromaVectorIndex
 
 if TYPE_CHECKING:
-    from chromadb.api.models.Collection import Collection
     from langchain_core.embeddings import Embeddings
     from langchain_core.language_models import BaseChatModel
 
@@ -61,7 +63,7 @@ def build_embeddings(settings: Settings) -> LocalEmbeddings:
     raise ConfigError(msg)
 
 
-def build_collection(settings: Settings) -> Collection:
+def build_vector_index(settings: Settings) -> ChromaVectorIndex:
     """The Chroma collection of ``settings.collection``: on a server when ``chroma_host``
     is set, else persisted under ``data_dir``.
 
@@ -75,41 +77,50 @@ def build_collection(settings: Settings) -> Collection:
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=settings.chroma_telemetry)
-    try:
-        client: Any
-        if settings.chroma_host:
-            client = chromadb.HttpClient(
-                host=settings.chroma_host,
+    factory: Callable[[], Any]
+    if settings.chroma_host:
+        location = f"{settings.chroma_host}:{settings.chroma_port}"
+
+        def factory() -> Any:
+            return chromadb.HttpClient(
+                host=settings.chroma_host or "",
                 port=settings.chroma_port,
                 ssl=settings.chroma_ssl,
                 settings=chroma_settings,
             )
-        else:
-            path = settings.data_dir / "chroma"
+
+    else:
+        path = (settings.data_dir / "chroma").resolve()
+        location = str(path)
+
+        def factory() -> Any:
             path.mkdir(parents=True, exist_ok=True)
-            client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-        return client.get_or_create_collection(
-            settings.collection, metadata={"hnsw:space": "cosine"}, embedding_function=None
+            return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+    try:
+        return ChromaVectorIndex(
+            factory, location, settings.collection, embedded=not settings.chroma_host
         )
-    except Exception as exc:
+    except StoreError as exc:
         if settings.chroma_host:
-            where = f"{settings.chroma_host}:{settings.chroma_port}"
-            msg = f"cannot reach the Chroma server at {where}: {exc}"
+            msg = f"cannot reach the Chroma server at {location}: {exc}"
             raise StoreUnavailableError(msg) from exc
         msg = (
-            f"cannot open the Chroma index in {settings.data_dir / 'chroma'}: {exc}. If it "
-            f"is corrupt, move the directory {settings.data_dir} away and re-ingest."
+            f"cannot open the Chroma index in {location}: {exc}. If it is corrupt, move the "
+            f"directory {settings.data_dir} away and re-ingest."
         )
         raise StoreError(msg) from exc
 
 
 def build_index(settings: Settings, embeddings: Embeddings | None = None) -> ChunkIndex:
-    """The chunk index (Chroma + the local record database) of ``settings.collection``.
+    """The chunk index (Chroma + the local record database) of ``settings.collection``,
+    with the library lock that serialises writes across processes.
 
     ``embeddings`` is accepted for symmetry with the other builders; the index stores
     vectors computed by the ingest pipeline and never embeds by itself.
     """
-    return ChunkIndex(build_collection(settings), settings.index_db_path)
+    lock = LibraryLock(settings.index_db_path.with_suffix(".lock"), settings.lock_timeout)
+    return ChunkIndex(build_vector_index(settings), settings.index_db_path, lock)
 
 
 def build_chat_model(settings: Settings) -> BaseChatModel:

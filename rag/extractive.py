@@ -1,8 +1,10 @@
 """The default answerer: quotes the retrieved sentences that best answer the question.
 
 No model generates text, so nothing can be made up: every sentence of the answer is a
-verbatim quote, followed by the ``[n]`` of the article it comes from. When no sentence
-covers enough of the question the answer says it was not found.
+verbatim quote, followed by the ``[n]`` of the article it comes from and that article's
+publication date. When no sentence covers enough of the question the answer says it was
+not found. Quotes from articles of different dates are put in date order, and the answer
+says which source is the newest (a figure may have changed in between).
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ _DATE = re.compile(
     r"\b(1[89]\d\d|20\d\d|january|february|march|april|may|june|july|august|september|"
     r"october|november|december|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
     r"today|yesterday|tomorrow)\b",
+    re.IGNORECASE,
+)
+_FIGURE = re.compile(
+    r"\d+(?:[.,]\d+)*|\b(?:(?:one|two|three)[- ](?:quarters?|halfs?|thirds?)|quarter|half|"
+    r"one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|forty|fifty|hundred|"
+    r"thousand|million|billion|trillion|dozen)\b",
     re.IGNORECASE,
 )
 _CAPITALIZED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'’-]+")
@@ -72,6 +80,10 @@ class ExtractiveConfig:
     prescored_candidates: int = 400  # sentences ranked by their stored vectors first
     fresh_days: int = 7
     prior_weight: float = 0.6  # how much the article's retrieval rank weighs on a sentence
+    # A differently dated article's other figure is quoted beside the best answer when
+    # its sentence covers nearly as much of the question and scores not far below.
+    contrast_ratio: float = 0.25
+    contrast_coverage: float = 0.8
 
 
 def question_kind(question: str) -> str:
@@ -139,19 +151,25 @@ class ExtractiveAnswerer:
         query = query or question
         candidates = self._candidates(hits)
         weights = self._weights(question)
-        # Words a follow-up borrows from the conversation help, but less than its own.
-        for term, weight in self._weights(query).items():
-            weights.setdefault(term, 0.3 * weight)
+        # What the answer must cover is the question's own words: words a follow-up
+        # borrows from the conversation raise the sentences on its topic, but do not
+        # dilute the coverage of a short follow-up ("who won?") into "Not found".
+        own_total = sum(weights.values())
+        borrowed = {t: w for t, w in self._weights(query).items() if t not in weights}
+        if borrowed:
+            # Together at most half the question's own weight, so its words lead.
+            scale = min(0.3, 0.5 * own_total / sum(borrowed.values())) if own_total else 0.3
+            weights.update({t: scale * w for t, w in borrowed.items()})
         if not candidates or not weights:
             return _not_found(question, hits)
-        self._score(candidates, weights, question, hits)
+        self._score(candidates, weights, question, hits, own_total or sum(weights.values()))
         ranked = sorted(candidates, key=lambda c: c.score, reverse=True)
         ranked = self._rerank(question, ranked)
         best = ranked[0]
         confidence = best.evidence * self._freshness(best.hit.published, as_of)
         if confidence < self.config.min_evidence:
             return _not_found(question, hits, confidence)
-        chosen = self._select(ranked)
+        chosen = self._contrast(question, ranked, self._select(ranked))
         return _compose(question, chosen, hits, confidence)
 
     def _freshness(self, published: date | None, as_of: date | None) -> float:
@@ -180,11 +198,12 @@ class ExtractiveAnswerer:
         seen: set[str] = set()
         candidates = []
         for rank, hit in enumerate(hits):
-            # The headline is a candidate too (chunk -1): it often names what a quiz asks.
-            sources = [
-                (-1, hit.chunks[0].chunk_id if hit.chunks else "", hit.title),
-                *((c.chunk_index, c.chunk_id, c.text) for c in hit.chunks),
-            ]
+            sources = [(c.chunk_index, c.chunk_id, c.text) for c in hit.chunks]
+            if not any(len(c.text.strip()) >= 20 for c in hit.chunks):
+                # The headline is quoted only when it is all there is (chunk -1): an
+                # answer quotes the article's sentences, and the lede states the
+                # headline's facts in full (its match still raises the lede, below).
+                sources.append((-1, hit.chunks[0].chunk_id if hit.chunks else "", hit.title))
             for chunk_index, chunk_id, chunk_text in sources:
                 spans = split_sentences(chunk_text)
                 for position, (start, end) in enumerate(spans):
@@ -193,6 +212,11 @@ class ExtractiveAnswerer:
                     if key in seen or len(text) < 20:
                         continue
                     seen.add(key)
+                    terms = set(content_terms(text))
+                    if chunk_index == 0 and position == 0:
+                        # The headline sums up the lede: a question worded like the
+                        # headline ("proposes") is answered by the lede ("suggested").
+                        terms |= set(content_terms(hit.title))
                     candidates.append(
                         _Candidate(
                             text=text,
@@ -203,7 +227,7 @@ class ExtractiveAnswerer:
                             chunk_index=chunk_index,
                             spans=spans,
                             position=position,
-                            terms=set(content_terms(text)),
+                            terms=terms,
                         )
                     )
         return candidates
@@ -214,8 +238,8 @@ class ExtractiveAnswerer:
         weights: dict[str, float],
         question: str,
         hits: Sequence[ArticleHit],
+        total: float,
     ) -> None:
-        total = sum(weights.values())
         kind = question_kind(question)
         question_terms = set(weights)
         top_score = hits[0].score if hits else 1.0
@@ -226,7 +250,7 @@ class ExtractiveAnswerer:
         }
         for c in candidates:
             matched = question_terms & c.terms
-            c.coverage = sum(weights[t] for t in matched) / total
+            c.coverage = min(1.0, sum(weights[t] for t in matched) / total)
             prior = c.hit.score / top_score if top_score else 0.0
             factor = (1.0 - self.config.prior_weight) + self.config.prior_weight * prior
             new_terms = len(c.terms - question_terms)
@@ -340,6 +364,43 @@ class ExtractiveAnswerer:
         chosen.sort(key=lambda c: (c.hit_rank, c.chunk_index, c.position))
         return chosen
 
+    def _contrast(
+        self, question: str, ranked: list[_Candidate], chosen: list[_Candidate]
+    ) -> list[_Candidate]:
+        """Add the figure an article of another date gives, when it differs.
+
+        Asked "how much did the Fed raise rates?", a library holding the March hike and
+        the June one should show both, dated, rather than one as if it were the only.
+        """
+        best = chosen[0]
+        if question_kind(question) != "number" or best.hit.published is None:
+            return chosen
+        if any(c.hit.article_id != best.hit.article_id for c in chosen):
+            return chosen  # another article is quoted already
+        figures = _figures(best.text)
+        for c in ranked[1:]:
+            if c.score < self.config.contrast_ratio * best.score:
+                break
+            # Its retrieval prior is lower (an older article): judge it by the words of
+            # the question it covers. Headlines state no figure of the story.
+            if c.hit.published in (None, best.hit.published) or c.chunk_index < 0:
+                continue
+            if c.coverage < self.config.contrast_coverage * best.coverage:
+                continue
+            other = _figures(c.text)
+            if other and figures and other != figures:
+                return [*chosen, c]
+        return chosen
+
+
+def _figures(text: str) -> frozenset[str]:
+    """The numbers a sentence states, as written ("0.75", "three-quarters", "25").
+
+    >>> sorted(_figures("raised rates by three-quarters of a point to 1.75%"))
+    ['1.75', 'three-quarters']
+    """
+    return frozenset(m.group(0).lower() for m in _FIGURE.finditer(text))
+
 
 def _kind_factor(kind: str, text: str, question: str) -> float:
     if kind == "number":
@@ -368,13 +429,29 @@ def _not_found(question: str, hits: Sequence[ArticleHit], confidence: float = 0.
 def _compose(
     question: str, chosen: list[_Candidate], hits: Sequence[ArticleHit], confidence: float
 ) -> Answer:
+    dates = {c.hit.published for c in chosen}
+    dated = len(dates) > 1 and None not in dates
+    if dated:
+        # Sources of different dates: oldest first, so a figure's latest value ends it.
+        order = {id(c): i for i, c in enumerate(chosen)}
+        chosen = sorted(chosen, key=lambda c: (c.hit.published or date.min, order[id(c)]))
     numbers: dict[str, int] = {}
     quoted: dict[str, list[_Candidate]] = {}
     parts = []
     for c in chosen:
         number = numbers.setdefault(c.hit.article_id, len(numbers) + 1)
         quoted.setdefault(c.hit.article_id, []).append(c)
-        parts.append(f"{_defuse_markers(c.text)} [{number}]")
+        # ISO dates: a date in words could pose as the answer to a "when" question.
+        # An undated source (a file without a date) gets no label: "(undated)" after
+        # every quote of a plain text file is noise.
+        when = f" ({_date_text(c.hit.published)})" if c.hit.published else ""
+        parts.append(f"{_defuse_markers(c.text)} [{number}]{when}")
+    if dated:
+        newest = chosen[-1].hit
+        parts.append(
+            f"The newest of these sources is [{numbers[newest.article_id]}] "
+            f"({_date_text(newest.published)})."
+        )
     sources = []
     for article_id, number in numbers.items():
         cands = quoted[article_id]
@@ -404,6 +481,10 @@ def _compose(
         mode=AnswerMode.EXTRACTIVE.value,
         retrieved=tuple(c for h in hits for c in h.chunks),
     )
+
+
+def _date_text(published: date | None) -> str:
+    return published.isoformat() if published else "undated"
 
 
 def _defuse_markers(text: str) -> str:

@@ -122,6 +122,22 @@ class Source:
         return self.url or self.source
 
 
+@dataclass(frozen=True)
+class DateWindow:
+    """The publication dates an answer searched (see :func:`rag.dates.resolve_window`).
+
+    ``strict``: only articles published from ``start`` (open when None) to ``end`` were
+    searched; otherwise articles in it were preferred. ``phrase`` is the date expression
+    of the question it came from ("" for the default window ending at the as-of).
+    """
+
+    start: date | None
+    end: date
+    label: str
+    phrase: str = ""
+    strict: bool = False
+
+
 class AnswerMode(StrEnum):
     EXTRACTIVE = "extractive"
     LLM = "llm"
@@ -133,6 +149,10 @@ class Answer:
 
     ``text`` carries inline ``[n]`` markers; each ``n`` is the ``number`` of one of
     ``sources``. ``found`` is False when the articles did not support an answer.
+    ``as_of`` is the date the question was taken to be asked on and ``window`` the
+    publication dates searched (both None only for answers built outside the assistant).
+    ``search_query`` is what retrieval searched for when that was not the question as
+    typed (a follow-up given the conversation's topic, a long question focused).
     """
 
     question: str
@@ -144,6 +164,9 @@ class Answer:
     model: str = ""
     done: bool = True
     retrieved: tuple[RetrievedChunk, ...] = field(default=(), repr=False)
+    as_of: date | None = None
+    window: DateWindow | None = None
+    search_query: str | None = None
 
 
 NOT_FOUND_TEXT = (

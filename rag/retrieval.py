@@ -63,11 +63,23 @@ class HybridSearcher:
         self.config = config or SearchConfig()
 
     def search(
-        self, query: str, filters: Filters | None = None, *, top_k: int | None = None
+        self,
+        query: str,
+        filters: Filters | None = None,
+        *,
+        top_k: int | None = None,
+        recent: date | None = None,
+        around: bool = False,
     ) -> list[ArticleHit]:
-        """The ``top_k`` best articles for ``query``, each with its best chunks."""
+        """The ``top_k`` best articles for ``query``, each with its best chunks.
+
+        Articles published shortly before ``recent`` (default: ``filters.as_of``) are
+        preferred; with ``around``, also those shortly after it (the question named a
+        day or week, whose news may be published the days after).
+        """
         cfg = self.config
         filters = filters or Filters()
+        recent = recent or filters.as_of
         vector = self.embeddings.embed_query(query)
         dense = self.index.dense_search(vector, cfg.candidates, filters, cfg.exclude_future)
         lexical = self.index.lexical_search(query, cfg.candidates, filters, cfg.exclude_future)
@@ -85,7 +97,7 @@ class HybridSearcher:
         chunks = self.index.chunks_by_id(list(fused))
         by_article: dict[str, list[RetrievedChunk]] = defaultdict(list)
         for chunk_id, chunk in chunks.items():
-            score = fused[chunk_id] * self._recency(chunk.published, filters.as_of)
+            score = fused[chunk_id] * self._recency(chunk.published, recent, around)
             by_article[chunk.article_id].append(
                 replace(
                     chunk,
@@ -129,14 +141,16 @@ class HybridSearcher:
             for h in hits
         ]
 
-    def _recency(self, published: date | None, as_of: date | None) -> float:
-        """A boost for articles published shortly before the as-of date."""
+    def _recency(self, published: date | None, recent: date | None, around: bool) -> float:
+        """A boost for articles published shortly before the ``recent`` date."""
         cfg = self.config
-        if as_of is None or cfg.recency_days <= 0:
+        if recent is None or cfg.recency_days <= 0:
             return 1.0
         if published is None:
             return 1.0 + cfg.recency_weight * 0.25
-        age = (as_of - published).days
+        age = (recent - published).days
+        if around:
+            age = abs(age)
         if age < 0:
-            return 1.0  # only reachable when future articles are not excluded
+            return 1.0  # published after it: only when future articles are not excluded
         return 1.0 + cfg.recency_weight * max(0.0, 1.0 - age / cfg.recency_days)

@@ -15,6 +15,7 @@ Build it once at the entry point and pass it down::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
@@ -22,7 +23,24 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rag.errors import ConfigError
+
 BUNDLED_EMBEDDING_MODEL = "bundled:all-MiniLM-L6-v2"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is only reachable from this machine.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
+    (True, True, False)
+    """
+    name = host.strip().strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
 
 
 def _alias(name: str) -> AliasChoices:
@@ -65,6 +83,11 @@ class Settings(BaseSettings):
     chroma_ssl: bool = Field(False, description="Use https to reach the Chroma server.")
     chroma_telemetry: bool = Field(
         False, description="Chroma's anonymized telemetry (off: nothing phones home)."
+    )
+    lock_timeout: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds a write waits for another process's write to the library.",
     )
 
     # --- embeddings and splitting ------------------------------------------------------
@@ -112,6 +135,25 @@ class Settings(BaseSettings):
         ge=1000,
         description="An article longer than this (a log, a dump) is reported and skipped.",
     )
+    load_max_seconds: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "A file that takes longer than this to read (a hostile PDF or HTML) is "
+            "reported and skipped, so one file cannot hold the library for long."
+        ),
+    )
+    pdf_max_pages: int = Field(
+        500, ge=1, description="A PDF with more pages than this is reported and skipped."
+    )
+    pdf_max_content_mb: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "A PDF whose pages hold more content than this once decompressed (a stream "
+            "shared by several pages counts for each) is reported and skipped."
+        ),
+    )
     hf_hub_offline: bool = Field(
         True, description="Set HF_HUB_OFFLINE=1 so no model download is ever attempted."
     )
@@ -141,6 +183,30 @@ class Settings(BaseSettings):
     )
     exclude_future: bool = Field(
         True, description="With an as-of date, leave out articles published after it."
+    )
+    recency_from: Literal["library", "as_of"] = Field(
+        "library",
+        description=(
+            "Where recency is counted from. library: the newest article published on or "
+            "before the as-of, so an archive (2022 news asked about in 2026) still has "
+            "recent articles; as_of: the as-of date itself."
+        ),
+    )
+    max_question_chars: int = Field(
+        2000,
+        ge=100,
+        description=(
+            "A longer question is refused with a message before any work (the embedding "
+            "model reads about 1,000 characters anyway)."
+        ),
+    )
+    max_history_turns: int = Field(
+        3,
+        ge=0,
+        description=(
+            "Earlier turns passed along with a follow-up question, each question and "
+            "answer cut to max_question_chars."
+        ),
     )
 
     # --- answering -----------------------------------------------------------------------
@@ -187,6 +253,21 @@ class Settings(BaseSettings):
     port: int = Field(7860, description="Port of the chat.")
     auth_username: str | None = Field(None, description="Username required by the chat.")
     auth_password: SecretStr | None = Field(None, description="Password required by the chat.")
+    allow_open: bool = Field(
+        False,
+        description=(
+            "Let the chat bind to a non-loopback address without login (anyone who can "
+            "reach it can read, add and delete articles); it then starts with a warning."
+        ),
+    )
+    login_max_failures: int = Field(
+        5,
+        ge=1,
+        description="Failed logins a client may make within a minute before it is locked out.",
+    )
+    login_lockout_seconds: float = Field(
+        300.0, gt=0, description="How long a client that failed too many logins is refused."
+    )
     upload_max_mb: float = Field(50.0, gt=0, description="Largest file accepted by upload.")
     gradio_analytics: bool = Field(False, description="Gradio's usage analytics.")
 
@@ -202,6 +283,34 @@ class Settings(BaseSettings):
             msg = "set both auth_username and auth_password, or neither"
             raise ValueError(msg)
         return self
+
+    def check_exposure(self, host: str | None = None) -> str | None:
+        """Refuse to serve an open chat beyond this machine; return a warning if allowed.
+
+        Binding to a non-loopback address without login raises :class:`ConfigError`
+        unless ``allow_open`` is set; then the warning to log is returned.
+
+        >>> Settings(_env_file=None).check_exposure("127.0.0.1") is None
+        True
+        >>> Settings(_env_file=None).check_exposure("0.0.0.0")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        rag.errors.ConfigError: refusing to serve the chat on 0.0.0.0 without login: ...
+        """
+        host = host or self.host
+        if is_loopback(host) or (self.auth_username and self.auth_password):
+            return None
+        if not self.allow_open:
+            msg = (
+                f"refusing to serve the chat on {host} without login: anyone who can reach "
+                "it could read, add and delete articles. Set NEWSRAG_AUTH_USERNAME and "
+                "NEWSRAG_AUTH_PASSWORD, or NEWSRAG_ALLOW_OPEN=true to serve it open anyway"
+            )
+            raise ConfigError(msg)
+        return (
+            f"serving the chat on {host} WITHOUT login (NEWSRAG_ALLOW_OPEN=true): anyone "
+            "who can reach it can read, add and delete articles"
+        )
 
     @property
     def answer_mode_resolved(self) -> Literal["extractive", "llm"]:

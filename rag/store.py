@@ -7,14 +7,19 @@ the very same chunks. SQLite is the source of truth for what is searchable:
 an article is visible only once its state is ``complete``, so a crash between the two
 writes can never surface half an article, and the next ingest repairs it.
 
-Write protocol for a batch of articles (see :meth:`ChunkIndex.write`):
+Write protocol for a batch of articles (see :meth:`ChunkIndex.write`), all of it under
+the library lock (:class:`rag.locking.LibraryLock`), so one process writes at a time:
 
+0. if another process wrote since this one last loaded the vectors, reload them;
 1. mark the articles ``pending`` in SQLite (commit);
-2. upsert their chunks into Chroma under deterministic ids ``<article_id>:<n>`` and
-   delete any older chunk ids of those articles;
-3. replace their chunks and BM25 postings and mark them ``complete`` (one transaction).
+2. upsert their chunks into Chroma under deterministic ids ``<article_id>:<n>``, delete
+   any older chunk ids of those articles, and read every vector back;
+3. replace their chunks and BM25 postings, mark them ``complete`` and bump the library's
+   write generation (one transaction).
 
 Re-running after a crash at any point repeats idempotent steps: no duplicates, no orphans.
+Readers compare the write generation with the one their vectors were loaded at, and
+reload when another process moved it (see :mod:`rag.vectors` for why).
 """
 
 from __future__ import annotations
@@ -26,14 +31,15 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from rag import lexical
-from rag.errors import StoreError, StoreUnavailableError
+from rag.errors import StoreError
+from rag.locking import LibraryLock
 from rag.records import (
     META_ARTICLE_ID,
     META_CHUNK_HASH,
@@ -54,7 +60,7 @@ from rag.records import (
 )
 
 if TYPE_CHECKING:
-    from chromadb.api.models.Collection import Collection
+    from rag.vectors import ChromaVectorIndex
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +101,12 @@ CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
 CREATE TABLE IF NOT EXISTS embedding_cache (
     key TEXT PRIMARY KEY,
     vector BLOB NOT NULL,
-    sentences BLOB
+    sentences BLOB,
+    split TEXT
+);
+CREATE TABLE IF NOT EXISTS library_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 """
 
@@ -116,12 +127,23 @@ class ArticleRecord:
 
 
 @dataclass(frozen=True)
+class VectorCheck:
+    """What the last check of the vectors found (by an ingest or ``newsrag check``)."""
+
+    missing: int  # stored chunks whose vector could not be read back
+    checked_chunks: int
+    scope: str  # "ingest" (the chunks it stored or skipped) or "library" (all of them)
+    at: float  # time.time() of the check
+
+
+@dataclass(frozen=True)
 class IndexStats:
     articles: int
     chunks: int
     pending: int
     newest: tuple[date, ...]
     sources: tuple[tuple[str, int], ...]
+    vector_check: VectorCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -150,7 +172,7 @@ class Filters:
 class ChunkIndex:
     """Chunks of articles, searchable by vector (Chroma) and by BM25 (:mod:`rag.lexical`).
 
-    The index *receives* its Chroma collection; build both with
+    The index *receives* its vector index and its library lock; build all three with
     :func:`rag.components.build_index`.
 
     Example:
@@ -161,10 +183,13 @@ class ChunkIndex:
 
     busy_seconds = 30.0  # how long a write waits for another process's transaction
 
-    def __init__(self, collection: Collection, db_path: Path) -> None:
-        self._collection: Any = collection  # chromadb types are stricter than its API
+    def __init__(
+        self, vectors: ChromaVectorIndex, db_path: Path, lock: LibraryLock | None = None
+    ) -> None:
+        self.vectors = vectors
         self.db_path = db_path
         db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock = lock or LibraryLock(db_path.with_suffix(".lock"))
         self._local = threading.local()
         self._write_lock = threading.RLock()
         try:
@@ -187,6 +212,16 @@ class ChunkIndex:
             raise StoreError(msg) from exc
         except sqlite3.DatabaseError as exc:
             raise StoreError(_unreadable(db_path, exc)) from exc
+        # The vectors were just loaded from their store: they reflect this generation.
+        self._seen_generation = self.generation()
+        if vectors.recreated and self.complete_chunks() > 0:
+            logger.warning(
+                "the vector collection %s is new but the library lists %d chunks: their "
+                "vectors are missing; `newsrag ingest` or `newsrag check --repair` restores "
+                "them",
+                vectors.name,
+                self.complete_chunks(),
+            )
 
     # -- connections -----------------------------------------------------------------
 
@@ -210,20 +245,6 @@ class ChunkIndex:
                 con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
-
-    @contextmanager
-    def _chroma(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except Exception as exc:
-            name = type(exc).__name__
-            if any(k in name for k in ("Connect", "Timeout", "Network", "Transport")):
-                msg = f"the Chroma server is unreachable while trying to {action} ({exc})"
-                raise StoreUnavailableError(msg) from exc
-            if "NotFound" in name or "does not exist" in str(exc):
-                msg = f"the Chroma collection is missing while trying to {action}: re-ingest"
-                raise StoreError(msg) from exc
-            raise
 
     # -- manifest --------------------------------------------------------------------
 
@@ -280,35 +301,202 @@ class ChunkIndex:
             pending=int(pending[0]),
             newest=tuple(date.fromisoformat(r[0]) for r in newest),
             sources=tuple((str(s), int(n)) for s, n in sources),
+            vector_check=self.last_vector_check(),
         )
 
+    def newest_published(self, on_or_before: date, on_or_after: date | None = None) -> date | None:
+        """The newest publication date of an article in the closed range, if any.
+
+        Recency is judged from it, so an archive asked about years later still has a
+        "recent"; None says the library holds no article from those dates.
+        """
+        low = day_number(on_or_after) if on_or_after else UNKNOWN_DAY + 1
+        row = (
+            self._con()
+            .execute(
+                "SELECT max(published_day) FROM articles WHERE status='complete' "
+                "AND published_day BETWEEN ? AND ?",
+                (low, day_number(on_or_before)),
+            )
+            .fetchone()
+        )
+        if row is None or row[0] is None:
+            return None
+        return date(1970, 1, 1) + timedelta(days=int(row[0]))
+
     def chroma_count(self) -> int:
-        with self._chroma("count chunks"):
-            return int(self._collection.count())
+        self.sync_vectors()
+        return self.vectors.count()
 
     def chroma_ids(self, article_id: str | None = None) -> list[str]:
         """Chunk ids stored in Chroma (for one article, or all): a consistency probe."""
-        with self._chroma("list chunks"):
-            where = {META_ARTICLE_ID: article_id} if article_id else None
-            return list(self._collection.get(where=where, include=[])["ids"])
+        self.sync_vectors()
+        return self.vectors.ids({META_ARTICLE_ID: article_id} if article_id else None)
+
+    # -- generations: when another process wrote -----------------------------------
+
+    def generation(self) -> int:
+        """The library's write generation: bumped by every write that changes vectors."""
+        row = (
+            self._con().execute("SELECT value FROM library_state WHERE key='generation'").fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def sync_vectors(self) -> None:
+        """Reload this process's vectors if another process wrote since they were loaded.
+
+        Called before every read of the vectors; costs one small query when nothing moved.
+        """
+        current = self.generation()
+        if current == self._seen_generation:
+            return
+        with self.lock.shared("reload the vectors another process wrote"):
+            current = self.generation()
+            self.vectors.refresh()
+            self._seen_generation = current
+        logger.info("reloaded vectors written by another process (generation %d)", current)
+
+    def _sync_for_write(self) -> None:
+        """Under the exclusive lock: make sure the vectors about to be written over are
+        the ones on disk, not a stale copy of this process's."""
+        current = self.generation()
+        if current != self._seen_generation:
+            self.vectors.refresh()
+            self._seen_generation = current
+
+    def _bump_generation(self, con: sqlite3.Connection) -> None:
+        con.execute(
+            "INSERT INTO library_state(key, value) VALUES ('generation', '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    def complete_chunks(self) -> int:
+        row = (
+            self._con()
+            .execute("SELECT coalesce(sum(n_chunks), 0) FROM articles WHERE status='complete'")
+            .fetchone()
+        )
+        return int(row[0])
+
+    # -- vector checks ---------------------------------------------------------------
+
+    def chunk_ids_of(self, article_ids: Iterable[str] | None = None) -> dict[str, str]:
+        """Chunk ids of complete articles (all, or of ``article_ids``) -> their article."""
+        con = self._con()
+        sql = (
+            "SELECT c.chunk_id, c.article_id FROM chunks c JOIN articles a "
+            "ON a.article_id = c.article_id WHERE a.status='complete'"
+        )
+        if article_ids is None:
+            return dict(con.execute(sql).fetchall())
+        found: dict[str, str] = {}
+        for batch in _batches(list(article_ids), 500):
+            marks = ",".join("?" * len(batch))
+            found.update(con.execute(f"{sql} AND c.article_id IN ({marks})", batch).fetchall())
+        return found
+
+    def missing_vectors(self, article_ids: Iterable[str] | None = None) -> list[str]:
+        """Chunk ids of complete articles (all, or of ``article_ids``) whose vector cannot
+        be read back from the vector index."""
+        chunks = self.chunk_ids_of(article_ids)
+        if not chunks:
+            return []
+        self.sync_vectors()
+        return self.vectors.missing(sorted(chunks))
+
+    def orphan_vectors(self) -> list[str]:
+        """Ids in the vector index that no complete or unfinished chunk of the library owns."""
+        self.sync_vectors()
+        known = set(self.chunk_ids_of())
+        unfinished = set(self.pending_ids())
+        return [
+            i for i in self.vectors.ids() if i not in known and i.split(":")[0] not in unfinished
+        ]
+
+    def restore_vectors(self, vectors: Mapping[str, np.ndarray]) -> None:
+        """Write again the vectors of chunks the library holds (by chunk id), with their
+        metadata read from the records: repairs vectors lost or never stored."""
+        if not vectors:
+            return
+        ids = list(vectors)
+        rows: dict[str, Sequence[Any]] = {}
+        con = self._con()
+        for batch in _batches(ids, 500):
+            marks = ",".join("?" * len(batch))
+            for row in con.execute(
+                'SELECT c.chunk_id, c.article_id, c.chunk_index, c.start, c."end", c.text, '
+                "a.title, a.source, a.url, a.published, a.content_hash FROM chunks c JOIN "
+                f"articles a ON a.article_id = c.article_id WHERE c.chunk_id IN ({marks})",
+                batch,
+            ):
+                rows[row[0]] = row
+        known = [i for i in ids if i in rows]
+        metadatas = [_restored_metadata(rows[i]) for i in known]
+        with self.lock.exclusive("restore vectors"):
+            self._sync_for_write()
+            self.vectors.upsert(known, np.stack([vectors[i] for i in known]), metadatas)
+            still = self.vectors.missing(known)
+            with self._tx() as tx:
+                self._bump_generation(tx)
+            self._seen_generation = self.generation()
+        if still:
+            msg = f"Chroma did not keep the vectors of {len(still)} restored chunks"
+            raise StoreError(msg)
+
+    def delete_vectors(self, chunk_ids: Sequence[str]) -> None:
+        """Remove vectors by id (those no stored chunk owns, found by a check)."""
+        with self.lock.exclusive("delete orphan vectors"):
+            self._sync_for_write()
+            self.vectors.delete(chunk_ids)
+            with self._tx() as tx:
+                self._bump_generation(tx)
+            self._seen_generation = self.generation()
+
+    def record_vector_check(self, check: VectorCheck) -> None:
+        """Remember what a check found, for ``stats`` (no scan on every refresh)."""
+        value = f"{check.missing}|{check.checked_chunks}|{check.scope}|{check.at}"
+        with self._tx() as con:
+            con.execute(
+                "INSERT INTO library_state(key, value) VALUES ('vector_check', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (value,),
+            )
+
+    def last_vector_check(self) -> VectorCheck | None:
+        row = (
+            self._con()
+            .execute("SELECT value FROM library_state WHERE key='vector_check'")
+            .fetchone()
+        )
+        if not row:
+            return None
+        missing, checked, scope, at = row[0].split("|")
+        return VectorCheck(int(missing), int(checked), scope, float(at))
 
     # -- embedding cache -------------------------------------------------------------
 
-    def cached_vectors(self, keys: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, bytes]]:
+    def cached_vectors(
+        self, keys: Sequence[str], split: str = ""
+    ) -> tuple[dict[str, np.ndarray], dict[str, bytes]]:
         """Cached chunk vectors, and the sentence vectors cached with them as
-        :func:`pack_rows` packed them (missing for entries written without), read in one
-        query. They stay packed: ingest only stores them again beside the chunk."""
+        :func:`pack_rows` packed them, read in one query. They stay packed: ingest only
+        stores them again beside the chunk.
+
+        Sentence vectors follow a sentence split: only those cached under ``split`` (the
+        splitter's version) are returned, so a new split pools them again, while the
+        chunk vectors (which do not depend on it) are reused.
+        """
         con = self._con()
         vectors: dict[str, np.ndarray] = {}
         sentences: dict[str, bytes] = {}
         for batch in _batches(list(keys), 500):
             marks = ",".join("?" * len(batch))
-            for key, blob, packed in con.execute(
-                f"SELECT key, vector, sentences FROM embedding_cache WHERE key IN ({marks})",
+            for key, blob, packed, cached_split in con.execute(
+                f"SELECT key, vector, sentences, split FROM embedding_cache WHERE key IN ({marks})",
                 batch,
             ):
                 vectors[key] = np.frombuffer(blob, dtype=np.float32)
-                if packed is not None:
+                if packed is not None and (cached_split or "") == split:
                     sentences[key] = packed
         return vectors, sentences
 
@@ -316,17 +504,19 @@ class ChunkIndex:
         self,
         vectors: dict[str, np.ndarray],
         sentences: Mapping[str, bytes | None] | None = None,
+        split: str = "",
     ) -> None:
         """Cache chunk vectors by key, with their sentence vectors packed by
-        :func:`pack_rows`."""
+        :func:`pack_rows` under the sentence split ``split``."""
         sentences = sentences or {}
         rows = [
-            (key, np.asarray(vector, dtype=np.float32).tobytes(), sentences.get(key))
+            (key, np.asarray(vector, dtype=np.float32).tobytes(), sentences.get(key), split)
             for key, vector in vectors.items()
         ]
         with self._tx() as con:
             con.executemany(
-                "INSERT OR REPLACE INTO embedding_cache(key, vector, sentences) VALUES (?,?,?)",
+                "INSERT OR REPLACE INTO embedding_cache(key, vector, sentences, split) "
+                "VALUES (?,?,?,?)",
                 rows,
             )
 
@@ -350,6 +540,16 @@ class ChunkIndex:
         """
         if not batch:
             return
+        with self.lock.exclusive("store articles"):
+            self._write(batch, version, sentence_vectors)
+
+    def _write(
+        self,
+        batch: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]],
+        version: str,
+        sentence_vectors: Mapping[str, bytes | None] | None,
+    ) -> None:
+        self._sync_for_write()
         now = time.time()
         ids = [a.article_id for a, _, _ in batch]
         previous = self.get_records(ids)
@@ -366,28 +566,40 @@ class ChunkIndex:
         all_ids: list[str] = []
         vectors: list[np.ndarray] = []
         metadatas: list[dict[str, Any]] = []
-        documents: list[str] = []
         for article, chunks, vecs in batch:
             for chunk, vec in zip(chunks, vecs, strict=True):
                 all_ids.append(chunk.chunk_id)
                 vectors.append(vec)
-                documents.append(chunk.text)
                 metadatas.append(_chunk_metadata(article, chunk))
-        with self._chroma("store chunks"):
-            if all_ids:
-                for part in _batches(list(range(len(all_ids))), 2000):
-                    self._collection.upsert(
-                        ids=[all_ids[i] for i in part],
-                        embeddings=np.stack([vectors[i] for i in part]).astype(np.float32),
-                        metadatas=[metadatas[i] for i in part],
-                        documents=[documents[i] for i in part],
-                    )
-            keep = set(all_ids)
-            for article_id in ids:
-                if article_id in previous:  # older or interrupted version may exist
-                    stale = [c for c in self.chroma_ids(article_id) if c not in keep]
-                    if stale:
-                        self._collection.delete(ids=stale)
+        # The chunk text lives in the record database only: Chroma keeps vectors and the
+        # metadata its filters need (a second copy of the text doubled the footprint).
+        if all_ids:
+            self.vectors.upsert(all_ids, np.stack(vectors), metadatas)
+        keep = set(all_ids)
+        for article_id in ids:
+            if article_id in previous:  # older or interrupted version may exist
+                stored = self.vectors.ids({META_ARTICLE_ID: article_id})
+                stale = [c for c in stored if c not in keep]
+                if stale:
+                    self.vectors.delete(stale)
+        # Read every vector back before the articles become visible: a lost one stays
+        # "pending", and the next ingest writes it again.
+        lost = self.vectors.missing(all_ids)
+        if lost:
+            where = {i: n for n, i in enumerate(all_ids)}
+            self.vectors.upsert(
+                lost,
+                np.stack([vectors[where[i]] for i in lost]),
+                [metadatas[where[i]] for i in lost],
+            )
+            lost = self.vectors.missing(lost)
+            if lost:
+                msg = (
+                    f"the vector index did not keep {len(lost)} of {len(all_ids)} chunks "
+                    f"(e.g. {lost[0]}); the articles stay unfinished and the next ingest "
+                    "retries them"
+                )
+                raise StoreError(msg)
         analyzed = [
             [lexical.analyze(article.title, chunk.text) for chunk in chunks]
             for article, chunks, _ in batch
@@ -428,23 +640,29 @@ class ChunkIndex:
                     ),
                 )
             lexical.add(con, postings)
+            self._bump_generation(con)
+        self._seen_generation = self.generation()
 
     def delete(self, article_ids: Sequence[str]) -> int:
         """Remove articles and all their chunks; returns how many articles were known."""
         ids = list(article_ids)
         if not ids:
             return 0
-        known = self.get_records(ids)
-        with self._tx() as con:
-            con.executemany(
-                "UPDATE articles SET status='deleting' WHERE article_id=?", [(i,) for i in ids]
-            )
-        with self._chroma("delete chunks"):
+        with self.lock.exclusive("delete articles"):
+            self._sync_for_write()
+            known = self.get_records(ids)
+            with self._tx() as con:
+                con.executemany(
+                    "UPDATE articles SET status='deleting' WHERE article_id=?",
+                    [(i,) for i in ids],
+                )
             for article_id in ids:
-                self._collection.delete(where={META_ARTICLE_ID: article_id})
-        with self._tx() as con:
-            self._delete_rows(con, ids)
-            con.executemany("DELETE FROM articles WHERE article_id=?", [(i,) for i in ids])
+                self.vectors.delete_where({META_ARTICLE_ID: article_id})
+            with self._tx() as con:
+                self._delete_rows(con, ids)
+                con.executemany("DELETE FROM articles WHERE article_id=?", [(i,) for i in ids])
+                self._bump_generation(con)
+            self._seen_generation = self.generation()
         return len(known)
 
     def _delete_rows(self, con: sqlite3.Connection, article_ids: Sequence[str]) -> None:
@@ -460,13 +678,16 @@ class ChunkIndex:
 
     def reset(self) -> None:
         """Empty the collection and the manifest."""
-        with self._chroma("reset the collection"):
-            while ids := self._collection.get(limit=5000, include=[])["ids"]:
-                self._collection.delete(ids=ids)
-        with self._tx() as con:
-            lexical.clear(con)
-            for table in ("chunks", "articles"):
-                con.execute(f"DELETE FROM {table}")
+        with self.lock.exclusive("reset the library"):
+            self._sync_for_write()
+            self.vectors.reset()
+            with self._tx() as con:
+                lexical.clear(con)
+                for table in ("chunks", "articles"):
+                    con.execute(f"DELETE FROM {table}")
+                con.execute("DELETE FROM library_state WHERE key='vector_check'")
+                self._bump_generation(con)
+            self._seen_generation = self.generation()
 
     def pending_ids(self) -> list[str]:
         rows = self._con().execute("SELECT article_id FROM articles WHERE status!='complete'")
@@ -498,16 +719,8 @@ class ChunkIndex:
     def _nearest(
         self, vector: Sequence[float], k: int, where: dict[str, Any] | None
     ) -> list[tuple[str, float]]:
-        with self._chroma("search"):
-            result = self._collection.query(
-                query_embeddings=[list(vector)],
-                n_results=k,
-                where=where,
-                include=["distances"],
-            )
-        ids = result["ids"][0]
-        distances = result["distances"][0] if result.get("distances") else [1.0] * len(ids)
-        return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
+        self.sync_vectors()
+        return self.vectors.query(vector, k, where)
 
     def _passing(
         self,
@@ -679,6 +892,29 @@ def _chunk_metadata(article: Article, chunk: Chunk) -> dict[str, Any]:
     return meta
 
 
+def _restored_metadata(row: Sequence[Any]) -> dict[str, Any]:
+    """Chroma metadata of a chunk rebuilt from its record row (see ``restore_vectors``):
+    ``chunk_id, article_id, chunk_index, start, end, text, title, source, url,
+    published, content_hash``."""
+    published = date.fromisoformat(row[9]) if row[9] else None
+    meta: dict[str, Any] = {
+        META_ARTICLE_ID: row[1],
+        META_TITLE: row[6],
+        META_SOURCE: row[7],
+        META_PUBLISHED_DAY: day_number(published) if published else UNKNOWN_DAY,
+        META_CHUNK_INDEX: int(row[2]),
+        META_START: int(row[3]),
+        META_END: int(row[4]),
+        META_CONTENT_HASH: row[10],
+        META_CHUNK_HASH: sha1_hex(row[5], 40),
+    }
+    if row[8]:
+        meta[META_URL] = row[8]
+    if published:
+        meta[META_PUBLISHED] = published.isoformat()
+    return meta
+
+
 def _chroma_where(filters: Filters, exclude_future: bool) -> dict[str, Any] | None:
     parts: list[dict[str, Any]] = []
     if filters.sources:
@@ -722,7 +958,7 @@ def _add_missing_columns(con: sqlite3.Connection) -> None:
             "lex_len": "INTEGER NOT NULL DEFAULT 0",
             "lex_terms": "INTEGER NOT NULL DEFAULT 0",
         },
-        "embedding_cache": {"sentences": "BLOB"},
+        "embedding_cache": {"sentences": "BLOB", "split": "TEXT"},
     }
     for table, columns in wanted.items():
         present = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}

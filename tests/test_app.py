@@ -6,6 +6,7 @@ import html
 import itertools
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,20 @@ def test_markers_of_known_sources_link_to_their_card_of_this_turn() -> None:
     assert 'href="#src-3-1"' in rendered and 'href="#src-3-2"' in rendered
     assert "\\[7\\]" in rendered, "a marker without a source stays plain text"
     assert 'title="[1] Italian PM proposes extending NATO&#x27;s Article 5"' in rendered
+
+
+def test_the_chat_shows_searched_for_when_the_query_differs_from_the_question() -> None:
+    query = "what did Meloni propose? and what did Zelenskyy say about <it>?"
+    answer = Answer("and what did Zelenskyy say about <it>?", "He spoke [1]", sources=(_source(1),))
+
+    assert "Searched for" not in app.render_answer(answer)
+    rendered = app.render_answer(replace(answer, search_query=query))
+
+    assert rendered.startswith('He spoke <a class="cite"')
+    line = rendered.split("\n\n")[-1]
+    assert line.startswith('<small class="searched">Searched for: ')
+    assert _shown(line.removeprefix('<small class="searched">')) == f"Searched for: {query}</small>"
+    assert "<it>" not in rendered, "the query is escaped like the answer"
 
 
 def test_a_hostile_answer_and_title_cannot_break_out_of_the_marker_link() -> None:
@@ -196,12 +211,16 @@ def test_uploads_are_copied_inside_the_upload_dir_or_rejected_with_a_reason(
 
     saved, rejected = app.save_uploads([good, same_name, script, big], upload_dir, max_mb=0.001)
 
-    assert saved == [upload_dir / "My_story.txt", upload_dir / "My_story-2.txt"]
+    home = app.upload_path("My story.txt", upload_dir.resolve()).parent
+    assert saved == [home / "My_story.txt", home / "My_story-2.txt"]
     assert saved[1].read_text(encoding="utf-8") == "Other\n\nText."
     assert [r.split(":")[0] for r in rejected] == ["run.sh", "big.md"]
     assert "unsupported file type" in rejected[0]
     assert "larger than 0.001 MB" in rejected[1]
-    assert sorted(p.name for p in upload_dir.iterdir()) == ["My_story-2.txt", "My_story.txt"]
+    assert sorted(p.relative_to(upload_dir.resolve()) for p in upload_dir.rglob("*.*")) == [
+        Path(home.name, "My_story-2.txt"),
+        Path(home.name, "My_story.txt"),
+    ]
 
 
 def test_filters_come_from_the_fields_and_bad_dates_are_user_errors() -> None:
@@ -250,6 +269,7 @@ def test_a_follow_up_question_uses_the_earlier_turn(chat: app.ChatApp) -> None:
     assert [m["role"] for m in history] == ["user", "assistant"] * 2
     assert "Zelenskyy" in history[-1]["content"]
     assert 'href="#src-2-1"' in history[-1]["content"]
+    assert "Searched for: what did Meloni propose" in _shown(history[-1]["content"])
     assert [t.question for t in turns] == [
         "what did Meloni propose?",
         "and what did Zelenskyy say?",
@@ -314,7 +334,8 @@ def test_the_library_handlers_upload_paste_reseed_and_delete(
     assert "added: Lumenfield harbor reopens" in _shown(report)
     assert "failed: tool.exe: unsupported file type" in _shown(report)
     assert "**1** article · **1** chunk · no publication dates" in stats
-    assert (tmp_path / "uploads" / "harbor.txt").exists()
+    assert app.upload_path("harbor.txt", tmp_path / "uploads").exists()
+    assert story.exists() and exe.exists()  # files outside Gradio's temp dir are left alone
 
     report, *_ = chat.paste("", "text without a title")
     assert "needs a title" in report

@@ -120,7 +120,13 @@ def test_a_question_without_words_gets_a_clear_error(question: str) -> None:
 
 @pytest.mark.parametrize(
     "question",
-    ["x" * 100_000, "¿Qué propuso Meloni?", "what\x07 did\x1b Meloni propose?", "Meloni " * 3000],
+    # At the length cap (2,000 characters); longer ones are refused: tests/test_bounds.py.
+    [
+        "x" * 2000,
+        "¿Qué propuso Meloni?",
+        "what\x07 did\x1b Meloni propose?",
+        ("Meloni " * 300)[:2000],
+    ],
 )
 def test_odd_questions_get_an_answer_not_a_crash(seeded: Assistant, question: str) -> None:
     answer = seeded.ask(question)

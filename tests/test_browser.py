@@ -221,8 +221,8 @@ def test_an_uploaded_article_is_reported_and_then_cited(watched: Watched, tmp_pa
     marker = answer.locator("a.cite").first
     card = page.locator(f"#sources {marker.get_attribute('href')}")
     expect(card).to_contain_text("Lumenfield harbor reopens after storm repairs")
-    # Stored under its sanitized name, inside the upload directory.
-    expect(card).to_contain_text("uploads/Lumenfield_harbor_draft.txt")
+    # Stored under its sanitized name, in its name's directory inside the upload directory.
+    expect(card).to_contain_text(re.compile(r"uploads/[0-9a-f]{12}/Lumenfield_harbor_draft\.txt"))
     expect(card.locator("mark", has_text="37 million kroner")).to_have_count(1)
     page.screenshot(path=str(tmp_path / "uploaded.png"))
 

@@ -89,3 +89,19 @@ def test_the_console_script_runs_as_a_fresh_process(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     stats = subprocess.run([*cmd, "stats"], capture_output=True, text=True, timeout=300)
     assert "articles: 1" in stats.stdout
+
+
+def test_ask_shows_what_it_searched_for_a_long_question(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = str(tmp_path / "data")
+    main(["--data-dir", data, "ingest", str(SEEDS)])
+    question = "Hello! " + "I have been reading a lot about Europe lately. " * 8
+    question += "So, my question: what did Meloni propose for Ukraine?"
+    capsys.readouterr()
+    assert main(["--data-dir", data, "ask", "--json", question]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["search_query"] == "Europe what did Meloni propose for Ukraine?"
+    assert payload["found"] is True
+    assert main(["--data-dir", data, "ask", question]) == 0
+    assert "(searched for: Europe what did Meloni propose for Ukraine?)" in capsys.readouterr().out

@@ -30,8 +30,7 @@ def test_ingesting_the_seeds_stores_chunks_with_their_metadata(seeded: Assistant
     articles, chunks, in_chroma = _index_counts(seeded)
     assert articles == 1
     assert chunks == in_chroma >= 2
-    got = seeded.index._collection.get(include=["metadatas"])
-    for meta in got["metadatas"]:
+    for meta in seeded.index.vectors.get_metadatas():
         assert meta["title"].startswith("Italian PM proposes extending NATO")
         assert meta["source"].endswith("meloni-article5-ukraine.txt")
         assert meta["end"] > meta["start"] >= 0
@@ -246,3 +245,19 @@ def test_a_model_without_sentence_vectors_still_reuses_cached_chunk_vectors(
     assert report.chunks_embedded == 1 < report.chunks_written
     answer = assistant.ask("what did Meloni propose?")
     assert answer.found and "Article 5" in answer.text
+
+
+def test_sentence_vectors_cached_under_another_sentence_split_are_pooled_again(
+    assistant: Assistant,
+) -> None:
+    import numpy as np
+
+    from rag.store import pack_rows
+
+    index = assistant.index
+    vector = np.ones(384, dtype=np.float32)
+    index.cache_vectors({"k": vector}, {"k": pack_rows(np.ones((2, 384)))}, split="sv1")
+    vectors, sentences = index.cached_vectors(["k"], split="sv2")
+    assert "k" in vectors, "the chunk vector does not depend on the split"
+    assert sentences == {}, "sentence vectors of another split are not reused"
+    assert "k" in index.cached_vectors(["k"], split="sv1")[1]

@@ -1,0 +1,33 @@
+"""The extractive answer quotes the article's sentences, with the real model and Chroma."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from rag.assistant import Assistant
+
+pytestmark = pytest.mark.slow
+
+TITLE = "Italian PM proposes extending NATO's Article 5 security umbrella to Ukraine"
+
+
+def test_the_meloni_answer_quotes_the_body_and_not_the_headline(seeded: Assistant) -> None:
+    answer = seeded.ask("what did Meloni propose?")
+    assert answer.found
+    assert "extending NATO's Article 5 collective security protections to Ukraine" in answer.text
+    assert "without granting the country full membership" in answer.text
+    assert TITLE not in answer.text
+    quotes = [q for q in re.split(r"\s*\[\d+\]\s*", answer.text) if q]
+    body = [c.text for c in answer.retrieved]
+    assert quotes and all(any(q in text for text in body) for q in quotes), "body sentences"
+    assert set(re.findall(r"\[(\d+)\]", answer.text)) == {"1"}
+    assert answer.sources[0].title == TITLE, "the headline stays the source card's title"
+
+
+def test_the_headline_is_quoted_when_it_is_all_there_is(assistant: Assistant) -> None:
+    assistant.add_text("Harbor festival will feature 40 tall ships this August", "Photo: AP.")
+    answer = assistant.ask("How many tall ships will the harbor festival feature?")
+    assert answer.found
+    assert answer.text == "Harbor festival will feature 40 tall ships this August [1]"
