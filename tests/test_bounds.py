@@ -23,6 +23,9 @@ from rag.assistant import Assistant
 from rag.errors import QuestionError
 from tests.conftest import SEEDS, make_settings
 
+# Real MiniLM and Chroma (the PDF, HTML and question checks around them are quick).
+pytestmark = pytest.mark.slow
+
 GOOD_TEXT = (
     "Oslund fire brigade buys ladders\n\n"
     "The fire brigade of Oslund bought 14 red ladders in March for its new station."
