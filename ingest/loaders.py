@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bs4 import BeautifulSoup, Tag
-from bs4.builder._lxml import LXMLTreeBuilder
+from bs4.builder._lxml import LXMLTreeBuilder  # the typed home of the public builder
 from bs4.element import NavigableString, PageElement, PreformattedString
 from pypdf import PasswordType, PdfReader, apply_configuration
 from pypdf.errors import DependencyError, LimitReachedError
