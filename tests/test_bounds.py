@@ -176,6 +176,18 @@ def test_html_of_millions_of_tags_is_stopped_by_the_time_limit_and_the_batch_lan
     assert seconds < 8, f"the batch took {seconds:.1f} s"
 
 
+def test_a_huge_markdown_file_is_stopped_by_the_time_limit(tmp_path: Path) -> None:
+    # 49 MB of Markdown lines: 16 s of inline-syntax stripping before the limit.
+    path = tmp_path / "big.md"
+    path.write_text("# Log\n\n" + "Some *text* with [a link](http://x).\n" * 1_300_000)
+
+    started = time.monotonic()
+    loaded = load_file(path, limits=LoadLimits(max_seconds=1))
+
+    assert time.monotonic() - started < 4
+    assert [f.reason.split(" (")[0] for f in loaded.failures] == ["took longer than 1 s to read"]
+
+
 def test_the_load_limits_come_from_the_settings(assistant: Assistant) -> None:
     limits = assistant.ingestor().limits
     settings = assistant.settings
