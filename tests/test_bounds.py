@@ -23,6 +23,9 @@ from rag.assistant import Assistant
 from rag.errors import QuestionError
 from tests.conftest import SEEDS, make_settings
 
+# Real MiniLM and Chroma (the PDF, HTML and question checks around them are quick).
+pytestmark = pytest.mark.slow
+
 GOOD_TEXT = (
     "Oslund fire brigade buys ladders\n\n"
     "The fire brigade of Oslund bought 14 red ladders in March for its new station."
@@ -171,6 +174,18 @@ def test_html_of_millions_of_tags_is_stopped_by_the_time_limit_and_the_batch_lan
     )
     assert [a.title for a in report.added] == ["Oslund fire brigade buys ladders"]
     assert seconds < 8, f"the batch took {seconds:.1f} s"
+
+
+def test_a_huge_markdown_file_is_stopped_by_the_time_limit(tmp_path: Path) -> None:
+    # 49 MB of Markdown lines: 16 s of inline-syntax stripping before the limit.
+    path = tmp_path / "big.md"
+    path.write_text("# Log\n\n" + "Some *text* with [a link](http://x).\n" * 1_300_000)
+
+    started = time.monotonic()
+    loaded = load_file(path, limits=LoadLimits(max_seconds=1))
+
+    assert time.monotonic() - started < 4
+    assert [f.reason.split(" (")[0] for f in loaded.failures] == ["took longer than 1 s to read"]
 
 
 def test_the_load_limits_come_from_the_settings(assistant: Assistant) -> None:

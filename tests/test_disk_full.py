@@ -27,6 +27,9 @@ from rag.cli import main
 from rag.errors import DiskFullError, is_disk_full
 from tests.conftest import SEEDS
 
+# Real MiniLM and Chroma.
+pytestmark = pytest.mark.slow
+
 CHROMA_FULL = (
     "Error executing plan: Internal error: error returned from database: "
     "(code: 13) database or disk is full"
