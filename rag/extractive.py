@@ -206,6 +206,11 @@ class ExtractiveAnswerer:
                 sources.append((-1, hit.chunks[0].chunk_id if hit.chunks else "", hit.title))
             for chunk_index, chunk_id, chunk_text in sources:
                 spans = split_sentences(chunk_text)
+                # The lede: the first real sentence, not a dateline ("New York CNN —").
+                lede = next(
+                    (i for i, (a, b) in enumerate(spans) if len(chunk_text[a:b].split()) >= 6),
+                    0,
+                )
                 for position, (start, end) in enumerate(spans):
                     text = chunk_text[start:end]
                     key = " ".join(text.lower().split())
@@ -213,7 +218,7 @@ class ExtractiveAnswerer:
                         continue
                     seen.add(key)
                     terms = set(content_terms(text))
-                    if chunk_index == 0 and position == 0:
+                    if chunk_index == 0 and position == lede:
                         # The headline sums up the lede: a question worded like the
                         # headline ("proposes") is answered by the lede ("suggested").
                         terms |= set(content_terms(hit.title))
@@ -248,6 +253,13 @@ class ExtractiveAnswerer:
             / total
             for h in hits
         }
+        # Names in a headline that the question does not use: the headline is not
+        # quoted, but a sentence naming what it names often holds a "which ...?" answer.
+        headline_names = {
+            h.article_id: {t for m in _CAPITALIZED.findall(h.title) for t in content_terms(m)}
+            - question_terms
+            for h in hits
+        }
         for c in candidates:
             matched = question_terms & c.terms
             c.coverage = min(1.0, sum(weights[t] for t in matched) / total)
@@ -257,6 +269,8 @@ class ExtractiveAnswerer:
             if new_terms < 2:  # restates the question (a headline), answers nothing
                 factor *= 0.5
             factor *= _kind_factor(kind, c.text, question)
+            if kind in ("person", "place", "entity") and c.terms & headline_names[c.hit.article_id]:
+                factor *= 1.2
             n_words = len(c.text.split())
             if n_words < 8:
                 factor *= 0.7
