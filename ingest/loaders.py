@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bs4 import BeautifulSoup, Tag
-from bs4.builder._lxml import LXMLTreeBuilder
+from bs4.builder._lxml import LXMLTreeBuilder  # the typed home of the public builder
 from bs4.element import NavigableString, PageElement, PreformattedString
 from pypdf import PasswordType, PdfReader, apply_configuration
 from pypdf.errors import DependencyError, LimitReachedError
@@ -269,7 +269,7 @@ def load_file(
             if suffix in (".html", ".htm"):
                 article = _load_html(path, text, deadline)
             elif suffix in (".md", ".markdown"):
-                article = _load_markdown(path, text)
+                article = _load_markdown(path, text, deadline)
             else:
                 article = _load_text(path, text)
         return Loaded([article], [], notes)
@@ -541,13 +541,15 @@ def _strip_markdown_inline(line: str) -> str:
     return "".join(parts)
 
 
-def _load_markdown(path: Path, text: str) -> Article:
+def _load_markdown(path: Path, text: str, deadline: _Deadline | None = None) -> Article:
     meta, body = _split_front_matter(text)
     title = meta.get("title")
     lines: list[str] = []
     in_fence = False
     starts_with_code = False  # then its first line is code, never a headline
-    for line in body.split("\n"):
+    for number, line in enumerate(body.split("\n")):
+        if deadline is not None and number % 4096 == 0:
+            deadline.check(f"Markdown, line {number + 1:,}")
         if _MD_FENCE.match(line):
             in_fence = not in_fence
             continue  # the fence markers go, the code stays as text

@@ -20,7 +20,6 @@ from rag.conversation import (
     Resolution,
     focus_question,
     rule_query,
-    trim_history,
 )
 from rag.dates import format_day, format_range, resolve_window
 from rag.embeddings import LocalEmbeddings
@@ -351,7 +350,7 @@ class Assistant:
         if scope is None:
             scope = self.time_scope(question, as_of=as_of, query=query)
         dated = functools.partial(replace, as_of=scope.as_of, window=scope.window)
-        history = trim_history(self._history(history))
+        history = self._history(history)
         if self.llm is not None:
             for answer in self.llm.stream(question, hits, history, as_of=scope.as_of):
                 yield dated(answer)

@@ -27,6 +27,9 @@ from rag.cli import main
 from rag.errors import DiskFullError, is_disk_full
 from tests.conftest import SEEDS
 
+# Real MiniLM and Chroma.
+pytestmark = pytest.mark.slow
+
 CHROMA_FULL = (
     "Error executing plan: Internal error: error returned from database: "
     "(code: 13) database or disk is full"
@@ -106,7 +109,7 @@ def test_the_cli_reports_a_full_disk_in_one_line_and_exits_1(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(rag.cli, "_assistant", lambda settings: assistant)
-    monkeypatch.setattr(assistant.index._collection, "upsert", chroma_full)
+    monkeypatch.setattr(assistant.index.vectors._get_collection(), "upsert", chroma_full)
 
     code = main(["ingest", str(SEEDS)])
 
@@ -139,7 +142,7 @@ def test_a_full_disk_during_an_upload_is_an_inline_message_in_the_chat(
     chat: app.ChatApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
     if where == "chroma":
-        monkeypatch.setattr(chat.assistant.index._collection, "upsert", chroma_full)
+        monkeypatch.setattr(chat.assistant.index.vectors._get_collection(), "upsert", chroma_full)
     else:
         monkeypatch.setattr(chat.assistant.index, "cache_vectors", enospc)
     upload = gradio_copy(tmp_path / "gradio", "story.txt", "Ferry news\n\nThe ferry runs again.")
@@ -180,6 +183,6 @@ def test_a_full_disk_while_pasting_or_deleting_is_an_inline_message(
     report, *_ = chat.paste("Ferry news", "The ferry runs again.")
     assert "while adding the article" in _inline_warning(report)
 
-    monkeypatch.setattr(chat.assistant.index._collection, "delete", chroma_full)
+    monkeypatch.setattr(chat.assistant.index.vectors._get_collection(), "delete", chroma_full)
     report, *_ = chat.delete(record.article_id)
     assert "while deleting the article" in _inline_warning(report)

@@ -138,6 +138,7 @@ def login(port: int, password: str, source: str = "127.0.0.1") -> tuple[int, dic
     return status, headers
 
 
+@pytest.mark.slow
 def test_the_login_page_shows_nothing_of_the_library(
     served: tuple[int, Assistant],
 ) -> None:
@@ -163,6 +164,7 @@ def test_the_login_page_shows_nothing_of_the_library(
     assert status == 200 and json.loads(config)["components"]
 
 
+@pytest.mark.slow
 def test_failed_logins_are_throttled_per_client(
     served: tuple[int, Assistant], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -181,6 +183,7 @@ def test_failed_logins_are_throttled_per_client(
     assert login(port, "wrong", source="127.0.0.2")[0] == 400
 
 
+@pytest.mark.slow
 def test_a_successful_login_clears_earlier_failures(served: tuple[int, Assistant]) -> None:
     port, _ = served
     assert [login(port, "wrong")[0] for _ in range(4)] == [400] * 4

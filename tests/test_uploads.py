@@ -17,6 +17,9 @@ import app
 from rag.assistant import Assistant
 from tests.conftest import make_settings
 
+# Real MiniLM and Chroma.
+pytestmark = pytest.mark.slow
+
 # Pairs of names the chat used to store under one name (issue 11, part 2).
 LONG = "Quarterly harbour authority report on dredging, tariffs and the new ferry terminal"
 NAME_PAIRS = [
