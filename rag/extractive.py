@@ -164,7 +164,7 @@ class ExtractiveAnswerer:
             return _not_found(question, hits)
         self._score(candidates, weights, question, hits, own_total or sum(weights.values()))
         ranked = sorted(candidates, key=lambda c: c.score, reverse=True)
-        ranked = self._rerank(question, ranked)
+        ranked = self._rerank(question, ranked, query)
         best = ranked[0]
         confidence = best.evidence * self._freshness(best.hit.published, as_of)
         if confidence < self.config.min_evidence:
@@ -289,7 +289,9 @@ class ExtractiveAnswerer:
             c.evidence = c.coverage
             c.score = c.evidence * factor
 
-    def _rerank(self, question: str, ranked: list[_Candidate]) -> list[_Candidate]:
+    def _rerank(
+        self, question: str, ranked: list[_Candidate], query: str | None = None
+    ) -> list[_Candidate]:
         """Blend in the embedding similarity of the best candidates to the question.
 
         Words alone miss paraphrases ("proposed" vs "suggested"). Embedding sentences
@@ -298,13 +300,21 @@ class ExtractiveAnswerer:
         embedded each chunk, read in its context), the best by those vectors. Stored
         vectors rank well but score less sharply than a sentence embedded alone, so the
         final similarity is always the sentence's own.
+
+        A follow-up is compared with itself and with its resolved ``query`` alike: "which
+        team does he play for?" alone resembles no sentence naming the team, and the
+        query alone resembles every sentence of the previous topic.
         """
         if self.encode is None:
             return ranked
         question_vector: np.ndarray | None = None
+        if query and query != question:
+            both = self.encode([question, query])
+            question_vector = (both[0] + both[1]) / 2  # dot products: the mean similarity
         stored = self._stored_vectors(ranked[: self.config.prescored_candidates])
         if stored:
-            question_vector = self.encode([question])[0]
+            if question_vector is None:
+                question_vector = self.encode([question])[0]
             for c in ranked:
                 vector = stored.get(id(c))
                 sim = 0.0 if vector is None else float(vector @ question_vector)
