@@ -83,7 +83,29 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--mode", choices=["extractive", "llm"], default="extractive")
     ev.add_argument("--out", type=Path, default=Path("eval-results"), help="results directory")
     ev.add_argument("--no-anchors", action="store_true", help="skip the BM25/tutorial anchors")
-    ev.add_argument("--no-abstention", action="store_true", help="skip the no-answer variant")
+    ev.add_argument("--no-abstention", action="store_true", help="skip the no-answer variants")
+    ev.add_argument(
+        "--conversations",
+        nargs="?",
+        const="default",
+        metavar="FILE",
+        help="two-turn conversations to score (no FILE: the project's evals/conversations.jsonl; "
+        "default: DATASET_DIR/conversations.jsonl when it exists)",
+    )
+    ev.add_argument(
+        "--undated",
+        action="store_true",
+        help="also ask with time words made explicit and no as-of date",
+    )
+    ev.add_argument(
+        "--split-weeks", action="store_true", help="report each half of the dataset's weeks"
+    )
+    ev.add_argument(
+        "--grid",
+        action="append",
+        metavar="NAME=V1,V2",
+        help="settings to try (repeat): chosen on one half of the weeks, reported on the other",
+    )
     return parser
 
 
