@@ -4,7 +4,8 @@ Each line of ``bench/followups.jsonl`` holds a previous question, the next quest
 whether that question is a follow-up (cannot be understood alone). Prints every
 misclassified pair and the counts by kind. With ``--questions FILE`` (a dataset's
 ``questions.jsonl``, every question complete), also counts how many of those questions
-the rule, and the word-count rule it replaced, would have mixed with a previous turn::
+the rule, and the word-count rule it replaced, would have mixed with a previous turn;
+with ``--conversations FILE`` (``evals/conversations.jsonl``), how both classify turn 2::
 
     .venv/bin/python bench/followups.py --questions ../shared/eval/rtqa-dev/questions.jsonl
 """
@@ -34,6 +35,9 @@ def old_rule(question: str) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=Path, help="a questions.jsonl of complete questions")
+    parser.add_argument(
+        "--conversations", type=Path, help="a conversations.jsonl (kind, turns) to classify"
+    )
     args = parser.parse_args()
     rows = [json.loads(line) for line in Path(__file__).with_suffix(".jsonl").open()]
     tally = {True: [0, 0], False: [0, 0]}  # kind -> [right, total]
@@ -51,6 +55,14 @@ def main() -> None:
         print(f"{label}: {right}/{total} classified right")
     old = sum(old_rule(r["question"]) == r["follow_up"] for r in rows)
     print(f"the word-count rule it replaced: {old}/{len(rows)} right")
+    if args.conversations:
+        convs = [json.loads(line) for line in args.conversations.open() if line.strip()]
+        for kind in sorted({c["kind"] for c in convs}):
+            some = [c for c in convs if c["kind"] == kind]
+            expected = kind == "follow-up"
+            new = sum((follow_up_reason(c["turns"][1]) is not None) == expected for c in some)
+            old = sum(old_rule(c["turns"][1]) == expected for c in some)
+            print(f"{args.conversations} {kind}: {new}/{len(some)} right (word-count rule {old})")
     if args.questions:
         questions = [json.loads(line)["question"] for line in args.questions.open()]
         flagged = [q for q in questions if follow_up_reason(q) is not None]

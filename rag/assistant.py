@@ -355,6 +355,8 @@ class Assistant:
             for answer in self.llm.stream(question, hits, history, as_of=scope.as_of):
                 yield dated(answer)
             return
+        if query is None:  # as :meth:`search` read it (search + answer_from = ask)
+            query = self.conversation.resolve(self.check_question(question), history).query
         # The window already holds the date ("in March 2022"): quotes need not repeat it.
         # A long, chatty question is scored by its question sentence, not its greetings.
         words = _without(focus_question(question), scope.window)

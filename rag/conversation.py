@@ -70,8 +70,29 @@ _EXPLETIVE = frozenset(
     "true possible likely unlikely clear expected known official confirmed illegal".split()
 )
 _OBJECT_PRONOUNS = frozenset({"it", "them", "him", "her"})
-_SUBJECT_PRONOUNS = frozenset({"he", "she", "it", "they"})
 _POSSESSIVES = frozenset({"his", "her", "its", "their", "hers", "theirs"})
+_PRONOUN_KIND = {
+    **dict.fromkeys(["he", "she", "him", "his", "her", "hers"], "person"),
+    **dict.fromkeys(["it", "its"], "thing"),
+    **dict.fromkeys(["they", "them", "their", "theirs"], "plural"),
+}
+# Words that open a new clause: a pronoun after one may refer to a noun before it.
+_CLAUSE_WORDS = frozenset(
+    """said say says saying told tell tells announced announces claimed claims think
+    thinks thought believe believes believed expect expects expected hope hopes hoped
+    want wants wanted after before when while because since that who which whom whose
+    as if and but where until although though whether once""".split()
+)
+_PERSON_NOUNS = frozenset(
+    """person man woman boy girl child president leader minister senator governor mayor
+    official player star singer actor actress rapper comedian author writer director
+    host anchor ceo founder billionaire candidate judge king queen prince princess pope
+    officer soldier athlete coach driver pilot astronaut suspect victim lawmaker
+    prosecutor lawyer spokesman spokeswoman pundit celebrity chef artist musician
+    champion scientist doctor nurse teacher student head chief secretary chancellor premier
+    general commander chairman chairwoman executive boss heir""".split()
+)
+_WH_WORDS = frozenset("what who whom whose when where why how which".split())
 _DEMONSTRATIVES = frozenset({"this", "that", "these", "those"})
 _PREPOSITIONS = frozenset(
     """about of for to with on from at by against into over after before behind than
@@ -276,22 +297,32 @@ def _has_topic(text: str) -> bool:
 def _anaphor(text: str) -> str | None:
     """The first pronoun or demonstrative in ``text`` with no antecedent inside it.
 
-    A pronoun object ("about it", "to them") points outside its clause (a subject cannot
-    be its antecedent); a subject or possessive pronoun ("said it would", "her plan")
-    may point back to a name or topic word earlier in the question.
+    Three facts of English grammar decide, without a parser:
+
+    - a pronoun object ("about it", "to them") never refers to the subject of its own
+      clause, so at the end of a question or after a preposition it points outside;
+    - a subject pronoun refers back only across a clause boundary: "Which company said
+      it would ..." (after "said"), "... after he signed" (after "after"); in "Which team
+      did he play for?" the team cannot be "he";
+    - it agrees: "he"/"she" need a person (a name or a word such as "player"), "it" a
+      thing, "they" anything; a possessive ("her plan") may refer to its own clause's
+      subject ("Why did Meloni change her mind?").
     """
     tokens = [t for t in _tokens(text) if t[0].isalnum() or t in "?!.,;:"]
     lowered = [t.lower().rstrip(".") for t in tokens]
-    seen_antecedent = False
+    available: set[str] = set()  # antecedent kinds in a clause before this one
+    pending: set[str] = set()  # antecedent kinds in the current clause
     first = True
     for i, (token, word) in enumerate(zip(tokens, lowered, strict=True)):
         if not token[0].isalnum():
             first = token in "?!."
+            available |= pending
             continue
         following = lowered[i + 1] if i + 1 < len(lowered) else "?"
         previous = lowered[i - 1] if i > 0 else ""
         at_end = not following[0].isalnum()
         before_noun = following[0].isalpha() and following not in STOPWORDS
+        kind = _PRONOUN_KIND.get(word)
         if word in _DEMONSTRATIVES:
             if following in _TIME_NOUNS:
                 pass  # "this week"
@@ -299,21 +330,38 @@ def _anaphor(text: str) -> str | None:
                 pass  # "said that ...", "the deal that ..."
             elif at_end or before_noun or following in ("is", "was", "mean", "means"):
                 return word  # "about that?", "this proposal", "is this true?"
-        elif word == "her" and before_noun:
-            if not seen_antecedent:
-                return word  # a possessive: "her plan" needs a woman named before
-        elif word in _OBJECT_PRONOUNS and (at_end or previous in _PREPOSITIONS):
-            return word  # "about it", "to them": never the subject of its own clause
-        elif word in _SUBJECT_PRONOUNS | _POSSESSIVES and not seen_antecedent:
-            if not (word == "it" and following in _EXPLETIVE):
-                return word  # "is it true that ...": an "it" that refers to nothing
         elif word == "there" and at_end:
             return word
-        named = _is_name(token, first) or (word not in STOPWORDS and word not in _LIGHT)
-        if named and word not in _PREPOSITIONS and len(word) > 2:
-            seen_antecedent = True
+        elif kind is not None:
+            possessive = word in _POSSESSIVES and (word != "her" or before_noun)
+            if possessive:
+                if kind not in available | pending:
+                    return word  # "her detention" with no woman named
+            elif word in _OBJECT_PRONOUNS and (at_end or previous in _PREPOSITIONS):
+                return word  # "about it", "to them": never the subject of its own clause
+            elif kind not in available and not (word == "it" and following in _EXPLETIVE):
+                return word  # "did he ...", "are they ...": nothing in a clause before
+        elif word in _CLAUSE_WORDS:
+            available |= pending
+        else:
+            pending |= _antecedent_kinds(token, word, first)
         first = False
     return None
+
+
+def _antecedent_kinds(token: str, word: str, first: bool) -> set[str]:
+    """What a word could be the antecedent of: a person, a thing, a plural."""
+    if word in STOPWORDS or word in _LIGHT or word in _PREPOSITIONS or len(word) < 2:
+        return set()
+    if word in _PERSON_NOUNS or word.rstrip("s") in _PERSON_NOUNS:
+        return {"person", "plural"}
+    capitalized = token[0].isupper() and (not first or word not in _WH_WORDS)
+    plural = word.endswith("s") and not word.endswith(("ss", "'s", "’s"))
+    if capitalized and plural and not token.isupper():
+        return {"plural"}  # "Americans", "Democrats": not a "he"
+    if capitalized:
+        return {"person", "thing", "plural"}  # "Meloni", "Apple": either
+    return {"thing", "plural"}
 
 
 def _generic_reference(text: str) -> str | None:

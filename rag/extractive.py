@@ -164,7 +164,7 @@ class ExtractiveAnswerer:
             return _not_found(question, hits)
         self._score(candidates, weights, question, hits, own_total or sum(weights.values()))
         ranked = sorted(candidates, key=lambda c: c.score, reverse=True)
-        ranked = self._rerank(question, ranked)
+        ranked = self._rerank(question, ranked, query)
         best = ranked[0]
         confidence = best.evidence * self._freshness(best.hit.published, as_of)
         if confidence < self.config.min_evidence:
@@ -206,6 +206,11 @@ class ExtractiveAnswerer:
                 sources.append((-1, hit.chunks[0].chunk_id if hit.chunks else "", hit.title))
             for chunk_index, chunk_id, chunk_text in sources:
                 spans = split_sentences(chunk_text)
+                # The lede: the first real sentence, not a dateline ("New York CNN —").
+                lede = next(
+                    (i for i, (a, b) in enumerate(spans) if len(chunk_text[a:b].split()) >= 6),
+                    0,
+                )
                 for position, (start, end) in enumerate(spans):
                     text = chunk_text[start:end]
                     key = " ".join(text.lower().split())
@@ -213,7 +218,7 @@ class ExtractiveAnswerer:
                         continue
                     seen.add(key)
                     terms = set(content_terms(text))
-                    if chunk_index == 0 and position == 0:
+                    if chunk_index == 0 and position == lede:
                         # The headline sums up the lede: a question worded like the
                         # headline ("proposes") is answered by the lede ("suggested").
                         terms |= set(content_terms(hit.title))
@@ -248,6 +253,13 @@ class ExtractiveAnswerer:
             / total
             for h in hits
         }
+        # Names in a headline that the question does not use: the headline is not
+        # quoted, but a sentence naming what it names often holds a "which ...?" answer.
+        headline_names = {
+            h.article_id: {t for m in _CAPITALIZED.findall(h.title) for t in content_terms(m)}
+            - question_terms
+            for h in hits
+        }
         for c in candidates:
             matched = question_terms & c.terms
             c.coverage = min(1.0, sum(weights[t] for t in matched) / total)
@@ -257,6 +269,8 @@ class ExtractiveAnswerer:
             if new_terms < 2:  # restates the question (a headline), answers nothing
                 factor *= 0.5
             factor *= _kind_factor(kind, c.text, question)
+            if kind in ("person", "place", "entity") and c.terms & headline_names[c.hit.article_id]:
+                factor *= 1.2
             n_words = len(c.text.split())
             if n_words < 8:
                 factor *= 0.7
@@ -275,7 +289,9 @@ class ExtractiveAnswerer:
             c.evidence = c.coverage
             c.score = c.evidence * factor
 
-    def _rerank(self, question: str, ranked: list[_Candidate]) -> list[_Candidate]:
+    def _rerank(
+        self, question: str, ranked: list[_Candidate], query: str | None = None
+    ) -> list[_Candidate]:
         """Blend in the embedding similarity of the best candidates to the question.
 
         Words alone miss paraphrases ("proposed" vs "suggested"). Embedding sentences
@@ -284,13 +300,21 @@ class ExtractiveAnswerer:
         embedded each chunk, read in its context), the best by those vectors. Stored
         vectors rank well but score less sharply than a sentence embedded alone, so the
         final similarity is always the sentence's own.
+
+        A follow-up is compared with itself and with its resolved ``query`` alike: "which
+        team does he play for?" alone resembles no sentence naming the team, and the
+        query alone resembles every sentence of the previous topic.
         """
         if self.encode is None:
             return ranked
         question_vector: np.ndarray | None = None
+        if query and query != question:
+            both = self.encode([question, query])
+            question_vector = (both[0] + both[1]) / 2  # dot products: the mean similarity
         stored = self._stored_vectors(ranked[: self.config.prescored_candidates])
         if stored:
-            question_vector = self.encode([question])[0]
+            if question_vector is None:
+                question_vector = self.encode([question])[0]
             for c in ranked:
                 vector = stored.get(id(c))
                 sim = 0.0 if vector is None else float(vector @ question_vector)

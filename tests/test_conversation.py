@@ -83,6 +83,25 @@ def test_a_pronoun_referring_to_an_earlier_sentence_of_the_question_is_not_a_fol
     assert follow_up_reason("How long was it?") is not None
 
 
+@pytest.mark.parametrize(
+    ("question", "follow_up"),
+    [
+        ("which club does he coach?", True),  # "he" is the subject: "club" is not it
+        ("are they selling the team?", True),
+        ("by how many years was her sentence extended?", True),  # nobody named for "her"
+        ("how many voters think he lied?", True),  # "he" cannot be the voters
+        ("Which company said it would cut 10,000 jobs?", False),  # across "said"
+        ("Which tennis player retired after she won the final?", False),  # across "after"
+        ("Why did Meloni change her mind about the summit?", False),  # possessive, own clause
+        ("Which head of state announced his resignation?", False),
+    ],
+)
+def test_a_pronoun_needs_a_fitting_antecedent_in_an_earlier_clause(
+    question: str, follow_up: bool
+) -> None:
+    assert (follow_up_reason(question) is not None) == follow_up, follow_up_reason(question)
+
+
 def test_what_about_a_new_name_replaces_the_names_of_the_previous_question() -> None:
     resolution = rule_query("what about Germany?", [("How much did France spend on arms?", "")])
     assert "France" not in resolution.query
@@ -269,3 +288,12 @@ def test_a_1300_character_chatty_question_is_answered_with_a_citation(
     assert answer.question == CHATTY
     assert answer.search_query is not None
     assert answer.search_query.endswith(" what did Meloni propose to protect Ukraine?")
+
+
+@pytest.mark.slow
+def test_a_follow_up_is_answered_from_its_topic_but_not_made_up(seeded: Assistant) -> None:
+    history = [MELONI]
+    who = seeded.ask("who is she?", history=history)
+    assert who.found and "Italian Prime Minister Giorgia Meloni" in who.text
+    # Nothing in the article says what the proposal costs: the topic alone is no answer.
+    assert not seeded.ask("how much would it cost?", history=history).found
