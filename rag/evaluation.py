@@ -34,7 +34,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from rag.errors import ConfigError
+from rag.errors import ConfigError, MissingDependencyError
 from rag.records import Answer, sha1_hex
 from rag.settings import Settings
 from rag.store import Filters
@@ -207,6 +207,26 @@ def run_newsrag(
     return results
 
 
+ANCHOR_MODULES = ("langchain_text_splitters", "rank_bm25", "langchain_chroma", "langchain_huggingface")
+
+
+def check_anchor_dependencies() -> None:
+    """Raise :class:`MissingDependencyError` naming the ``eval`` extra when the anchors'
+    packages are missing (they are not needed to ingest or answer).
+
+    >>> check_anchor_dependencies()  # with newsrag[eval] installed
+    """
+    import importlib.util
+
+    missing = [m for m in ANCHOR_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        msg = (
+            f"the eval anchors need {', '.join(missing)}: pip install 'newsrag[eval]' "
+            "(or run eval with --no-anchors)"
+        )
+        raise MissingDependencyError(msg)
+
+
 def _corpus(dataset: Path) -> Iterator[dict[str, Any]]:
     with (dataset / "corpus.jsonl").open(encoding="utf-8") as fh:
         for line in fh:
@@ -360,6 +380,8 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     else:
         esettings = esettings.model_copy(update={"answer_mode": "llm"})
+    if not args.no_anchors:
+        check_anchor_dependencies()  # before the corpus is ingested, not after
     assistant = Assistant.from_settings(esettings)
     report = assistant.ingest([dataset / "corpus.jsonl"], show_progress=sys.stderr.isatty())
     print(f"corpus: {report.summary()}", file=sys.stderr)
