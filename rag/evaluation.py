@@ -207,7 +207,12 @@ def run_newsrag(
     return results
 
 
-ANCHOR_MODULES = ("langchain_text_splitters", "rank_bm25", "langchain_chroma", "langchain_huggingface")
+ANCHOR_MODULES = (
+    "langchain_text_splitters",
+    "rank_bm25",
+    "langchain_chroma",
+    "langchain_huggingface",
+)
 
 
 def check_anchor_dependencies() -> None:
