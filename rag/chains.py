@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from rag.documents import META_QUERY, hits_from_documents, parse_date
+from rag.documents import META_AS_OF, META_QUERY, hits_from_documents, parse_date
 from rag.errors import QuestionError
 from rag.records import Answer
 from rag.retrieval import ArticleHit
@@ -37,7 +37,8 @@ AnswerInput: TypeAlias = Mapping[str, Any] | Sequence[Document]
 """What an answerer takes: ``{"question": ..., "documents": [...]}`` (``context`` is
 accepted for ``documents``, ``input``/``query`` for ``question``; optional ``history``
 of ``(question, answer)`` pairs and ``as_of`` date), or a retriever's Documents alone
-when they carry the ``query`` they were retrieved for."""
+when they carry the ``query`` they were retrieved for (and the ``as_of`` it was asked on:
+``HybridRetriever`` sets both)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,15 @@ def answer_request(value: AnswerInput) -> AnswerRequest:
         hits = [h for h in items if isinstance(h, ArticleHit)]
         hits += hits_from_documents(d for d in items if isinstance(d, Document))
         history = [(str(q), str(a)) for q, a in value.get("history", ())]
-        as_of = parse_date(value.get("as_of")) if value.get("as_of") is not None else None
+        asked = value.get("as_of") or next(
+            (
+                d.metadata[META_AS_OF]
+                for d in items
+                if isinstance(d, Document) and d.metadata.get(META_AS_OF)
+            ),
+            None,
+        )
+        as_of = parse_date(asked) if asked is not None else None
         return AnswerRequest(question, hits, history, as_of)
     documents = list(value)
     question = next(
@@ -88,7 +97,8 @@ def answer_request(value: AnswerInput) -> AnswerRequest:
             "{'question': ..., 'documents': [...]} to the answerer"
         )
         raise QuestionError(msg)
-    return AnswerRequest(question, hits_from_documents(documents), [])
+    asked = next((d.metadata[META_AS_OF] for d in documents if d.metadata.get(META_AS_OF)), None)
+    return AnswerRequest(question, hits_from_documents(documents), [], parse_date(asked))
 
 
 class AssistantAnswerer(Runnable[AnswerInput, Answer]):

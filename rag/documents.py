@@ -72,6 +72,7 @@ META_DENSE_SCORE = "dense_score"
 META_DENSE_RANK = "dense_rank"
 META_LEXICAL_RANK = "lexical_rank"
 META_QUERY = "query"  # what was searched: lets ``retriever | answerer`` know the question
+META_AS_OF = "as_of"  # the date the question was asked (ISO), for the answerer
 
 _HTTP = re.compile(r"https?://\S+", re.IGNORECASE)
 
@@ -166,13 +167,17 @@ def parse_date(value: object) -> date | None:
 
 
 def documents_from_hits(
-    hits: Sequence[ArticleHit], *, query: str | None = None, per_article: int = 1
+    hits: Sequence[ArticleHit],
+    *,
+    query: str | None = None,
+    as_of: date | None = None,
+    per_article: int = 1,
 ) -> list[Document]:
     """Retrieved articles as Documents: the ``per_article`` best chunks of each, in
     ranking order. Each Document's ``id`` is its chunk id; its metadata carries the
     article fields, the chunk's index and character offsets into the article text, and
     the scores (``score`` of the article, ``chunk_score``, ``dense_score``,
-    ``dense_rank``, ``lexical_rank``), plus the ``query`` searched.
+    ``dense_rank``, ``lexical_rank``), plus the ``query`` searched and its ``as_of``.
 
     >>> documents_from_hits([])
     []
@@ -199,6 +204,8 @@ def documents_from_hits(
             }
             if query is not None:
                 metadata[META_QUERY] = query
+            if as_of is not None:
+                metadata[META_AS_OF] = as_of.isoformat()
             documents.append(
                 Document(id=chunk.chunk_id, page_content=chunk.text, metadata=metadata)
             )

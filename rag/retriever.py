@@ -80,7 +80,7 @@ class HybridRetriever(BaseRetriever):
     (``article_id``, ``title``, ``source``, ``url``, ``published``), the chunk's place
     (``chunk_id``, ``chunk_index``, ``start``/``end`` character offsets into the article
     text) and the scores (``score``, ``chunk_score``, ``dense_score``, ``dense_rank``,
-    ``lexical_rank``), plus the ``query`` searched. Build it with
+    ``lexical_rank``), plus the ``query`` searched and the ``as_of`` it was asked on. Build it with
     :meth:`rag.Assistant.as_retriever`; ``k``, ``filters`` and ``as_of`` can also be
     given per call::
 
@@ -158,6 +158,7 @@ class HybridRetriever(BaseRetriever):
         hits: list[ArticleHit]
         if self.assistant is not None:
             top_k = top_k or self.assistant.settings.top_k
+            day = day or self.assistant.today()
             hits = self.assistant.search(query, as_of=day, filters=chosen, top_k=top_k)
         else:
             assert self.searcher is not None  # checked by _needs_a_search
@@ -165,4 +166,4 @@ class HybridRetriever(BaseRetriever):
             if day is not None:
                 chosen = replace(chosen or Filters(), as_of=day)
             hits = self.searcher.search(query, chosen, top_k=top_k)
-        return documents_from_hits(hits[:top_k], query=query)
+        return documents_from_hits(hits[:top_k], query=query, as_of=day)
