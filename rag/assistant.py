@@ -661,7 +661,7 @@ class Assistant:
             scope = await run_in_executor(
                 None, lambda: self.time_scope(question, as_of=as_of, query=query)
             )
-        turns = trim_history(self._history(history))
+        turns = self._history(history)
         async for answer in self.llm.astream_answer(question, hits, turns, as_of=scope.as_of):
             yield replace(answer, as_of=scope.as_of, window=scope.window)
 
