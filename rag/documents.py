@@ -303,8 +303,9 @@ def _title_from_path(value: str) -> str | None:
 
 
 def _first_line(text: str) -> str:
+    """The first sentence of the first line, cut at a word to at most 100 characters."""
     line = next((line for line in text.splitlines() if line.strip()), text)
-    line = " ".join(line.split())
+    line = re.split(r"(?<=[.!?])\s", " ".join(line.split()), maxsplit=1)[0]
     return line if len(line) <= 100 else line[:99].rsplit(" ", 1)[0] + "…"
 
 

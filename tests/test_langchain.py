@@ -262,3 +262,31 @@ def test_astream_with_an_llm_streams_partial_answers_then_the_cited_one(
     assert final.text == "The union got a 6% rise [1]."
     assert final.mode == "llm" and final.as_of == AS_OF
     assert final.sources[0].title == "Deal ends Rotterdam port strike"
+
+
+@pytest.mark.parametrize(
+    ("metadata", "title", "url", "published"),
+    [
+        ({"title": "A", "url": "https://x.example/a", "published": "2024-03-04"}, "A",
+         "https://x.example/a", date(2024, 3, 4)),
+        ({"headline": "B", "source": "https://x.example/b", "publish_date": 1709546400}, "B",
+         "https://x.example/b", date(2024, 3, 4)),
+        ({"subject": "C", "pubDate": "Mon, 04 Mar 2024 09:00:00 GMT"}, "C", None,
+         date(2024, 3, 4)),
+        ({"source": "notes/rate-rise_2024.md", "date": date(2024, 3, 4)}, "Rate rise 2024",
+         None, date(2024, 3, 4)),
+        ({"source": "wire", "date": "next week"}, "Rates rose.", None, None),
+    ],
+)  # fmt: skip
+def test_loader_metadata_keys_map_to_the_article(
+    metadata: dict[str, Any], title: str, url: str | None, published: date | None
+) -> None:
+    from rag.documents import article_from_document
+
+    article = article_from_document(Document("Rates rose. Markets fell.", metadata=metadata))
+    assert (article.title, article.url, article.published) == (title, url, published)
+
+
+def test_a_filter_date_that_is_not_a_date_is_a_config_error(library: Assistant) -> None:
+    with pytest.raises(ConfigError, match="date_from"):
+        library.as_retriever(filters={"date_from": "last spring"})
