@@ -14,12 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rag.assistant import Assistant
+    from rag.chains import AssistantAnswerer
+    from rag.llm import LLMAnswerer
     from rag.records import Answer, Article, DateWindow, Source
+    from rag.retriever import HybridRetriever
     from rag.settings import Settings
     from rag.store import Filters
 
 _EXPORTS = {
     "Assistant": "rag.assistant",
+    "AssistantAnswerer": "rag.chains",
+    "HybridRetriever": "rag.retriever",
+    "LLMAnswerer": "rag.llm",
     "Answer": "rag.records",
     "Article": "rag.records",
     "DateWindow": "rag.records",
@@ -28,7 +34,18 @@ _EXPORTS = {
     "Filters": "rag.store",
 }
 
-__all__ = ["Answer", "Article", "Assistant", "DateWindow", "Filters", "Settings", "Source"]
+__all__ = [
+    "Answer",
+    "Article",
+    "Assistant",
+    "AssistantAnswerer",
+    "DateWindow",
+    "Filters",
+    "HybridRetriever",
+    "LLMAnswerer",
+    "Settings",
+    "Source",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import unicodedata
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -22,7 +22,7 @@ from rag.conversation import (
     rule_query,
 )
 from rag.dates import format_day, format_range, resolve_window
-from rag.embeddings import LocalEmbeddings
+from rag.embeddings import embeddings_key, max_tokens_for, token_counter_for
 from rag.errors import QuestionError, disk_full_as_error
 from rag.extractive import ExtractiveAnswerer, ExtractiveConfig, bm25_idf
 from rag.records import Answer, Article, DateWindow, sha1_hex
@@ -31,10 +31,14 @@ from rag.settings import Settings
 from rag.store import ArticleRecord, ChunkIndex, Filters, IndexStats
 
 if TYPE_CHECKING:
+    from langchain_core.documents import Document
+    from langchain_core.embeddings import Embeddings
     from langchain_core.language_models import BaseChatModel
 
     from ingest.pipeline import Ingestor, IngestReport, LibraryCheck, ProgressCallback
+    from rag.chains import AssistantAnswerer
     from rag.llm import LLMAnswerer
+    from rag.retriever import FilterSpec, HybridRetriever
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +138,7 @@ class Assistant:
         self,
         settings: Settings,
         index: ChunkIndex,
-        embeddings: LocalEmbeddings,
+        embeddings: Embeddings,
         chat_model: BaseChatModel | None = None,
         today: Callable[[], date] = date.today,
     ) -> None:
@@ -352,7 +356,7 @@ class Assistant:
         dated = functools.partial(replace, as_of=scope.as_of, window=scope.window)
         history = self._history(history)
         if self.llm is not None:
-            for answer in self.llm.stream(question, hits, history, as_of=scope.as_of):
+            for answer in self.llm.stream_answer(question, hits, history, as_of=scope.as_of):
                 yield dated(answer)
             return
         if query is None:  # as :meth:`search` read it (search + answer_from = ask)
@@ -388,17 +392,19 @@ class Assistant:
         from ingest.pipeline import Ingestor
         from ingest.splitter import SentenceSplitter
 
-        counter = self.embeddings.token_counter()
+        # Any LangChain Embeddings: without a tokenizer, chunk sizes are estimated.
+        counter = token_counter_for(self.embeddings)
+        max_tokens = max_tokens_for(self.embeddings, self.settings.chunk_tokens + 2)
         splitter = SentenceSplitter(
             counter,
-            chunk_tokens=min(self.settings.chunk_tokens, self.embeddings.max_tokens - 2),
+            chunk_tokens=min(self.settings.chunk_tokens, max_tokens - 2),
             overlap_tokens=self.settings.chunk_overlap_tokens,
         )
         return Ingestor(
             self.index,
             self.embeddings,
             splitter,
-            model_key=self.settings.embedding_key,
+            model_key=embeddings_key(self.embeddings, self.settings.embedding_key),
             max_bytes=int(self.settings.max_file_mb * 1024 * 1024),
             max_article_chars=self.settings.max_article_chars,
             limits=LoadLimits(
@@ -502,6 +508,164 @@ class Assistant:
             ['articles: 1', 'vectors: 6 of 6 chunks readable']
         """
         return self.ingestor().check(repair=repair)
+
+    # -- LangChain ---------------------------------------------------------------------
+
+    def as_retriever(
+        self,
+        *,
+        k: int | None = None,
+        filters: FilterSpec = None,
+        as_of: date | None = None,
+    ) -> HybridRetriever:
+        """This library as a LangChain retriever: ``k`` Documents (the best chunk of each
+        of the ``k`` best articles; ``top_k`` when None), searched as :meth:`search` does.
+
+        ``filters`` is a :class:`Filters` or a dict (``source``/``sources``,
+        ``date_from``, ``date_to``, ``as_of``); ``as_of`` is the date questions are asked
+        (today when None). See :class:`rag.retriever.HybridRetriever` for the metadata.
+
+        Example:
+            >>> r = assistant.as_retriever(k=2, filters={"source": "reuters.com"})  # doctest: +SKIP
+            >>> [d.metadata["title"] for d in r.invoke("what did Meloni say?")]  # doctest: +SKIP
+        """
+        from rag.retriever import HybridRetriever
+
+        return HybridRetriever(assistant=self, k=k, filters=filters, as_of=as_of)
+
+    def as_answerer(self) -> AssistantAnswerer:
+        """The answerer (extractive, or the LLM when configured) as a LangChain
+        ``Runnable`` from the question and its Documents to an :class:`Answer`.
+
+        Example:
+            >>> chain = assistant.as_retriever(k=3) | assistant.as_answerer()  # doctest: +SKIP
+            >>> chain.invoke("what did Meloni propose?").sources[0].title  # doctest: +SKIP
+        """
+        from rag.chains import AssistantAnswerer
+
+        return AssistantAnswerer(self)
+
+    def add_documents(
+        self, documents: Iterable[Document], *, progress: ProgressCallback | None = None
+    ) -> IngestReport:
+        """Ingest LangChain Documents (any document loader's output) incrementally.
+
+        Title, source, URL and publication date are read from the metadata keys loaders
+        commonly use (:func:`rag.documents.article_from_document`). A Document's ``id``
+        (or an ``id`` in its metadata), else a hash of its text, names the article:
+        adding the same Documents again adds nothing, a changed text updates the article.
+        Documents with no text are reported in ``failed``.
+
+        Example:
+            >>> from langchain_core.documents import Document  # doctest: +SKIP
+            >>> doc = Document("The Fed raised rates.", id="fed-0615",
+            ...                metadata={"title": "Fed", "date": "2022-06-15"})  # doctest: +SKIP
+            >>> assistant.add_documents([doc]).summary()  # doctest: +SKIP
+            'added 1, updated 0, skipped 0, deleted 0, failed 0 (1 chunks written, 0.1s)'
+        """
+        from ingest.loaders import LoadFailure
+        from rag.documents import article_from_document, document_id
+        from rag.errors import LoaderError
+
+        articles: list[Article] = []
+        failures: list[LoadFailure] = []
+        for document in documents:
+            try:
+                articles.append(article_from_document(document))
+            except LoaderError as exc:
+                failures.append(LoadFailure(f"document:{document_id(document)}", str(exc)))
+        with disk_full_as_error("adding the documents", self._where):
+            report = self.ingestor().ingest_articles(articles, progress=progress)
+        if failures:
+            report = replace(report, failed=(*failures, *report.failed))
+        return report
+
+    async def aask(
+        self,
+        question: str,
+        *,
+        as_of: date | None = None,
+        filters: Filters | None = None,
+        history: History = (),
+    ) -> Answer:
+        """:meth:`ask` for async apps (see :meth:`astream`).
+
+        Example:
+            >>> answer = await assistant.aask("what did Meloni propose?")  # doctest: +SKIP
+        """
+        from rag.chains import collect
+
+        return await collect(self.astream(question, as_of=as_of, filters=filters, history=history))
+
+    async def astream(
+        self,
+        question: str,
+        *,
+        as_of: date | None = None,
+        filters: Filters | None = None,
+        history: History = (),
+    ) -> AsyncIterator[Answer]:
+        """:meth:`stream` for async apps: partial answers, the last with ``done=True``.
+
+        Retrieval runs in a worker thread (the embedding model is CPU-bound and the
+        embedded stores have no async API), so the event loop stays free; an LLM answer
+        streams through the chat model's own async API.
+
+        Example:
+            >>> async for answer in assistant.astream("what did Meloni propose?"):  # doctest: +SKIP
+            ...     show(answer.text)
+        """
+        from langchain_core.runnables.config import run_in_executor
+
+        question = self.check_question(question)
+        turns = self._history(history)
+
+        def retrieve() -> tuple[str, TimeScope, list[ArticleHit]]:
+            query = self.conversation.resolve(question, turns).query
+            scope = self.time_scope(question, as_of=as_of, filters=filters, query=query)
+            return query, scope, self._search(query, scope)
+
+        query, scope, hits = await run_in_executor(None, retrieve)
+        shown = query if query != question else None
+        async for answer in self.aanswer_from(
+            question, hits, history=turns, query=query, scope=scope
+        ):
+            yield replace(answer, question=question, search_query=shown)
+
+    async def aanswer_from(
+        self,
+        question: str,
+        hits: Sequence[ArticleHit],
+        *,
+        history: History = (),
+        query: str | None = None,
+        as_of: date | None = None,
+        scope: TimeScope | None = None,
+    ) -> AsyncIterator[Answer]:
+        """:meth:`answer_from` for async apps: the extractive answerer (CPU-bound) runs
+        in a worker thread, an LLM streams through its async API."""
+        from langchain_core.runnables.config import run_in_executor
+
+        if self.llm is None:
+            answers = await run_in_executor(
+                None,
+                lambda: list(
+                    self.answer_from(
+                        question, hits, history=history, query=query, as_of=as_of, scope=scope
+                    )
+                ),
+            )
+            for answer in answers:
+                yield answer
+            return
+        hits = list(hits)[: self.settings.top_k]
+        if scope is None:
+            scope = await run_in_executor(
+                None, lambda: self.time_scope(question, as_of=as_of, query=query)
+            )
+        turns = self._history(history)
+        async for answer in self.llm.astream_answer(question, hits, turns, as_of=scope.as_of):
+            yield replace(answer, as_of=scope.as_of, window=scope.window)
 
 
 def _without(text: str, window: DateWindow) -> str:

@@ -262,3 +262,75 @@ class SentenceTransformerEmbeddings(LocalEmbeddings):
             convert_to_numpy=True,
             show_progress_bar=False,
         )
+
+
+# -- any LangChain Embeddings ------------------------------------------------------------
+
+
+def token_counter_for(embeddings: Embeddings) -> Callable[[Sequence[str]], list[int]]:
+    """The word-piece counter of ``embeddings``: its own when it has one (newsrag's
+    models), else the tokenizer of a wrapped Hugging Face model, else an estimate
+    (:func:`ingest.splitter.approximate_token_counter`, ~1.3 pieces per word).
+
+    >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+    >>> token_counter_for(DeterministicFakeEmbedding(size=8))(["Rates rose again."])
+    [6]
+    """
+    own = getattr(embeddings, "token_counter", None)
+    if callable(own):
+        counter: Callable[[Sequence[str]], list[int]] = own()
+        return counter
+    tokenizer = _hf_tokenizer(embeddings)
+    if tokenizer is not None:
+
+        def count(texts: Sequence[str]) -> list[int]:
+            if not texts:
+                return []
+            return [len(x) for x in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+        return count
+    from ingest.splitter import approximate_token_counter
+
+    logger.info("%s has no tokenizer: chunk sizes are estimated", type(embeddings).__name__)
+    return approximate_token_counter
+
+
+def max_tokens_for(embeddings: Embeddings, default: int) -> int:
+    """Word pieces ``embeddings`` reads per text, or ``default`` when it does not say.
+
+    >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+    >>> max_tokens_for(DeterministicFakeEmbedding(size=8), 256)
+    256
+    """
+    if isinstance(embeddings, LocalEmbeddings):
+        return embeddings.max_tokens
+    client = getattr(embeddings, "_client", None) or getattr(embeddings, "client", None)
+    length = getattr(client, "max_seq_length", None)
+    return int(length) if isinstance(length, int) and length > 0 else default
+
+
+def embeddings_key(embeddings: Embeddings, settings_key: str) -> str:
+    """What identifies the vectors of ``embeddings`` in the embedding cache: the
+    configured model (``settings_key``) for newsrag's own models, else the class and
+    the model name it reports, so that vectors of two models are never mixed.
+
+    >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+    >>> embeddings_key(DeterministicFakeEmbedding(size=8), "bundled:all-MiniLM-L6-v2")
+    'langchain_core.embeddings.fake.DeterministicFakeEmbedding|size=8'
+    """
+    if isinstance(embeddings, LocalEmbeddings):
+        return settings_key
+    kind = f"{type(embeddings).__module__}.{type(embeddings).__qualname__}"
+    for name in ("model", "model_name", "model_id", "deployment", "size"):
+        value = getattr(embeddings, name, None)
+        if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
+            return f"{kind}|{name}={value}"
+    return kind
+
+
+def _hf_tokenizer(embeddings: Embeddings) -> Any:
+    """The tokenizer of a sentence-transformers model wrapped by ``embeddings``
+    (e.g. ``langchain_huggingface.HuggingFaceEmbeddings``), if any."""
+    client = getattr(embeddings, "_client", None) or getattr(embeddings, "client", None)
+    tokenizer = getattr(client, "tokenizer", None)
+    return tokenizer if callable(tokenizer) else None

@@ -46,7 +46,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from rag.errors import ConfigError
+from rag.errors import ConfigError, MissingDependencyError
 from rag.eval_match import AnswerIndex, answer_hit, answer_hit_lenient, fair_exclusions
 from rag.eval_match import story_groups as build_story_groups
 from rag.eval_time import explicit_dates, has_time_words
@@ -256,6 +256,31 @@ def fair_exclusion_sets(dataset: Path, questions: Sequence[Question]) -> dict[st
         ((q.answer, q.answer_norm, q.gold_ids) for q in questions), index, groups
     )
     return {q.id: ids for q, ids in zip(questions, sets, strict=True)}
+
+
+ANCHOR_MODULES = (
+    "langchain_text_splitters",
+    "rank_bm25",
+    "langchain_chroma",
+    "langchain_huggingface",
+)
+
+
+def check_anchor_dependencies() -> None:
+    """Raise :class:`MissingDependencyError` naming the ``eval`` extra when the anchors'
+    packages are missing (they are not needed to ingest or answer).
+
+    >>> check_anchor_dependencies()  # with newsrag[eval] installed
+    """
+    import importlib.util
+
+    missing = [m for m in ANCHOR_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        msg = (
+            f"the eval anchors need {', '.join(missing)}: pip install 'newsrag[eval]' "
+            "(or run eval with --no-anchors)"
+        )
+        raise MissingDependencyError(msg)
 
 
 def _corpus(dataset: Path) -> Iterator[dict[str, Any]]:
@@ -657,6 +682,8 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     else:
         esettings = esettings.model_copy(update={"answer_mode": "llm"})
+    if not args.no_anchors:
+        check_anchor_dependencies()  # before the corpus is ingested, not after
     assistant = Assistant.from_settings(esettings)
     report = assistant.ingest([dataset / "corpus.jsonl"], show_progress=sys.stderr.isatty())
     print(f"corpus: {report.summary()}", file=sys.stderr)

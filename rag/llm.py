@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import date
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import BaseMessage
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import Runnable, RunnableConfig
 
+from rag.chains import AnswerInput, answer_request, collect
 from rag.records import NOT_FOUND_TEXT, Answer, AnswerMode, Source
 from rag.retrieval import ArticleHit
 
@@ -39,19 +43,28 @@ _CITATION = re.compile(r"\[(\d{1,3})\]")
 _MAX_SOURCE_CHARS = 3000
 
 
-def build_messages(
+HUMAN_PROMPT = (
+    "{conversation}<sources>\n{sources}\n</sources>\n\n{asked_on}"
+    "Question: {question}\nAnswer with [n] citations and the dates of the sources:"
+)
+
+PROMPT = ChatPromptTemplate.from_messages(
+    [("system", SYSTEM_PROMPT), ("human", HUMAN_PROMPT)]
+).partial(not_found=NOT_FOUND_TEXT)
+"""The answer prompt: the rules, then the numbered, dated sources and the question.
+Its variables are filled by :func:`prompt_values`."""
+
+
+def prompt_values(
     question: str,
     hits: Sequence[ArticleHit],
     history: Sequence[tuple[str, str]] = (),
     as_of: date | None = None,
-) -> list[BaseMessage]:
-    """The chat messages for ``question``: system rules, then the numbered, dated sources.
+) -> dict[str, str]:
+    """The variables of :data:`PROMPT` for ``question`` over ``hits``.
 
-    ``as_of`` is the date the question is asked: "this week" in it means that week.
-
-    >>> msgs = build_messages("What happened?", [], as_of=date(2022, 6, 17))
-    >>> "<sources>" in msgs[-1].content, "asked on 2022-06-17" in msgs[-1].content
-    (True, True)
+    >>> sorted(prompt_values("What happened?", []))
+    ['asked_on', 'conversation', 'question', 'sources']
     """
     blocks = []
     for number, hit in enumerate(hits, start=1):
@@ -66,14 +79,29 @@ def build_messages(
     if history:
         turns = "\n".join(f"User: {q}\nAssistant: {a}" for q, a in history[-3:])
         conversation = f"Earlier conversation (for context only):\n{turns}\n\n"
-    user = (
-        f"{conversation}<sources>\n"
-        + "\n".join(blocks)
-        + "\n</sources>\n\n"
-        + (f"The question is asked on {as_of.isoformat()}.\n" if as_of else "")
-        + f"Question: {question}\nAnswer with [n] citations and the dates of the sources:"
-    )
-    return [SystemMessage(SYSTEM_PROMPT.format(not_found=NOT_FOUND_TEXT)), HumanMessage(user)]
+    return {
+        "conversation": conversation,
+        "sources": "\n".join(blocks),
+        "asked_on": f"The question is asked on {as_of.isoformat()}.\n" if as_of else "",
+        "question": question,
+    }
+
+
+def build_messages(
+    question: str,
+    hits: Sequence[ArticleHit],
+    history: Sequence[tuple[str, str]] = (),
+    as_of: date | None = None,
+) -> list[BaseMessage]:
+    """The chat messages for ``question``: system rules, then the numbered, dated sources.
+
+    ``as_of`` is the date the question is asked: "this week" in it means that week.
+
+    >>> msgs = build_messages("What happened?", [], as_of=date(2022, 6, 17))
+    >>> "<sources>" in msgs[-1].content, "asked on 2022-06-17" in msgs[-1].content
+    (True, True)
+    """
+    return PROMPT.format_messages(**prompt_values(question, hits, history, as_of))
 
 
 def _neutralize(text: str) -> str:
@@ -103,67 +131,151 @@ def _visible(text: str, valid: int) -> str:
     return clean_citations(text, valid)
 
 
-class LLMAnswerer:
-    """Streams an answer from a LangChain chat model over the retrieved articles.
+class LLMAnswerer(Runnable[AnswerInput, Answer]):
+    """A chat model that answers from the retrieved articles, citing them as ``[n]``: a
+    LangChain ``Runnable`` (:data:`PROMPT` piped into the model) whose input is the
+    question and the retrieved Documents (see :func:`rag.chains.answer_request`) and
+    whose output is an :class:`Answer`; ``stream``/``astream`` yield growing partial
+    answers, the last one with ``done=True``.
 
     Example:
         >>> from langchain_core.language_models.fake_chat_models import FakeListChatModel
-        >>> answerer = LLMAnswerer(FakeListChatModel(responses=["Yes [1]."]), "fake")
-        >>> [a.text for a in answerer.stream("q?", hits)][-1]  # doctest: +SKIP
-        'Yes [1].'
+        >>> from langchain_core.documents import Document
+        >>> answerer = LLMAnswerer(FakeListChatModel(responses=["It rose [1]."]), "fake")
+        >>> doc = Document("Rates rose.", metadata={"title": "Fed", "published": "2022-06-15"})
+        >>> answerer.invoke({"question": "What rose?", "documents": [doc]}).text
+        'It rose [1].'
+        >>> # in LCEL: assistant.as_retriever() | answerer
     """
 
     def __init__(self, model: BaseChatModel, model_name: str) -> None:
         self.model = model
         self.model_name = model_name
+        self.prompt = PROMPT
+        self.chain: Runnable[dict[str, str], BaseMessage] = PROMPT | model
+
+    def invoke(
+        self, input: AnswerInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Answer:
+        """The final answer to ``input`` (a question and its documents)."""
+        *_, final = self.stream(input, config)
+        return final
+
+    async def ainvoke(
+        self, input: AnswerInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Answer:
+        return await collect(self.astream(input, config))
 
     def stream(
+        self, input: AnswerInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[Answer]:
+        request = answer_request(input)
+        yield from self.stream_answer(
+            request.question, request.hits, request.history, request.as_of, config=config
+        )
+
+    async def astream(
+        self, input: AnswerInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[Answer]:
+        request = answer_request(input)
+        async for answer in self.astream_answer(
+            request.question, request.hits, request.history, request.as_of, config=config
+        ):
+            yield answer
+
+    def stream_answer(
         self,
         question: str,
         hits: Sequence[ArticleHit],
         history: Sequence[tuple[str, str]] = (),
         as_of: date | None = None,
+        *,
+        config: RunnableConfig | None = None,
     ) -> Iterator[Answer]:
         """Yield growing partial answers, then the final one (``done=True``)."""
-        retrieved = tuple(c for h in hits for c in h.chunks)
+        reply = _Reply(question, hits, self.model_name)
         if not hits:
-            yield Answer(
-                question,
+            yield reply.final()
+            return
+        values = prompt_values(question, hits, history, as_of)
+        for chunk in self.chain.stream(values, config):
+            partial = reply.add(chunk.content)
+            if partial is not None:
+                yield partial
+        yield reply.final()
+
+    async def astream_answer(
+        self,
+        question: str,
+        hits: Sequence[ArticleHit],
+        history: Sequence[tuple[str, str]] = (),
+        as_of: date | None = None,
+        *,
+        config: RunnableConfig | None = None,
+    ) -> AsyncIterator[Answer]:
+        """:meth:`stream_answer` through the chat model's native async streaming."""
+        reply = _Reply(question, hits, self.model_name)
+        if not hits:
+            yield reply.final()
+            return
+        values = prompt_values(question, hits, history, as_of)
+        async for chunk in self.chain.astream(values, config):
+            partial = reply.add(chunk.content)
+            if partial is not None:
+                yield partial
+        yield reply.final()
+
+
+class _Reply:
+    """The model's reply as it streams in, turned into partial and final answers."""
+
+    def __init__(self, question: str, hits: Sequence[ArticleHit], model_name: str) -> None:
+        self.question = question
+        self.hits = list(hits)
+        self.model_name = model_name
+        self.retrieved = tuple(c for h in hits for c in h.chunks)
+        self.text = ""
+
+    def add(self, content: object) -> Answer | None:
+        """The partial answer after ``content`` (a message chunk's content), if it adds text."""
+        delta = content if isinstance(content, str) else _flatten(content)
+        if not delta:
+            return None
+        self.text += delta
+        return Answer(
+            self.question,
+            _visible(self.text, len(self.hits)),
+            sources=(),
+            mode=AnswerMode.LLM.value,
+            model=self.model_name,
+            done=False,
+            retrieved=self.retrieved,
+        )
+
+    def final(self) -> Answer:
+        """The answer with only valid citations, and the sources it cites."""
+        if not self.hits:
+            return Answer(
+                self.question,
                 NOT_FOUND_TEXT,
                 found=False,
                 mode=AnswerMode.LLM.value,
                 model=self.model_name,
             )
-            return
-        messages = build_messages(question, hits, history, as_of)
-        text = ""
-        for chunk in self.model.stream(messages):
-            delta = chunk.content if isinstance(chunk.content, str) else _flatten(chunk.content)
-            if not delta:
-                continue
-            text += delta
-            yield Answer(
-                question,
-                _visible(text, len(hits)),
-                sources=(),
-                mode=AnswerMode.LLM.value,
-                model=self.model_name,
-                done=False,
-                retrieved=retrieved,
-            )
-        final = clean_citations(text, len(hits)).strip()
+        hits = self.hits
+        final = clean_citations(self.text, len(hits)).strip()
         cited = sorted({int(n) for n in _CITATION.findall(final)})
         found = bool(final) and NOT_FOUND_TEXT.lower()[:30] not in final.lower()
         sources = tuple(_source(n, hits[n - 1]) for n in cited) if found else ()
-        yield Answer(
-            question,
+        return Answer(
+            self.question,
             final if found else NOT_FOUND_TEXT,
             sources=sources,
             found=found,
             mode=AnswerMode.LLM.value,
             model=self.model_name,
             done=True,
-            retrieved=retrieved,
+            retrieved=self.retrieved,
         )
 
 
