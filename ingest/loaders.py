@@ -667,7 +667,7 @@ class ExtractedPage:
 
 
 def extract_html(
-    html: str, *, url: str | None = None, deadline: _Deadline | None = None
+    html: str, *, url: str | None = None, max_seconds: float | None = None
 ) -> ExtractedPage:
     """Extract a news page's headline, main text, date, author and outlet.
 
@@ -676,13 +676,16 @@ def extract_html(
     defaults, then from newsrag's own "largest <article>" heuristic, so a page with any
     text gives an article. Generic boilerplate lines (share prompts, "Advertisement",
     comment counts, shortcodes) are dropped. Raises :class:`LoaderError` when the page has
-    no text at all.
+    no text at all, or when parsing takes over ``max_seconds``.
 
     >>> page = extract_html("<title>Hi</title><article><p>Rain in Rome.</p></article>")
     >>> page.title, page.text, page.method
     ('Hi', 'Rain in Rome.', 'heuristic')
     """
-    deadline = deadline or _Deadline(None)
+    return _extract_html(html, url, _Deadline(max_seconds))
+
+
+def _extract_html(html: str, url: str | None, deadline: _Deadline) -> ExtractedPage:
     soup = BeautifulSoup(html, builder=_BoundedLXMLTreeBuilder(deadline))
     deadline.check("parsing HTML")
     # Metadata first: an article's <h1> and <time> often sit in a <header> dropped below.
@@ -795,7 +798,7 @@ def _heuristic_text(soup: BeautifulSoup, title: str | None, deadline: _Deadline)
 
 
 def _load_html(path: Path, text: str, deadline: _Deadline | None = None) -> Article:
-    page = extract_html(text, deadline=deadline)
+    page = _extract_html(text, None, deadline or _Deadline(None))
     return _article(
         path,
         title=page.title or _title_from_stem(path),
