@@ -99,7 +99,10 @@ class WebState:
         try:
             db_path.parent.mkdir(parents=True, exist_ok=True)
             with self._tx() as con:
-                con.executescript(_SCHEMA)
+                # One statement at a time: executescript would commit the transaction.
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        con.execute(statement)
         except (OSError, sqlite3.Error) as exc:
             msg = f"cannot open the web state in {db_path}: {exc}"
             raise StoreError(msg) from exc
