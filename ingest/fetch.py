@@ -179,9 +179,10 @@ class Fetcher:
         for info in infos:
             address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
             if not address.is_global or address.is_multicast:
+                where = "" if parts.hostname == str(address) else f" ({address})"
                 msg = (
-                    f"refused: {parts.hostname} is a private, loopback or link-local address "
-                    f"({address}); set NEWSRAG_FETCH_ALLOW_PRIVATE=true to allow it"
+                    f"refused: {parts.hostname} is a private, loopback or link-local "
+                    f"address{where}; set NEWSRAG_FETCH_ALLOW_PRIVATE=true to allow it"
                 )
                 raise FetchError(msg)
 

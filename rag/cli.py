@@ -265,6 +265,9 @@ def _feeds(args: argparse.Namespace, settings: Settings) -> int:
         from ingest.feeds import FeedWatcher
 
         with _web(_assistant(settings), settings) as web:
+            if web.state.feed(args.url) is not None:
+                print(f"already following {args.url}")
+                return 0
             feed = FeedWatcher(web, web.state).add(args.url)
         broken = f", {len(feed.problems)} broken" if feed.problems else ""
         print(f"following {feed.title or args.url} ({len(feed.items)} items{broken})")

@@ -264,6 +264,18 @@ def test_a_page_that_is_not_a_feed_cannot_be_followed(
     assert web_ingestor.state.feeds() == []
 
 
+def test_watch_intervals_read_as_durations() -> None:
+    from rag.cli import _duration
+
+    assert [_duration(t) for t in ("30m", "2h", "1h30m", "90s", "15")] == [
+        1800,
+        7200,
+        5400,
+        90,
+        900,
+    ]
+
+
 def test_parse_feed_resolves_relative_links_and_reads_rss_dates() -> None:
     feed = parse_feed(
         b"<rss version='2.0'><channel><title>T</title><item><title>A</title><link>/a</link>"
@@ -298,6 +310,8 @@ def test_the_cli_follows_a_feed_and_ingests_urls(
 
     assert main([*data, "feeds", "add", web.url("/atom")]) == 0
     assert "following Island News (1 items)" in capsys.readouterr().out
+    assert main([*data, "feeds", "add", web.url("/atom")]) == 0
+    assert "already following" in capsys.readouterr().out
     assert main([*data, "watch", "--once"]) == 0
     assert "1 new of 1 items fetched" in capsys.readouterr().out
     assert main([*data, "feeds", "list"]) == 0
