@@ -181,7 +181,7 @@ class FeedWatcher:
         fresh.sort(key=lambda item: item.published or date.min, reverse=True)
         outcomes: list[UrlOutcome] = []
         for item in fresh[: self.max_items]:
-            outcome = self.web.ingest_url(item.link, published=item.published)
+            outcome = self.web.try_url(item.link, published=item.published)
             error = outcome.reason if outcome.status == "failed" else None
             self.state.record_item(feed_url, item.key, item.link, error=error)
             outcomes.append(outcome)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 from ingest.fetch import Fetched, Fetcher
 from ingest.loaders import LoadLimits, decode_html, extract_html
 from ingest.webstate import PageState, WebState
-from rag.errors import FetchError, LoaderError
+from rag.errors import FetchError, LoaderError, NewsragError
 from rag.records import Article, sha1_hex
 
 if TYPE_CHECKING:
@@ -106,8 +106,16 @@ class WebIngestor:
         """Ingest each URL in turn; one failing never stops the others."""
         outcomes: list[UrlOutcome] = []
         for url in dict.fromkeys(u.strip() for u in urls if u.strip()):
-            outcomes.append(self.ingest_url(url))
+            outcomes.append(self.try_url(url))
         return UrlReport(tuple(outcomes))
+
+    def try_url(self, url: str, *, published: date | None = None) -> UrlOutcome:
+        """:meth:`ingest_url`, with a library error (store busy, disk full) as the outcome."""
+        try:
+            return self.ingest_url(url, published=published)
+        except NewsragError as exc:
+            logger.warning("ingesting %s failed: %s", url, exc)
+            return UrlOutcome(url, "failed", str(exc))
 
     def ingest_url(self, url: str, *, published: date | None = None) -> UrlOutcome:
         """Fetch ``url`` (conditionally when fetched before) and ingest its article.

@@ -312,8 +312,15 @@ def _watch(args: argparse.Namespace, settings: Settings) -> int:
     with _web(_assistant(settings), settings) as web:
         watcher = FeedWatcher(web, web.state, max_items=settings.feed_max_items)
         while True:
-            polls = watcher.poll_all()
-            if not polls:
+            try:
+                polls = watcher.poll_all()
+            except NewsragError as exc:
+                if args.once:
+                    raise
+                # A long-running watch outlives a busy or briefly full library.
+                print(f"newsrag: poll failed: {exc}", file=sys.stderr, flush=True)
+                polls = []
+            if not polls and not watcher.state.feeds():
                 print("no feeds: add one with `newsrag feeds add URL`")
             for poll in polls:
                 for line in poll.lines():
