@@ -1,4 +1,4 @@
-"""The ``newsrag`` command line: ingest, ask, serve, stats, check, eval.
+"""The ``newsrag`` command line: ingest, ask, serve, stats, check, eval, feeds, watch.
 
 Exit codes: 0 success, 1 failure (one-line message on stderr), 2 usage error.
 """
@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import date, datetime
@@ -21,6 +23,8 @@ from rag.errors import NewsragError, QuestionError
 from rag.settings import Settings
 
 if TYPE_CHECKING:
+    from ingest.web import WebIngestor
+    from ingest.webstate import FeedState
     from rag.assistant import Assistant
     from rag.records import Answer
 
@@ -45,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    ingest = sub.add_parser("ingest", help="add or update articles from files and directories")
-    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest = sub.add_parser(
+        "ingest", help="add or update articles from files, directories and web pages (URLs)"
+    )
+    ingest.add_argument("paths", nargs="+", metavar="PATH_OR_URL")
     ingest.add_argument("--prune", action="store_true", help="remove articles whose file is gone")
     ingest.add_argument("--reset", action="store_true", help="empty the index first")
 
@@ -106,7 +112,42 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=V1,V2",
         help="settings to try (repeat): chosen on one half of the weeks, reported on the other",
     )
+
+    feeds = sub.add_parser("feeds", help="follow RSS and Atom feeds (see `newsrag watch`)")
+    feeds_sub = feeds.add_subparsers(dest="feeds_command", required=True, metavar="ACTION")
+    feeds_add = feeds_sub.add_parser("add", help="follow a feed (checked by fetching it)")
+    feeds_add.add_argument("url", metavar="URL")
+    feeds_sub.add_parser("list", help="the followed feeds, their last fetch and new articles")
+    feeds_remove = feeds_sub.add_parser("remove", help="stop following a feed")
+    feeds_remove.add_argument("url", metavar="URL")
+
+    watch = sub.add_parser("watch", help="poll the feeds and ingest their new articles")
+    watch.add_argument(
+        "--every",
+        type=_duration,
+        help="time between polls, e.g. 30m, 2h, 90s (default NEWSRAG_WATCH_EVERY_MINUTES)",
+    )
+    watch.add_argument("--once", action="store_true", help="poll once, then exit")
     return parser
+
+
+def _duration(text: str) -> float:
+    """Seconds in ``30m``, ``2h``, ``1h30m``, ``90s`` or a bare number of minutes."""
+    value = text.strip().lower()
+    try:
+        return float(value) * 60
+    except ValueError:
+        pass
+    match = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", value)
+    if not value or match is None:
+        msg = f"not a duration (like 30m, 2h, 90s): {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    hours, minutes, seconds = (float(part) if part else 0.0 for part in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        msg = f"the duration must be positive: {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return total
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -173,22 +214,143 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from rag.evaluation import run_cli
 
         return run_cli(args, settings)
+    if args.command == "feeds":
+        return _feeds(args, settings)
+    if args.command == "watch":
+        return _watch(args, settings)
     raise AssertionError(args.command)  # argparse only accepts the commands above
 
 
+def _is_url(text: str) -> bool:
+    return text.lower().startswith(("http://", "https://"))
+
+
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
-    missing = [str(p) for p in args.paths if not p.exists()]
+    urls = [p for p in args.paths if _is_url(p)]
+    paths = [Path(p) for p in args.paths if not _is_url(p)]
+    missing = [str(p) for p in paths if not p.exists()]
     if missing and len(missing) == len(args.paths):
         print(f"newsrag: no such file or directory: {', '.join(missing)}", file=sys.stderr)
         return 2
     assistant = _assistant(settings)
-    report = assistant.ingest(
-        args.paths, prune=args.prune, reset=args.reset, show_progress=sys.stderr.isatty()
+    failed = False
+    if paths or args.reset:
+        report = assistant.ingest(
+            paths, prune=args.prune, reset=args.reset, show_progress=sys.stderr.isatty()
+        )
+        for line in report.details():
+            print(line)
+        print(report.summary())
+        failed = bool(report.failed)
+    if urls:
+        with _web(assistant, settings) as web:
+            url_report = web.ingest_urls(urls)
+        for outcome in url_report.outcomes:
+            print(outcome)
+        print(f"web pages: {url_report.summary()}")
+        failed = failed or bool(url_report.failed)
+    return 1 if failed else 0
+
+
+class _WebSession:
+    """The web ingestor of one command, closing its HTTP client and database at the end."""
+
+    def __init__(self, assistant: Assistant, settings: Settings) -> None:
+        from ingest.fetch import Fetcher, FetchPolicy
+        from ingest.web import WebIngestor
+        from ingest.webstate import WebState
+
+        self.fetcher = Fetcher(FetchPolicy.from_settings(settings))
+        self.state = WebState(settings.index_db_path)
+        ingestor = assistant.ingestor()
+        self.web = WebIngestor(ingestor, self.fetcher, self.state, limits=ingestor.limits)
+
+    def __enter__(self) -> WebIngestor:
+        return self.web
+
+    def __exit__(self, *_: object) -> None:
+        self.fetcher.close()
+        self.state.close()
+
+
+def _web(assistant: Assistant, settings: Settings) -> _WebSession:
+    return _WebSession(assistant, settings)
+
+
+def _feeds(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.webstate import WebState
+
+    if args.feeds_command == "add":
+        if not _is_url(args.url):
+            print(f"newsrag: not an http(s) URL: {args.url}", file=sys.stderr)
+            return 2
+        from ingest.feeds import FeedWatcher
+
+        with _web(_assistant(settings), settings) as web:
+            if web.state.feed(args.url) is not None:
+                print(f"already following {args.url}")
+                return 0
+            feed = FeedWatcher(web, web.state).add(args.url)
+        broken = f", {len(feed.problems)} broken" if feed.problems else ""
+        print(f"following {feed.title or args.url} ({len(feed.items)} items{broken})")
+        print("run `newsrag watch --once` to ingest its articles")
+        return 0
+    state = WebState(settings.index_db_path)
+    try:
+        if args.feeds_command == "remove":
+            if not state.remove_feed(args.url):
+                print(f"newsrag: not a followed feed: {args.url}", file=sys.stderr)
+                return 1
+            print(f"stopped following {args.url}")
+            return 0
+        feeds = state.feeds()
+        if not feeds:
+            print("no feeds: add one with `newsrag feeds add URL`")
+        for followed in feeds:
+            print(feed_line(followed))
+        return 0
+    finally:
+        state.close()
+
+
+def feed_line(feed: FeedState) -> str:
+    """``URL  title  last fetch ...  N new (M in all)  error`` for ``newsrag feeds list``."""
+    when = (
+        datetime.fromtimestamp(feed.last_fetch).strftime("%Y-%m-%d %H:%M")
+        if feed.last_fetch
+        else "never fetched"
     )
-    for line in report.details():
-        print(line)
-    print(report.summary())
-    return 1 if report.failed else 0
+    line = f"{feed.url}  {feed.title or '(untitled)'}  last fetch: {when}"
+    line += f"  new: {feed.last_new} ({feed.total_new} in all)"
+    if feed.last_error:
+        line += f"  error: {feed.last_error}"
+    return line
+
+
+def _watch(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.feeds import FeedWatcher
+
+    every = args.every if args.every is not None else settings.watch_every_minutes * 60
+    with _web(_assistant(settings), settings) as web:
+        watcher = FeedWatcher(web, web.state, max_items=settings.feed_max_items)
+        while True:
+            try:
+                polls = watcher.poll_all()
+            except NewsragError as exc:
+                if args.once:
+                    raise
+                # A long-running watch outlives a busy or briefly full library.
+                print(f"newsrag: poll failed: {exc}", file=sys.stderr, flush=True)
+                polls = []
+            if not polls and not watcher.state.feeds():
+                print("no feeds: add one with `newsrag feeds add URL`")
+            for poll in polls:
+                for line in poll.lines():
+                    print(line, flush=True)
+            if args.once:
+                return 1 if any(poll.error for poll in polls) else 0
+            logger.info("next poll in %.0f s", every)
+            time.sleep(every)
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:

@@ -27,6 +27,10 @@ class LoaderError(NewsragError):
     """A file could not be turned into an article (empty, binary, corrupt...)."""
 
 
+class FetchError(NewsragError):
+    """A URL could not be fetched (refused address, robots.txt, timeout, too large...)."""
+
+
 class StoreError(NewsragError):
     """The index (Chroma or the local record database) cannot be read or written."""
 

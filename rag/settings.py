@@ -158,6 +158,37 @@ class Settings(BaseSettings):
         True, description="Set HF_HUB_OFFLINE=1 so no model download is ever attempted."
     )
 
+    # --- fetching pages and feeds (`newsrag ingest URL`, `newsrag watch`) -----------------
+    fetch_user_agent: str = Field(
+        "newsrag/0.1 (personal news reader)",
+        description="User-Agent sent with every request; it names newsrag, as robots.txt reads it.",
+    )
+    fetch_timeout: float = Field(
+        20.0, gt=0, description="Seconds a page or feed may take, connecting and reading."
+    )
+    fetch_max_mb: float = Field(
+        5.0, gt=0, description="A page or feed larger than this (decompressed) is refused."
+    )
+    fetch_max_redirects: int = Field(5, ge=0, description="Redirects followed per URL.")
+    fetch_host_delay: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds between two requests to one host (one request at a time per host).",
+    )
+    fetch_allow_private: bool = Field(
+        False,
+        description=(
+            "Allow fetching private, loopback and link-local addresses (an intranet, "
+            "127.0.0.1); off so a pasted or feed URL cannot reach the local network."
+        ),
+    )
+    watch_every_minutes: float = Field(
+        30.0, gt=0, description="Minutes between two polls of the feeds by `newsrag watch`."
+    )
+    feed_max_items: int = Field(
+        50, ge=1, description="New items of one feed fetched per poll (the newest first)."
+    )
+
     # --- retrieval -----------------------------------------------------------------------
     top_k: int = Field(5, ge=1, le=50, description="Distinct articles returned per question.")
     candidates: int = Field(
