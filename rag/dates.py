@@ -112,6 +112,7 @@ def _date_parser(as_of: date) -> DateDataParser:
     return DateDataParser(languages=["en"], settings=_settings(as_of))
 
 
+@functools.lru_cache(maxsize=1024)  # search and answer of one question both ask
 def resolve_window(question: str, as_of: date) -> DateWindow | None:
     """The publication window named by a date expression in ``question``, if any.
 
