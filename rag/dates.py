@@ -112,6 +112,7 @@ def _date_parser(as_of: date) -> DateDataParser:
     return DateDataParser(languages=["en"], settings=_settings(as_of))
 
 
+@functools.lru_cache(maxsize=1024)  # search and answer of one question both ask
 def resolve_window(question: str, as_of: date) -> DateWindow | None:
     """The publication window named by a date expression in ``question``, if any.
 
@@ -219,7 +220,11 @@ def _window(question: str, span: str, offset: int, as_of: date) -> DateWindow | 
     first, end = _span(day, period)
     start: date | None = first
     absolute = any(t in _MONTHS or t in _MONTH_ABBR or _YEAR.match(t) for t in tokens)
-    strict = absolute and lead in _STRICT_LEADS
+    # A month or a year bounds what is searched. A day does not: the news of a day is
+    # published that day and the days after ("the riot on January 6, 2021" asked in 2022
+    # is answered by the hearings' coverage), so its articles are preferred instead.
+    bounded = lead in _SINCE | _BEFORE or period != "day"
+    strict = absolute and lead in _STRICT_LEADS and bounded
     if lead in _SINCE:
         start, end = (first if lead == "since" else end + timedelta(1)), as_of
     elif lead in _BEFORE:

@@ -301,3 +301,18 @@ def test_the_chat_works_with_the_keyboard_on_a_narrow_window(
     expect(card).to_have_class(re.compile(r"\bactive\b"))
     expect(card).to_be_in_viewport()
     page.screenshot(path=str(tmp_path / "narrow.png"))
+
+
+def test_an_answer_shows_its_as_of_and_the_as_of_field_sets_it(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    page.locator("#filters").get_by_text("Date and filters").click()
+    page.locator("#as-of textarea, #as-of input").first.fill("2025-03-21")
+
+    answer = ask(page, "what did Meloni propose?")
+
+    expect(answer).to_contain_text("Article 5")
+    when = answer.locator("small.answer-when")
+    expect(when).to_have_text("As of 21 March 2025 · searched articles up to 21 March 2025")
+    page.screenshot(path=str(tmp_path / "as-of.png"))

@@ -252,8 +252,8 @@ FRIDAY = date(2022, 6, 24)
             "What happened on 15 June 2022?",
             date(2022, 6, 15),
             date(2022, 6, 15),
-            True,
-            "articles from 15 June 2022",
+            False,
+            "articles from 15 June 2022 first",
         ),
         (
             "What happened in the past two weeks?",
