@@ -20,10 +20,12 @@ import os
 import re
 import shutil
 import string
+import threading
 import time
 import unicodedata
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections import deque
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -77,6 +79,12 @@ a.cite:hover, a.cite:focus-visible { background: var(--color-accent); color: whi
   border-radius: 2px; }
 .empty { opacity: 0.75; }
 .answer-when { opacity: 0.75; }
+.field-error { color: var(--error-text-color, #b91c1c); font-size: 0.9em; margin: 2px 0 6px; }
+#filter-chips { gap: 6px; flex-wrap: wrap; }
+#filter-chips:not(:has(button:not(.hidden))) { display: none; }
+.chip { border-radius: 14px !important; font-size: 0.85em !important; }
+.chat-status { font-size: 0.85em; opacity: 0.8; }
+.stopped { opacity: 0.75; font-style: italic; }
 """
 
 # Click on a ``[n]`` marker: show the sources of that answer, scroll its card into view
@@ -331,13 +339,82 @@ def _parse_day(text: str | None, label: str) -> date | None:
 
 
 def make_filters(sources: Sequence[str] | None, date_from: str, date_to: str) -> Filters:
-    """Filters from the UI fields; a bad date raises :class:`gr.Error` (shown as a toast)."""
+    """Filters from the UI fields; a bad date raises :class:`gr.Error` (shown as a toast).
+
+    The chat validates the fields first (:func:`check_filter_fields`), so a user's typo
+    is shown next to its field instead; this is the last line for direct callers.
+    """
     low = _parse_day(date_from, "Published from")
     high = _parse_day(date_to, "Published to")
     if low and high and low > high:
         msg = "Published from must be on or before Published to"
         raise gr.Error(msg)
     return Filters(tuple(sources or ()), low, high)
+
+
+# The date fields of the filter panel: (field key, label as shown).
+DATE_FIELDS = (("as_of", "As of"), ("date_from", "Published from"), ("date_to", "Published to"))
+
+
+def check_filter_fields(as_of: str, date_from: str, date_to: str) -> dict[str, str]:
+    """A message per date field whose text is not a usable date (empty dict: all fine).
+
+    A user's typo is not an error of the server: it is reported next to its field and
+    never raised, so nothing reaches the log.
+
+    >>> check_filter_fields("", "March 2022", "")
+    {'date_from': 'Not a date: write it as YYYY-MM-DD, e.g. 2022-03-01.'}
+    >>> check_filter_fields("", "2025-03-02", "2025-03-01")
+    {'date_to': 'Must be on or after Published from (2025-03-02).'}
+    """
+    values = {"as_of": as_of, "date_from": date_from, "date_to": date_to}
+    messages: dict[str, str] = {}
+    days: dict[str, date] = {}
+    for key, _label in DATE_FIELDS:
+        text = (values[key] or "").strip()
+        if not text:
+            continue
+        try:
+            days[key] = date.fromisoformat(text)
+        except ValueError:
+            messages[key] = "Not a date: write it as YYYY-MM-DD, e.g. 2022-03-01."
+    low, high = days.get("date_from"), days.get("date_to")
+    if low and high and low > high:
+        messages["date_to"] = f"Must be on or after Published from ({low.isoformat()})."
+    return messages
+
+
+def filter_chips(
+    sources: Sequence[str] | None, date_from: str, date_to: str, as_of: str
+) -> dict[str, str]:
+    """The label of each active filter's chip (shown above the input), by field key.
+
+    >>> filter_chips(["cnn.com"], "2022-03-01", "", "")
+    {'sources': 'Sources: cnn.com ✕', 'date_from': 'From 2022-03-01 ✕'}
+    """
+    chips: dict[str, str] = {}
+    if sources:
+        shown = ", ".join(list(sources)[:3]) + (f" +{len(sources) - 3}" if len(sources) > 3 else "")
+        chips["sources"] = f"Sources: {shown} ✕"
+    for key, label, value in (
+        ("date_from", "From", date_from),
+        ("date_to", "To", date_to),
+        ("as_of", "As of", as_of),
+    ):
+        if value and value.strip():
+            chips[key] = f"{label} {' '.join(value.split())[:40]} ✕"
+    return chips
+
+
+def render_field_message(message: str | None) -> str:
+    """The inline message under a filter field (empty when the field is fine).
+
+    >>> render_field_message("Not a date")
+    '<p class="field-error" role="alert">Not a date</p>'
+    """
+    if not message:
+        return ""
+    return f'<p class="field-error" role="alert">{html.escape(message)}</p>'
 
 
 def stats_markdown(assistant: Assistant) -> str:
@@ -484,6 +561,49 @@ def _progress_callback(progress: gr.Progress | None) -> ProgressCallback | None:
     return report
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A question waiting for its turn, with the filter fields as they were when asked."""
+
+    question: str
+    sources: tuple[str, ...] = ()
+    date_from: str = ""
+    date_to: str = ""
+    as_of: str = ""
+
+
+@dataclass
+class ChatSession:
+    """The chat of one browser tab, kept on the server.
+
+    Questions queue in ``pending`` and one worker (:meth:`ChatApp.drain`) answers them
+    in order, so a question asked while another is answered is never lost.
+    """
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
+    pending: deque[Pending] = field(default_factory=deque)
+    current: str | None = None
+    running: bool = False
+    generation: int = 0  # bumped by a reset: an answer of the old chat is dropped
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def render_status(session: ChatSession) -> str:
+    """The line under the input: what is being answered and what waits (empty when idle)."""
+    parts: list[str] = []
+    if session.current is not None:
+        parts.append(f"Answering “{html.escape(_preview(session.current, 80))}”")
+    if session.pending:
+        queued = ", ".join(f"“{html.escape(_preview(p.question, 60))}”" for p in session.pending)
+        parts.append(f"queued ({len(session.pending)}): {queued}")
+    return f"<div class='chat-status'>{' · '.join(parts)}</div>" if parts else ""
+
+
+STOPPED = "\n\n<small class='stopped'>Stopped before the end.</small>"
+
+
 class ChatApp:
     """The handlers behind the UI, callable without a browser (see ``tests/test_app.py``).
 
@@ -501,6 +621,8 @@ class ChatApp:
         self.upload_dir = upload_dir
         # Gradio's own copies of uploads: deleted once handled (see remove_gradio_copies).
         self.temp_dir = temp_dir or Path(get_upload_folder())
+        self.sessions: dict[str, ChatSession] = {}
+        self._sessions_lock = threading.Lock()
 
     # -- chat ------------------------------------------------------------------------
 
@@ -513,7 +635,7 @@ class ChatApp:
         date_from: str = "",
         date_to: str = "",
         as_of: str = "",
-    ) -> Iterator[tuple[list[dict[str, Any]], list[Turn], str, str]]:
+    ) -> Generator[tuple[list[dict[str, Any]], list[Turn], str, str], None, None]:
         """Stream one chat turn: yields (chat messages, turns, source panel, input box).
 
         ``as_of`` is the date the question is asked (empty: today).
@@ -566,6 +688,135 @@ class ChatApp:
             text = "⚠ Answering failed because of an internal error; see the server log."
             history[-1] = {"role": "assistant", "content": escape_markdown(text)}
             yield state(current)
+
+    # -- the queue of one browser tab ---------------------------------------------------
+
+    def session(self, key: str) -> ChatSession:
+        """The chat of the tab ``key`` (Gradio's session hash), created when first seen."""
+        with self._sessions_lock:
+            return self.sessions.setdefault(key, ChatSession())
+
+    def forget(self, key: str) -> None:
+        """Drop a closed tab's chat from memory."""
+        with self._sessions_lock:
+            self.sessions.pop(key, None)
+
+    def enqueue(
+        self,
+        key: str,
+        message: str,
+        sources: Sequence[str] | None = None,
+        date_from: str = "",
+        date_to: str = "",
+        as_of: str = "",
+    ) -> dict[str, str]:
+        """Queue a question of tab ``key``; returns the date fields' messages.
+
+        A non-empty result means nothing was queued: the question stays in the input and
+        each message is shown next to its field.
+
+        >>> chat.enqueue("tab1", "what did Meloni propose?")  # doctest: +SKIP
+        {}
+        """
+        problems = check_filter_fields(as_of, date_from, date_to)
+        if problems or not message or not message.strip():
+            return problems
+        session = self.session(key)
+        with session.lock:
+            session.pending.append(
+                Pending(message, tuple(sources or ()), date_from or "", date_to or "", as_of or "")
+            )
+        return {}
+
+    def request_stop(self, key: str) -> None:
+        """End the answer being streamed for tab ``key`` (queued questions still follow)."""
+        self.session(key).stop.set()
+
+    def reset(self, key: str) -> None:
+        """A new, empty chat for tab ``key``: queued questions are dropped too."""
+        session = self.session(key)
+        with session.lock:
+            session.pending.clear()
+            session.history, session.turns = [], []
+            session.generation += 1
+        session.stop.set()
+
+    def drain(self, key: str) -> Iterator[ChatSession | None]:
+        """Answer the queued questions of tab ``key`` in order, yielding the session after
+        each change; yields None once when another call is already answering them.
+
+        Only one drain runs per tab: the check of the queue and the release of the
+        "running" flag happen under one lock, so a question queued at any moment is
+        either seen by the running drain or starts a new one.
+        """
+        session = self.session(key)
+        with session.lock:
+            if session.running:
+                yield None
+                return
+            session.running = True
+        try:
+            while True:
+                with session.lock:
+                    if not session.pending:
+                        session.running = False
+                        session.current = None
+                        break
+                    item = session.pending.popleft()
+                    session.current = item.question
+                    session.stop.clear()
+                yield from self._answer(session, item)
+            yield session
+        finally:
+            with session.lock:
+                session.running = False
+                session.current = None
+
+    def _answer(self, session: ChatSession, item: Pending) -> Iterator[ChatSession]:
+        steps = self.respond(
+            item.question,
+            session.history,
+            session.turns,
+            list(item.sources),
+            item.date_from,
+            item.date_to,
+            item.as_of,
+        )
+        generation = session.generation
+        first = True
+        try:
+            for history, turns, _panel, _box in steps:
+                with session.lock:
+                    if session.generation != generation:
+                        return  # the chat was reset meanwhile: this answer belongs to none
+                    stopped = session.stop.is_set()
+                    # Stopped: keep what the user saw (the question at least), marked.
+                    if first or not stopped:
+                        session.history, session.turns = history, turns
+                    if stopped:
+                        self._mark_stopped(session, item.question)
+                first = False
+                yield session
+                if stopped:
+                    return
+        finally:
+            steps.close()
+
+    @staticmethod
+    def _mark_stopped(session: ChatSession, question: str) -> None:
+        """Keep what was streamed of the current answer, marked as stopped."""
+        if _answers_in(session.history) > len(session.turns):  # stopped while searching
+            session.turns = [*session.turns, Turn(question, None)]
+            text = escape_markdown("Stopped before an answer.")
+            session.history = [*session.history[:-1], {"role": "assistant", "content": text}]
+            return
+        last = session.turns[-1] if session.turns else None
+        if last is None or last.answer is None or last.answer.done:
+            return  # already complete: nothing to stop
+        answer = replace(last.answer, done=True)
+        session.turns = [*session.turns[:-1], Turn(last.question, answer)]
+        text = render_answer(answer, len(session.turns)) + STOPPED
+        session.history = [*session.history[:-1], {"role": "assistant", "content": text}]
 
     # -- library ---------------------------------------------------------------------
 
@@ -690,7 +941,6 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
     no_latex: list[dict[str, str | bool]] = []  # "$$" in an article is not a formula
 
     with gr.Blocks(title="newsrag") as demo:
-        turns = gr.State([])
         gr.HTML(
             "<div class='app-header'><h1>newsrag — ask your news articles</h1>"
             "<span class='mode-badge' id='mode'>Answer mode: "
@@ -698,7 +948,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
             elem_id="header",
         )
         with gr.Row(equal_height=False):
-            with gr.Column(scale=5, min_width=340):
+            with gr.Column(scale=5, min_width=340, elem_id="chat-column"):
                 chatbot = gr.Chatbot(
                     label="Chat",
                     show_label=False,
@@ -713,7 +963,22 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                         "article and the quoted passage."
                     ),
                 )
-                with gr.Row(equal_height=True):
+                # Active filters, visible with the panel closed; a click removes one.
+                with gr.Row(elem_id="filter-chips", equal_height=True):
+                    chips = {
+                        key: gr.Button(
+                            "",
+                            visible=False,
+                            size="sm",
+                            variant="secondary",
+                            elem_id=f"chip-{key.replace('_', '-')}",
+                            elem_classes=["chip"],
+                            min_width=60,
+                            scale=0,
+                        )
+                        for key in ("sources", "date_from", "date_to", "as_of")
+                    }
+                with gr.Row(equal_height=True, elem_id="ask-row"):
                     question = gr.Textbox(
                         placeholder="Ask a question, e.g. what did Meloni propose?",
                         show_label=False,
@@ -724,7 +989,11 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                         max_length=settings.max_question_chars,
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="ask")
-                with gr.Accordion("Date and filters", open=False, elem_id="filters"):
+                    stop = gr.Button(
+                        "Stop", variant="stop", scale=0, min_width=60, elem_id="stop", visible=False
+                    )
+                status = gr.HTML("", elem_id="chat-status")
+                with gr.Accordion("Date and filters", open=False, elem_id="filters") as panel:
                     # No library data in the page as built: Gradio shows the page's API
                     # description (choices included) to visitors who have not logged in.
                     # The choices, stats and article list are loaded with the page.
@@ -734,6 +1003,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                         elem_id="as-of",
                         min_width=120,
                     )
+                    as_of_msg = gr.HTML("", elem_id="as-of-msg")
                     source_filter = gr.Dropdown(
                         choices=[],
                         multiselect=True,
@@ -741,18 +1011,22 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                         elem_id="source-filter",
                     )
                     with gr.Row():
-                        date_from = gr.Textbox(
-                            label="Published from",
-                            placeholder="YYYY-MM-DD",
-                            elem_id="date-from",
-                            min_width=120,
-                        )
-                        date_to = gr.Textbox(
-                            label="Published to",
-                            placeholder="YYYY-MM-DD",
-                            elem_id="date-to",
-                            min_width=120,
-                        )
+                        with gr.Column(min_width=120):
+                            date_from = gr.Textbox(
+                                label="Published from",
+                                placeholder="YYYY-MM-DD",
+                                elem_id="date-from",
+                                min_width=120,
+                            )
+                            date_from_msg = gr.HTML("", elem_id="date-from-msg")
+                        with gr.Column(min_width=120):
+                            date_to = gr.Textbox(
+                                label="Published to",
+                                placeholder="YYYY-MM-DD",
+                                elem_id="date-to",
+                                min_width=120,
+                            )
+                            date_to_msg = gr.HTML("", elem_id="date-to-msg")
             with gr.Column(scale=4, min_width=300):
                 gr.Markdown("### Sources")
                 sources_html = gr.HTML(render_source_panel([]), elem_id="sources")
@@ -791,17 +1065,99 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                     "Delete article", variant="stop", elem_id="delete", size="sm"
                 )
 
-        chat_inputs = [question, chatbot, turns, source_filter, date_from, date_to, as_of]
-        chat_outputs = [chatbot, turns, sources_html, question]
+        fields = {"as_of": as_of, "date_from": date_from, "date_to": date_to}
+        messages = {"as_of": as_of_msg, "date_from": date_from_msg, "date_to": date_to_msg}
+        filter_inputs: list[Any] = [source_filter, date_from, date_to, as_of]
+
+        def field_messages(problems: dict[str, str]) -> list[str]:
+            return [render_field_message(problems.get(key)) for key in messages]
+
+        def on_ask(
+            message: str,
+            sources: list[str] | None,
+            low: str,
+            high: str,
+            asked_on: str,
+            request: gr.Request,
+        ) -> list[Any]:
+            problems = chat.enqueue(
+                request.session_hash or "", message, sources, low, high, asked_on
+            )
+            if problems:  # the question stays in the input; each field says what is wrong
+                return [gr.update(), *field_messages(problems), gr.update(open=True)]
+            return [gr.update(value=""), *field_messages({}), gr.update()]
+
+        def on_drain(request: gr.Request) -> Iterator[list[Any]]:
+            for session in chat.drain(request.session_hash or ""):
+                if session is None:  # this tab's questions are being answered already
+                    yield [gr.skip()] * 5
+                    continue
+                busy = session.current is not None
+                yield [
+                    [*session.history],
+                    render_source_panel(session.turns),
+                    render_status(session),
+                    gr.update(value="Queue" if busy else "Ask"),
+                    gr.update(visible=busy),
+                ]
+
         for trigger in (question.submit, send.click):
             trigger(
-                chat.respond,
-                chat_inputs,
-                chat_outputs,
+                on_ask,
+                [question, *filter_inputs],
+                [question, *messages.values(), panel],
+                queue=False,
+                trigger_mode="multiple",
+                show_progress="hidden",
+            ).then(
+                on_drain,
+                None,
+                [chatbot, sources_html, status, send, stop],
                 show_progress="hidden",
                 concurrency_id="chat",
+                trigger_mode="multiple",
             )
-        chatbot.clear(lambda: ([], render_source_panel([])), None, [turns, sources_html])
+
+        def on_stop(request: gr.Request) -> None:
+            chat.request_stop(request.session_hash or "")
+
+        stop.click(on_stop, None, None, queue=False)
+
+        def on_clear(request: gr.Request) -> tuple[str, str]:
+            chat.reset(request.session_hash or "")
+            return render_source_panel([]), ""
+
+        chatbot.clear(on_clear, None, [sources_html, status], queue=False)
+
+        def on_unload(request: gr.Request) -> None:
+            chat.forget(request.session_hash or "")
+
+        demo.unload(on_unload)
+
+        def show_chips(sources: list[str] | None, low: str, high: str, asked_on: str) -> list[Any]:
+            labels = filter_chips(sources, low, high, asked_on)
+            return [gr.update(value=labels.get(key, ""), visible=key in labels) for key in chips]
+
+        for component in filter_inputs:
+            component.change(
+                show_chips, filter_inputs, list(chips.values()), queue=False, show_progress="hidden"
+            )
+        chips["sources"].click(lambda: [], None, source_filter, queue=False)
+        for key, box in fields.items():
+            chips[key].click(lambda: "", None, box, queue=False)
+
+        def check_dates(asked_on: str, low: str, high: str) -> list[str]:
+            return field_messages(check_filter_fields(asked_on, low, high))
+
+        for box in fields.values():
+            # On leaving a field (not on each keystroke: "2025-0" is on its way to a date).
+            box.blur(
+                check_dates,
+                [as_of, date_from, date_to],
+                list(messages.values()),
+                queue=False,
+                show_progress="hidden",
+            )
 
         library = [report, stats, articles, source_filter]
         # One ingest at a time: two batches must not plan against the same manifest.

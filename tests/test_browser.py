@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from playwright.sync_api import (
     Browser,
     ConsoleMessage,
@@ -89,6 +90,43 @@ def server(tmp_path_factory: pytest.TempPathFactory, embeddings: LocalEmbeddings
             demo.close()
 
 
+SLOW_REPLY = "Meloni proposed extending NATO's Article 5 protection to Ukraine [1]."
+
+
+@pytest.fixture(scope="module")
+def slow_server(
+    tmp_path_factory: pytest.TempPathFactory, embeddings: LocalEmbeddings
+) -> Iterator[str]:
+    """The chat answering with a (fake) LLM that streams one character every 30 ms, so
+    an answer takes seconds, as with a real LLM; yields its URL."""
+    with pytest.MonkeyPatch.context() as env:
+        for key in list(os.environ):
+            if key.startswith(("NEWSRAG_", "LLM_", "CHROMA_", "OPENAI_")):
+                env.delenv(key)
+        env.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+        settings = make_settings(
+            tmp_path_factory.mktemp("slow") / "data", llm_provider="openai", llm_model="slow"
+        )
+        model = FakeListChatModel(responses=[SLOW_REPLY], sleep=0.03)
+        assistant = Assistant(settings, build_index(settings, embeddings), embeddings, model)
+        assistant.ingest([SEEDS])
+        demo = app.build_ui(assistant)
+        port = free_port()
+        demo.queue().launch(
+            server_name="127.0.0.1",
+            server_port=port,
+            prevent_thread_lock=True,
+            quiet=True,
+            **app.launch_options(settings),
+        )
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            wait_for_http(url)
+            yield url
+        finally:
+            demo.close()
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as pw:
@@ -108,8 +146,7 @@ class Watched:
     dialogs: list[str] = field(default_factory=list)
 
 
-@pytest.fixture
-def watched(browser: Browser, server: str) -> Iterator[Watched]:
+def _watch(browser: Browser, url: str) -> Iterator[Watched]:
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     seen = Watched(page)
@@ -125,7 +162,7 @@ def watched(browser: Browser, server: str) -> Iterator[Watched]:
     page.on("console", on_console)
     page.on("pageerror", lambda exc: seen.errors.append(f"pageerror: {exc}"))
     page.on("dialog", on_dialog)
-    page.goto(server)
+    page.goto(url)
     expect(page.locator("#question textarea")).to_be_visible(timeout=30_000)
     yield seen
     context.close()
@@ -133,6 +170,17 @@ def watched(browser: Browser, server: str) -> Iterator[Watched]:
     # here is ours (a broken script, a failed request, an injected <img>...).
     assert seen.errors == []
     assert seen.dialogs == []
+
+
+@pytest.fixture
+def watched(browser: Browser, server: str) -> Iterator[Watched]:
+    yield from _watch(browser, server)
+
+
+@pytest.fixture
+def slow(browser: Browser, slow_server: str) -> Iterator[Watched]:
+    """A page of the chat whose answers stream for seconds (see ``slow_server``)."""
+    yield from _watch(browser, slow_server)
 
 
 def ask(page: Page, question: str) -> Locator:
@@ -301,3 +349,122 @@ def test_the_chat_works_with_the_keyboard_on_a_narrow_window(
     expect(card).to_have_class(re.compile(r"\bactive\b"))
     expect(card).to_be_in_viewport()
     page.screenshot(path=str(tmp_path / "narrow.png"))
+
+
+# -- issue 14: no lost turns ------------------------------------------------------------
+
+
+def test_three_questions_asked_while_answering_are_all_answered_in_order(
+    slow: Watched, tmp_path: Path
+) -> None:
+    page = slow.page
+    box = page.locator("#question textarea")
+    questions = [
+        "what did Meloni propose?",
+        "what did Zelenskyy say about Article 5?",
+        "who proposed the security umbrella?",
+    ]
+    for text in questions:  # as fast as a user pressing Enter three times
+        box.fill(text)
+        box.press("Enter")
+        expect(box).to_have_value("")
+
+    ask_button, stop_button = page.locator("#ask"), page.locator("#stop")
+    expect(ask_button).to_have_text("Queue")  # busy: a new question now waits its turn
+    expect(stop_button).to_be_visible()
+    expect(page.locator("#chat-status")).to_contain_text("queued")
+    page.screenshot(path=str(tmp_path / "queued.png"))
+
+    answers = page.locator("#chat [data-testid='bot']")
+    expect(answers).to_have_count(3, timeout=ANSWER_TIMEOUT_MS)
+    expect(ask_button).to_have_text("Ask", timeout=ANSWER_TIMEOUT_MS)
+    expect(stop_button).to_be_hidden()
+    expect(page.locator("#chat-status")).to_have_text("")
+    users = page.locator("#chat [data-testid='user']")
+    expect(users).to_have_count(3)
+    for n, text in enumerate(questions):
+        expect(users.nth(n)).to_contain_text(text)
+        expect(answers.nth(n)).to_contain_text("Article 5 protection to Ukraine")
+        expect(page.locator(f"#sources #answer-{n + 1} .sources-head")).to_contain_text(text)
+
+
+def test_stop_ends_a_streaming_answer_and_keeps_what_was_written(
+    slow: Watched, tmp_path: Path
+) -> None:
+    page = slow.page
+    box = page.locator("#question textarea")
+    box.fill("what did Meloni propose?")
+    box.press("Enter")
+    answer = page.locator("#chat [data-testid='bot']").first
+    expect(answer).to_contain_text("Meloni", timeout=ANSWER_TIMEOUT_MS)  # streaming
+
+    page.locator("#stop").click()
+
+    expect(answer).to_contain_text("Stopped before the end", timeout=ANSWER_TIMEOUT_MS)
+    expect(answer).not_to_contain_text("to Ukraine")
+    expect(page.locator("#ask")).to_have_text("Ask")
+    expect(page.locator("#stop")).to_be_hidden()
+    page.screenshot(path=str(tmp_path / "stopped.png"))
+    # The chat goes on: the next question is answered in full.
+    box.fill("who proposed the security umbrella?")
+    box.press("Enter")
+    second = page.locator("#chat [data-testid='bot']").nth(1)
+    expect(second).to_contain_text("to Ukraine", timeout=ANSWER_TIMEOUT_MS)
+
+
+# -- issue 14: filters do not punish mistakes -------------------------------------------
+
+
+def test_an_invalid_date_is_reported_next_to_its_field_and_the_chat_stays(
+    watched: Watched, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    page = watched.page
+    first = ask(page, "what did Meloni propose?")
+    page.locator("#filters").get_by_text("Date and filters").click()
+    page.locator("#date-from textarea, #date-from input").fill("March 2022")
+    box = page.locator("#question textarea")
+    box.fill("and what did Zelenskyy say?")
+    box.press("Enter")
+
+    message = page.locator("#date-from-msg")
+    expect(message).to_contain_text("Not a date: write it as YYYY-MM-DD")
+    expect(message.locator("[role='alert']")).to_have_count(1)
+    expect(box).to_have_value("and what did Zelenskyy say?")  # not lost: fix and resend
+    expect(page.locator("#chat [data-testid='bot']")).to_have_count(1)
+    expect(first).to_contain_text("Article 5")
+    expect(page.locator(".toast-body, .toast-wrap .error")).to_have_count(0)
+    page.screenshot(path=str(tmp_path / "invalid-date.png"))
+
+    page.locator("#date-from textarea, #date-from input").fill("2025-01-01")
+    page.locator("#date-from textarea, #date-from input").blur()
+    expect(message).to_have_text("")
+    box.press("Enter")
+    expect(page.locator("#chat [data-testid='bot']")).to_have_count(2, timeout=ANSWER_TIMEOUT_MS)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_active_filters_show_as_removable_chips_with_the_panel_closed(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    chips = page.locator("#filter-chips")
+    expect(chips).to_be_hidden()
+    page.locator("#filters").get_by_text("Date and filters").click()
+    page.locator("#date-from textarea, #date-from input").fill("2030-01-01")
+    page.locator("#as-of textarea, #as-of input").fill("2031-06-01")
+    page.locator("#filters").get_by_text("Date and filters").click()  # close the panel
+    expect(page.locator("#date-from")).to_be_hidden()
+
+    expect(page.locator("#chip-date-from")).to_have_text("From 2030-01-01 ✕")
+    expect(page.locator("#chip-as-of")).to_have_text("As of 2031-06-01 ✕")
+    page.screenshot(path=str(tmp_path / "chips.png"))
+    answer = ask(page, "what did Meloni propose?")
+    expect(answer).to_contain_text("Not found")  # the chip says why
+
+    page.locator("#chip-date-from").click()
+    expect(page.locator("#chip-date-from")).to_be_hidden()
+    expect(page.locator("#chip-as-of")).to_be_visible()
+    page.locator("#chip-as-of").click()
+    expect(chips).to_be_hidden()
+    answer = ask(page, "what did Meloni propose?")
+    expect(answer).to_contain_text("Article 5")
