@@ -18,8 +18,10 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import string
+import tempfile
 import threading
 import time
 import unicodedata
@@ -38,6 +40,7 @@ from starlette.middleware import Middleware
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import IngestReport, ProgressCallback
 from rag.assistant import Assistant
+from rag.conversations_store import ConversationStore, SavedTurn, new_owner_id
 from rag.dates import answer_when
 from rag.errors import NewsragError, QuestionError, disk_full_as_error
 from rag.records import Answer, Source
@@ -561,6 +564,75 @@ def _progress_callback(progress: gr.Progress | None) -> ProgressCallback | None:
     return report
 
 
+def browser_secret(data_dir: Path) -> str:
+    """The key that encrypts the browser's stored ids, created once per library.
+
+    A key made at each start would make every browser a stranger after a restart.
+    """
+    path = data_dir / ".browser-secret"
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_text(encoding="ascii").strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(value)
+    return value
+
+
+def history_of(turns: Sequence[SavedTurn | Turn]) -> list[dict[str, Any]]:
+    """The chat messages of saved turns, rendered as when they were answered."""
+    history: list[dict[str, Any]] = []
+    for number, turn in enumerate(turns, start=1):
+        history.append({"role": "user", "content": escape_markdown(turn.question)})
+        if turn.answer is None:
+            text = escape_markdown("⚠ No answer was produced for this question.")
+        else:
+            text = render_answer(turn.answer, number)
+        history.append({"role": "assistant", "content": text})
+    return history
+
+
+def conversation_markdown(title: str, turns: Sequence[Turn | SavedTurn]) -> str:
+    """A conversation as Markdown: each question, its answer, its numbered sources.
+
+    The text is written as it was answered; a source links to its URL when it has one.
+
+    >>> from rag.records import Source
+    >>> s = Source(1, "a1", "Title", "example.com", "https://example.com/a", None, "p")
+    >>> print(conversation_markdown("Chat", [Turn("Why?", Answer("Why?", "So [1].", (s,)))]))
+    # Chat
+    <BLANKLINE>
+    ## Why?
+    <BLANKLINE>
+    So [1].
+    <BLANKLINE>
+    Sources:
+    <BLANKLINE>
+    1. [Title](https://example.com/a) · example.com · date unknown
+    <BLANKLINE>
+    """
+    lines = [f"# {title}", ""]
+    for turn in turns:
+        lines += [f"## {turn.question}", ""]
+        if turn.answer is None:
+            lines += ["(no answer)", ""]
+            continue
+        lines += [turn.answer.text, ""]
+        when = answer_when(turn.answer)
+        if when:
+            lines += [f"*{when}*", ""]
+        if turn.answer.sources:
+            lines += ["Sources:", ""]
+            for s in turn.answer.sources:
+                published = s.published.isoformat() if s.published else "date unknown"
+                href = _safe_href(s.url)
+                name = f"[{s.title}]({href})" if href else s.title
+                lines.append(f"{s.number}. {name} · {s.source} · {published}")
+            lines.append("")
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class Pending:
     """A question waiting for its turn, with the filter fields as they were when asked."""
@@ -586,6 +658,9 @@ class ChatSession:
     current: str | None = None
     running: bool = False
     generation: int = 0  # bumped by a reset: an answer of the old chat is dropped
+    owner: str | None = None  # whose saved conversations (None: nothing is saved)
+    conversation_id: str | None = None  # the saved conversation shown, once it has a turn
+    saves: int = 0  # bumped when the conversation list changed
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -623,6 +698,7 @@ class ChatApp:
         self.temp_dir = temp_dir or Path(get_upload_folder())
         self.sessions: dict[str, ChatSession] = {}
         self._sessions_lock = threading.Lock()
+        self.conversations = ConversationStore(self.settings.index_db_path)
 
     # -- chat ------------------------------------------------------------------------
 
@@ -766,6 +842,7 @@ class ChatApp:
                     session.current = item.question
                     session.stop.clear()
                 yield from self._answer(session, item)
+                self._save_last_turn(session)
             yield session
         finally:
             with session.lock:
@@ -817,6 +894,110 @@ class ChatApp:
         session.turns = [*session.turns[:-1], Turn(last.question, answer)]
         text = render_answer(answer, len(session.turns)) + STOPPED
         session.history = [*session.history[:-1], {"role": "assistant", "content": text}]
+
+    # -- saved conversations ------------------------------------------------------------
+
+    def _save_last_turn(self, session: ChatSession) -> None:
+        with session.lock:
+            if session.owner is None or not session.turns:
+                return
+            owner, turns = session.owner, list(session.turns)
+            conversation_id = session.conversation_id
+        if conversation_id is None:
+            conversation_id = self.conversations.create(owner, turns[0].question).conversation_id
+        last = turns[-1]
+        self.conversations.save_turn(
+            owner, conversation_id, len(turns) - 1, last.question, last.answer
+        )
+        with session.lock:
+            if session.turns[: len(turns)] == turns:  # still the same chat
+                session.conversation_id = conversation_id
+            session.saves += 1
+
+    def open_session(self, key: str, owner: str, conversation_id: str | None = None) -> ChatSession:
+        """Attach tab ``key`` to ``owner`` and show their saved ``conversation_id``
+        (when it is theirs); the chat stays empty otherwise."""
+        session = self.session(key)
+        with session.lock:
+            session.owner = owner
+        if conversation_id:
+            self.open_conversation(key, conversation_id)
+        return session
+
+    def open_conversation(self, key: str, conversation_id: str) -> bool:
+        """Show a saved conversation of the tab's owner; False when there is none such."""
+        session = self.session(key)
+        saved = (
+            self.conversations.turns(session.owner, conversation_id)
+            if session.owner is not None
+            else None
+        )
+        if saved is None:
+            return False
+        self.reset(key)
+        with session.lock:
+            session.turns = [Turn(t.question, t.answer) for t in saved]
+            session.history = history_of(saved)
+            session.conversation_id = conversation_id
+        return True
+
+    def new_conversation(self, key: str) -> None:
+        """An empty chat; its first answered question starts a new saved conversation."""
+        self.reset(key)
+        with self.session(key).lock:
+            self.session(key).conversation_id = None
+
+    def rename_conversation(self, key: str, title: str) -> bool:
+        session = self.session(key)
+        if session.owner is None or session.conversation_id is None:
+            return False
+        renamed = self.conversations.rename(session.owner, session.conversation_id, title)
+        session.saves += renamed
+        return renamed
+
+    def delete_conversation(self, key: str) -> bool:
+        """Delete the open conversation of the tab and empty the chat."""
+        session = self.session(key)
+        if session.owner is None or session.conversation_id is None:
+            return False
+        deleted = self.conversations.delete(session.owner, session.conversation_id)
+        self.new_conversation(key)
+        session.saves += 1
+        return deleted
+
+    def export_conversation(self, key: str) -> Path | None:
+        """Write the tab's chat as a Markdown file (for download); None when it is empty."""
+        session = self.session(key)
+        with session.lock:
+            turns = list(session.turns)
+            conversation_id = session.conversation_id
+        if not turns:
+            return None
+        title = turns[0].question
+        if session.owner and conversation_id:
+            title = next(
+                (
+                    c.title
+                    for c in self.conversations.summaries(session.owner)
+                    if c.conversation_id == conversation_id
+                ),
+                title,
+            )
+        folder = Path(tempfile.mkdtemp(prefix="newsrag-export-"))
+        name = safe_upload_name(f"{title[:60]}.md")
+        path = folder / (name if name.endswith(".md") else f"{name}.md")
+        path.write_text(conversation_markdown(title, turns), encoding="utf-8")
+        return path
+
+    def conversation_choices(self, key: str) -> list[tuple[str, str]]:
+        """(label, id) of the owner's saved conversations, the latest first."""
+        owner = self.session(key).owner
+        if owner is None:
+            return []
+        return [
+            (f"{c.title} · {c.updated:%Y-%m-%d %H:%M}", c.conversation_id)
+            for c in self.conversations.summaries(owner)
+        ]
 
     # -- library ---------------------------------------------------------------------
 
@@ -947,6 +1128,29 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
             f"<strong>{html.escape(assistant.mode_label)}</strong></span></div>",
             elem_id="header",
         )
+        # Which saved conversations are this browser's: a random id in its localStorage
+        # (encrypted with a key of this library, so it survives a server restart).
+        secret = browser_secret(settings.data_dir)
+        browser_id = gr.BrowserState("", storage_key="newsrag-browser", secret=secret)
+        open_id = gr.BrowserState("", storage_key="newsrag-open", secret=secret)
+        with gr.Sidebar(label="Conversations", open=True, elem_id="sidebar", width=280):
+            new_chat = gr.Button("New chat", size="sm", elem_id="new-chat")
+            conversation_list = gr.Radio(
+                choices=[], label="Saved conversations", elem_id="conversations"
+            )
+            with gr.Accordion("Rename, delete, export", open=False, elem_id="conversation-tools"):
+                rename_box = gr.Textbox(
+                    label="Title of the open conversation", elem_id="rename", max_length=120
+                )
+                with gr.Row():
+                    rename_btn = gr.Button("Rename", size="sm", elem_id="rename-save")
+                    delete_conversation = gr.Button(
+                        "Delete", size="sm", variant="stop", elem_id="delete-conversation"
+                    )
+                export_btn = gr.Button("Export as Markdown", size="sm", elem_id="export")
+                export_file = gr.File(
+                    label="Markdown export", visible=False, elem_id="export-file", interactive=False
+                )
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=340, elem_id="chat-column"):
                 chatbot = gr.Chatbot(
@@ -1088,17 +1292,29 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
             return [gr.update(value=""), *field_messages({}), gr.update()]
 
         def on_drain(request: gr.Request) -> Iterator[list[Any]]:
-            for session in chat.drain(request.session_hash or ""):
+            key = request.session_hash or ""
+            saves = chat.session(key).saves
+            for session in chat.drain(key):
                 if session is None:  # this tab's questions are being answered already
-                    yield [gr.skip()] * 5
+                    yield [gr.skip()] * 7
                     continue
                 busy = session.current is not None
+                listed: list[Any] = [gr.skip(), gr.skip()]
+                if session.saves != saves:  # a turn was saved: the list and open id change
+                    saves = session.saves
+                    listed = [
+                        gr.update(
+                            choices=chat.conversation_choices(key), value=session.conversation_id
+                        ),
+                        session.conversation_id or "",
+                    ]
                 yield [
                     [*session.history],
                     render_source_panel(session.turns),
                     render_status(session),
                     gr.update(value="Queue" if busy else "Ask"),
                     gr.update(visible=busy),
+                    *listed,
                 ]
 
         for trigger in (question.submit, send.click):
@@ -1112,7 +1328,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
             ).then(
                 on_drain,
                 None,
-                [chatbot, sources_html, status, send, stop],
+                [chatbot, sources_html, status, send, stop, conversation_list, open_id],
                 show_progress="hidden",
                 concurrency_id="chat",
                 trigger_mode="multiple",
@@ -1123,11 +1339,70 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
 
         stop.click(on_stop, None, None, queue=False)
 
-        def on_clear(request: gr.Request) -> tuple[str, str]:
-            chat.reset(request.session_hash or "")
-            return render_source_panel([]), ""
+        def owner_of(request: gr.Request, stored: str) -> str:
+            # With login, conversations follow the user to any browser.
+            return f"user:{request.username}" if request.username else f"browser:{stored}"
 
-        chatbot.clear(on_clear, None, [sources_html, status], queue=False)
+        def show(key: str) -> list[Any]:
+            session = chat.session(key)
+            return [
+                [*session.history],
+                render_source_panel(session.turns),
+                "",
+                gr.update(choices=chat.conversation_choices(key), value=session.conversation_id),
+                session.conversation_id or "",
+            ]
+
+        shown = [chatbot, sources_html, status, conversation_list, open_id]
+
+        def on_load(stored_id: str, open_conversation: str, request: gr.Request) -> list[Any]:
+            stored_id = stored_id or new_owner_id()
+            key = request.session_hash or ""
+            chat.open_session(key, owner_of(request, stored_id), open_conversation or None)
+            return [stored_id, *show(key)]
+
+        demo.load(on_load, [browser_id, open_id], [browser_id, *shown], queue=False)
+
+        def on_new(request: gr.Request) -> list[Any]:
+            key = request.session_hash or ""
+            chat.new_conversation(key)
+            return [*show(key), ""]
+
+        new_chat.click(on_new, None, [*shown, rename_box], queue=False)
+
+        def on_clear(request: gr.Request) -> list[Any]:
+            return on_new(request)
+
+        chatbot.clear(on_clear, None, [*shown, rename_box], queue=False)
+
+        def on_open(conversation_id: str | None, request: gr.Request) -> list[Any]:
+            key = request.session_hash or ""
+            if conversation_id:
+                chat.open_conversation(key, conversation_id)
+            return [*show(key), ""]
+
+        conversation_list.input(on_open, [conversation_list], [*shown, rename_box], queue=False)
+
+        def on_rename(title: str, request: gr.Request) -> list[Any]:
+            key = request.session_hash or ""
+            chat.rename_conversation(key, title)
+            return [gr.update(choices=chat.conversation_choices(key)), ""]
+
+        rename_btn.click(on_rename, [rename_box], [conversation_list, rename_box], queue=False)
+        rename_box.submit(on_rename, [rename_box], [conversation_list, rename_box], queue=False)
+
+        def on_delete_conversation(request: gr.Request) -> list[Any]:
+            key = request.session_hash or ""
+            chat.delete_conversation(key)
+            return show(key)
+
+        delete_conversation.click(on_delete_conversation, None, shown, queue=False)
+
+        def on_export(request: gr.Request) -> Any:
+            path = chat.export_conversation(request.session_hash or "")
+            return gr.update(value=str(path) if path else None, visible=path is not None)
+
+        export_btn.click(on_export, None, export_file)
 
         def on_unload(request: gr.Request) -> None:
             chat.forget(request.session_hash or "")

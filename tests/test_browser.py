@@ -468,3 +468,55 @@ def test_active_filters_show_as_removable_chips_with_the_panel_closed(
     expect(chips).to_be_hidden()
     answer = ask(page, "what did Meloni propose?")
     expect(answer).to_contain_text("Article 5")
+
+
+# -- issue 14: saved conversations ------------------------------------------------------
+
+
+def test_conversations_are_saved_reopened_after_a_reload_renamed_exported_and_deleted(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    saved = page.locator("#conversations label")
+    bots = page.locator("#chat [data-testid='bot']")
+    ask(page, "what did Meloni propose?")
+    ask(page, "and what did Zelenskyy say?")
+    expect(saved).to_have_count(1)
+    expect(saved.first).to_contain_text("what did Meloni propose?")
+
+    page.reload()
+    expect(bots).to_have_count(2, timeout=30_000)  # the open conversation is restored
+    expect(bots.first).to_contain_text("Article 5")
+    expect(page.locator("#sources #src-2-1")).to_be_visible()  # with its cards
+
+    page.locator("#new-chat").click()
+    expect(bots).to_have_count(0)
+    ask(page, "who won the 2022 World Cup?")
+    expect(saved).to_have_count(2)
+    expect(saved.first).to_contain_text("who won the 2022 World Cup?")  # latest first
+
+    saved.filter(has_text="what did Meloni propose?").click()
+    expect(bots).to_have_count(2)
+    expect(bots.nth(1)).to_contain_text("Zelenskyy")
+    page.locator("#conversation-tools").get_by_text("Rename, delete, export").click()
+    page.locator("#rename textarea, #rename input").fill("NATO plan for Ukraine")
+    page.locator("#rename-save").click()
+    expect(saved.filter(has_text="NATO plan for Ukraine")).to_have_count(1)
+
+    page.locator("#export").click()
+    link = page.locator("#export-file a[download]").first
+    expect(link).to_have_attribute("download", "NATO_plan_for_Ukraine.md", timeout=30_000)
+    markdown = page.request.get(link.get_attribute("href") or "").text()
+    assert markdown.startswith("# NATO plan for Ukraine\n")
+    assert "## what did Meloni propose?" in markdown
+    assert "## and what did Zelenskyy say?" in markdown
+    assert f"1. {SEED_TITLE}" in markdown, "numbered sources"
+    page.screenshot(path=str(tmp_path / "conversations.png"))
+
+    page.locator("#delete-conversation").click()
+    expect(bots).to_have_count(0)
+    expect(saved).to_have_count(1)
+    page.reload()
+    expect(saved).to_have_count(1, timeout=30_000)
+    expect(saved.first).to_contain_text("who won the 2022 World Cup?")
+    expect(bots).to_have_count(0)
