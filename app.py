@@ -989,6 +989,32 @@ class ChatApp:
         path.write_text(conversation_markdown(title, turns), encoding="utf-8")
         return path
 
+    # -- feedback ---------------------------------------------------------------------
+
+    def rate(self, key: str, message_index: int, liked: bool | str) -> tuple[int, Answer] | None:
+        """Store a thumbs up (``liked`` True) or down of the answer at chat message
+        ``message_index``; returns (feedback id, the rated answer), or None when that
+        message is no answer (a refusal, an answer still streaming)."""
+        session = self.session(key)
+        number = message_index // 2
+        with session.lock:
+            if message_index % 2 != 1 or not 0 <= number < len(session.turns):
+                return None
+            answer = session.turns[number].answer
+            owner = session.owner or "anonymous"
+        if answer is None or not answer.done:
+            return None
+        rating = 1 if liked is True else -1
+        comment = liked if isinstance(liked, str) else ""
+        return self.conversations.add_feedback(owner, answer, rating, comment), answer
+
+    def comment_feedback(
+        self, key: str, feedback_id: int, comment: str, right_article_id: str | None = None
+    ) -> bool:
+        """Add a comment (and, for a thumbs down, the right source) to a rating."""
+        owner = self.session(key).owner or "anonymous"
+        return self.conversations.update_feedback(owner, feedback_id, comment, right_article_id)
+
     def conversation_choices(self, key: str) -> list[tuple[str, str]]:
         """(label, id) of the owner's saved conversations, the latest first."""
         owner = self.session(key).owner
@@ -1197,6 +1223,24 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                         "Stop", variant="stop", scale=0, min_width=60, elem_id="stop", visible=False
                     )
                 status = gr.HTML("", elem_id="chat-status")
+                rated = gr.State(None)  # the id of the rating a comment is for
+                with gr.Column(
+                    visible=False, elem_id="feedback-box", variant="panel"
+                ) as feedback_box:
+                    feedback_note = gr.HTML("", elem_id="feedback-note")
+                    feedback_comment = gr.Textbox(
+                        label="Comment (optional)",
+                        elem_id="feedback-comment",
+                        max_length=2000,
+                        lines=2,
+                    )
+                    feedback_right = gr.Dropdown(
+                        choices=[],
+                        label="Which source was the right one? (optional)",
+                        elem_id="feedback-right",
+                        visible=False,
+                    )
+                    feedback_send = gr.Button("Send comment", size="sm", elem_id="feedback-send")
                 with gr.Accordion("Date and filters", open=False, elem_id="filters") as panel:
                     # No library data in the page as built: Gradio shows the page's API
                     # description (choices included) to visitors who have not logged in.
@@ -1397,6 +1441,44 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
             return show(key)
 
         delete_conversation.click(on_delete_conversation, None, shown, queue=False)
+
+        def on_like(data: gr.LikeData, request: gr.Request) -> list[Any]:
+            index = data.index if isinstance(data.index, int) else -1
+            rated_answer = chat.rate(request.session_hash or "", index, data.liked)
+            if rated_answer is None:
+                return [None, gr.update(visible=False), "", gr.update(), gr.update()]
+            feedback_id, answer = rated_answer
+            up = data.liked is True
+            note = "Thanks: marked as helpful." if up else "Thanks: marked as not helpful."
+            sources = [(f"[{s.number}] {s.title}"[:100], s.article_id) for s in answer.sources]
+            return [
+                feedback_id,
+                gr.update(visible=True),
+                f"<p class='feedback-note'>{note}</p>",
+                gr.update(value=""),
+                gr.update(choices=sources, value=None, visible=not up and bool(sources)),
+            ]
+
+        chatbot.like(
+            on_like,
+            None,
+            [rated, feedback_box, feedback_note, feedback_comment, feedback_right],
+            queue=False,
+        )
+
+        def on_comment(
+            feedback_id: int | None, comment: str, right: str | None, request: gr.Request
+        ) -> list[Any]:
+            if feedback_id is not None:
+                chat.comment_feedback(request.session_hash or "", feedback_id, comment, right)
+            return [None, gr.update(visible=False)]
+
+        feedback_send.click(
+            on_comment,
+            [rated, feedback_comment, feedback_right],
+            [rated, feedback_box],
+            queue=False,
+        )
 
         def on_export(request: gr.Request) -> Any:
             path = chat.export_conversation(request.session_hash or "")

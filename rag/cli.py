@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, default=Path("eval-results"), help="results directory")
     ev.add_argument("--no-anchors", action="store_true", help="skip the BM25/tutorial anchors")
     ev.add_argument("--no-abstention", action="store_true", help="skip the no-answer variant")
+    fb = sub.add_parser("feedback", help="the chat's answer ratings")
+    fb_sub = fb.add_subparsers(dest="feedback_command", required=True, metavar="ACTION")
+    fb_export = fb_sub.add_parser(
+        "export", help="write rated answers as a dataset that `newsrag eval DIR` runs"
+    )
+    fb_export.add_argument("out", type=Path, metavar="DIR")
     return parser
 
 
@@ -151,6 +157,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from rag.evaluation import run_cli
 
         return run_cli(args, settings)
+    if args.command == "feedback":
+        return _feedback_export(args, settings)
     raise AssertionError(args.command)  # argparse only accepts the commands above
 
 
@@ -212,6 +220,23 @@ def _stats(settings: Settings) -> int:
         print("newest: " + ", ".join(d.isoformat() for d in stats.newest))
     for source, count in stats.sources[:10]:
         print(f"  {count:6d}  {source}")
+    return 0
+
+
+def _feedback_export(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.components import build_index
+    from rag.conversations_store import ConversationStore
+    from rag.feedback import export_feedback
+
+    if not settings.index_db_path.exists():
+        print(f"newsrag: no library at {settings.data_dir}", file=sys.stderr)
+        return 1
+    store = ConversationStore(settings.index_db_path)
+    try:
+        report = export_feedback(store, build_index(settings), args.out)
+    finally:
+        store.close()
+    print(f"{args.out}: {report.summary()}")
     return 0
 
 

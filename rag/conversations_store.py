@@ -104,7 +104,7 @@ class Feedback:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _day(text: Any) -> date | None:
@@ -363,6 +363,18 @@ class ConversationStore:
                 ),
             )
         return int(cursor.lastrowid or 0)
+
+    def update_feedback(
+        self, owner: str, feedback_id: int, comment: str, right_article_id: str | None = None
+    ) -> bool:
+        """Add the comment (and the right source) to a rating; False when not the owner's."""
+        with self._connect() as con:
+            cursor = con.execute(
+                "UPDATE ui_feedback SET comment = ?, right_article_id = ? "
+                "WHERE feedback_id = ? AND owner = ?",
+                (comment.strip(), right_article_id or None, feedback_id, owner),
+            )
+        return cursor.rowcount == 1
 
     def feedback(self) -> list[Feedback]:
         """Every rating stored, oldest first."""

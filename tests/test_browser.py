@@ -32,8 +32,10 @@ from playwright.sync_api import (
 import app
 from rag.assistant import Assistant
 from rag.components import build_index
+from rag.conversations_store import ConversationStore
 from rag.embeddings import LocalEmbeddings
 from rag.records import NOT_FOUND_TEXT
+from rag.settings import Settings
 from tests.conftest import ROOT, SEEDS, free_port, make_settings, wait_for_http
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -47,6 +49,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# The settings behind each test server, by its URL (for tests that look at its library).
+SERVED: dict[str, Settings] = {}
 SEED_TITLE = "Italian PM proposes extending NATO's Article 5 security umbrella to Ukraine"
 ANSWER_TIMEOUT_MS = 60_000
 
@@ -83,6 +87,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, embeddings: LocalEmbeddings
             **app.launch_options(settings),
         )
         url = f"http://127.0.0.1:{port}/"
+        SERVED[url] = settings
         try:
             wait_for_http(url)
             yield url
@@ -120,6 +125,7 @@ def slow_server(
             **app.launch_options(settings),
         )
         url = f"http://127.0.0.1:{port}/"
+        SERVED[url] = settings
         try:
             wait_for_http(url)
             yield url
@@ -520,3 +526,42 @@ def test_conversations_are_saved_reopened_after_a_reload_renamed_exported_and_de
     expect(saved).to_have_count(1, timeout=30_000)
     expect(saved.first).to_contain_text("who won the 2022 World Cup?")
     expect(bots).to_have_count(0)
+
+
+# -- issue 14: feedback -----------------------------------------------------------------
+
+
+def test_a_thumbs_up_and_a_thumbs_down_with_comment_and_right_source_are_stored(
+    watched: Watched, server: str, tmp_path: Path
+) -> None:
+    page = watched.page
+    store = ConversationStore(SERVED[server].index_db_path)
+    before = len(store.feedback())
+    first = ask(page, "what did Meloni propose?")
+    first.hover()
+    page.locator("#chat").get_by_role("button", name="Like", exact=True).first.click()
+    box = page.locator("#feedback-box")
+    expect(box).to_be_visible()
+    expect(page.locator("#feedback-note")).to_contain_text("marked as helpful")
+    expect(page.locator("#feedback-right")).to_be_hidden()
+    page.locator("#feedback-comment textarea").fill("Quoted the right passage")
+    page.locator("#feedback-send").click()
+    expect(box).to_be_hidden()
+
+    second = ask(page, "and what did Zelenskyy say?")
+    second.hover()
+    page.locator("#chat").get_by_role("button", name="Dislike", exact=True).nth(1).click()
+    expect(page.locator("#feedback-note")).to_contain_text("marked as not helpful")
+    page.locator("#feedback-right input").click()
+    page.get_by_role("option", name=re.compile(r"\[1\] Italian PM")).click()
+    page.locator("#feedback-send").click()
+    expect(box).to_be_hidden()
+    page.screenshot(path=str(tmp_path / "feedback.png"))
+
+    up, down = store.feedback()[before:]
+    assert (up.rating, up.comment) == (1, "Quoted the right passage")
+    assert up.answer.question == "what did Meloni propose?"
+    assert up.answer.as_of is not None and up.answer.sources[0].title == SEED_TITLE
+    assert (down.rating, down.answer.question) == (-1, "and what did Zelenskyy say?")
+    assert down.right_article_id == up.answer.sources[0].article_id
+    assert up.owner == down.owner and up.owner.startswith("browser:")
