@@ -26,7 +26,7 @@ import threading
 import time
 import unicodedata
 from collections import deque
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path, PurePosixPath
@@ -45,7 +45,7 @@ from rag.dates import answer_when
 from rag.errors import NewsragError, QuestionError, disk_full_as_error
 from rag.records import Answer, Source
 from rag.settings import Settings
-from rag.store import Filters
+from rag.store import ArticleRecord, Filters
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +139,7 @@ EMPTY_LIBRARY = (
     "(.txt, .md, .html, .pdf, .jsonl), paste an article, or click Re-ingest seeds/."
 )
 SEARCHING = "<span class='pending'>Searching the articles…</span>"
+NO_SOURCE = "\x00no such source"  # a source filter value that matches no article
 MAX_ARTICLE_CHOICES = 1000  # the delete dropdown; the newest articles first
 # Gradio injects a tracker for a parameter whose default is a Progress (a fresh one per
 # call, so one shared default is enough).
@@ -446,18 +447,37 @@ def _plural(n: int, word: str) -> str:
     return word if n == 1 else f"{word}s"
 
 
-def report_markdown(report: IngestReport) -> str:
-    """The ingest report: the summary line, then what was added, updated, skipped, failed."""
-    lines = [f"**{escape_markdown(report.summary())}**"]
-    for label, items in (
-        ("added", report.added),
-        ("updated", report.updated),
-        ("unchanged", report.skipped),
-    ):
-        lines += [f"- {label}: {escape_markdown(a.title)}" for a in items[:20]]
-        if len(items) > 20:
-            lines.append(f"- … and {len(items) - 20} more {label}")
-    lines += [f"- {escape_markdown(line)}" for line in report.details()[:50]]
+def report_markdown(
+    report: IngestReport, scrub: Callable[[str], str] = str, refused: Sequence[str] = ()
+) -> str:
+    """The short ingest report: the counts, each failure with its reason (and the other
+    lines that need attention), then the titles folded in a ``<details>``.
+
+    ``scrub`` rewrites server paths in the lines (see :meth:`ChatApp.scrub`); ``refused``
+    are the uploads refused before the ingest (type, size), each with its reason.
+    """
+    lines = [f"**{escape_markdown(report.summary())}**", ""]
+    lines += [f"- failed: {escape_markdown(line)}" for line in refused]
+    lines += [f"- {escape_markdown(scrub(line))}" for line in report.details()[:50]]
+    if len(report.details()) > 50:
+        lines.append(f"- … and {len(report.details()) - 50} more")
+    titled = [
+        (label, items)
+        for label, items in (
+            ("added", report.added),
+            ("updated", report.updated),
+            ("unchanged", report.skipped),
+        )
+        if items
+    ]
+    if titled:
+        counts = ", ".join(f"{len(items)} {label}" for label, items in titled)
+        lines += ["", f"<details><summary>Titles ({counts})</summary>", ""]
+        for label, items in titled:
+            lines += [f"- {label}: {escape_markdown(a.title)}" for a in items[:200]]
+            if len(items) > 200:
+                lines.append(f"- … and {len(items) - 200} more {label}")
+        lines += ["", "</details>"]
     return "\n".join(lines)
 
 
@@ -732,10 +752,12 @@ class ChatApp:
             self.assistant.check_question(message)
         except QuestionError as exc:
             history.append({"role": "user", "content": escape_markdown(_preview(message))})
-            history.append({"role": "assistant", "content": escape_markdown(f"⚠ {exc}")})
+            history.append(
+                {"role": "assistant", "content": escape_markdown(self.scrub(f"⚠ {exc}"))}
+            )
             yield state([*turns, Turn(_preview(message), None)])
             return
-        filters = make_filters(sources, date_from, date_to)
+        filters = make_filters(self.sources_of(sources), date_from, date_to)
         asked_on = _parse_day(as_of, "As of")
         pairs = [(t.question, t.answer.text) for t in turns if t.answer is not None]
         history.append({"role": "user", "content": escape_markdown(message)})
@@ -753,10 +775,13 @@ class ChatApp:
             ):
                 history[-1] = {"role": "assistant", "content": render_answer(answer, number)}
                 # Only the text and sources are shown; the retrieved chunks stay server-side.
-                current = [*turns, Turn(message, replace(answer, retrieved=()))]
+                shown = tuple(
+                    replace(s, source=self.display_path(s.source)) for s in answer.sources
+                )
+                current = [*turns, Turn(message, replace(answer, retrieved=(), sources=shown))]
                 yield state(current)
         except NewsragError as exc:
-            history[-1] = {"role": "assistant", "content": escape_markdown(f"⚠ {exc}")}
+            history[-1] = {"role": "assistant", "content": escape_markdown(self.scrub(f"⚠ {exc}"))}
             yield state(current)
         except Exception:
             # A chat stuck on "Searching…" helps nobody: say it failed, keep the trace.
@@ -1034,8 +1059,78 @@ class ChatApp:
             for r in self.assistant.articles()[:MAX_ARTICLE_CHOICES]
         ]
 
-    def source_choices(self) -> list[str]:
-        return [s for s, _ in self.assistant.stats().sources]
+    # -- what the page may show of the server's files and outlets ----------------------
+
+    def _roots(self) -> list[tuple[str, str]]:
+        """(absolute directory, the name shown for it): uploads, seeds, the data dir."""
+        roots = [
+            (self.upload_dir, "uploads"),
+            (self.settings.seeds_dir, self.settings.seeds_dir.name),
+            (self.settings.data_dir, self.settings.data_dir.name),
+        ]
+        seen: list[tuple[str, str]] = []
+        for directory, name in roots:
+            for form in {str(directory.absolute()), os.path.realpath(directory)}:
+                seen.append((form.rstrip("/") + "/", f"{name}/"))
+        # The longest first: uploads/ lies inside the data dir.
+        return sorted(seen, key=lambda pair: -len(pair[0]))
+
+    def display_path(self, text: str) -> str:
+        """A file's path as the page shows it: relative to the uploads, the seeds or the
+        data folder (never the server's absolute path); other text is left as is.
+
+        >>> chat.display_path("/srv/newsrag/seeds/a.txt")  # doctest: +SKIP
+        'seeds/a.txt'
+        """
+        if not text.startswith("/"):
+            return text
+        for root, name in self._roots():
+            if text.startswith(root):
+                return name + text[len(root) :]
+        return PurePosixPath(text).name
+
+    def scrub(self, text: str) -> str:
+        """Any message with the library's directories replaced by their short names."""
+        for root, name in self._roots():
+            text = text.replace(root, name)
+        return text
+
+    def outlet_of(self, record: ArticleRecord) -> str:
+        """The outlet an article is filtered by: its URL's host (without www.), the
+        source it names, or for a file the folder it is in (``uploads`` for uploads)."""
+        if record.url:
+            host = urlparse(record.url).netloc.lower()
+            return host.removeprefix("www.") or record.url
+        if not record.source.startswith("/"):
+            return record.source
+        shown = self.display_path(record.source)
+        if shown.startswith("uploads/"):
+            return "uploads"
+        return str(PurePosixPath(shown).parent) if "/" in shown else "files"
+
+    def outlets(self) -> dict[str, list[str]]:
+        """Each outlet and the article sources it stands for, the biggest outlet first."""
+        grouped: dict[str, list[str]] = {}
+        for record in self.assistant.articles():
+            grouped.setdefault(self.outlet_of(record), []).append(record.source)
+        return dict(sorted(grouped.items(), key=lambda item: (-len(item[1]), item[0])))
+
+    def sources_of(self, outlets: Sequence[str] | None) -> tuple[str, ...]:
+        """The article sources of the chosen outlets, for :class:`Filters`.
+
+        Chosen outlets that hold no article (any more) match nothing, never everything.
+        """
+        if not outlets:
+            return ()
+        grouped = self.outlets()
+        sources = [s for outlet in outlets for s in grouped.get(outlet, ())]
+        return tuple(dict.fromkeys(sources)) or (NO_SOURCE,)
+
+    def source_choices(self) -> list[tuple[str, str]]:
+        """(outlet with its article count, outlet) for the sources filter."""
+        return [
+            (f"{outlet} ({len(sources)})", outlet) for outlet, sources in self.outlets().items()
+        ]
 
     def refresh(self) -> tuple[str, Any, Any]:
         """Stats, article list and source filter choices, as they are now."""
@@ -1059,19 +1154,25 @@ class ChatApp:
                         files, self.upload_dir, self.settings.upload_max_mb
                     )
             except NewsragError as exc:
-                return (f"**⚠ {escape_markdown(str(exc))}**", *self.refresh(), gr.update())
+                return (
+                    f"**⚠ {escape_markdown(self.scrub(str(exc)))}**",
+                    *self.refresh(),
+                    gr.update(),
+                )
             lines = []
             if paths:
                 try:
                     report = self.assistant.ingest(paths, progress=_progress_callback(progress))
                 except NewsragError as exc:
-                    lines.append(f"**⚠ {escape_markdown(str(exc))}**")
+                    lines.append(f"**⚠ {escape_markdown(self.scrub(str(exc)))}**")
+                    lines += [f"- failed: {escape_markdown(r)}" for r in rejected]
                 else:
-                    lines.append(report_markdown(report))
+                    # Refused files are failures too: listed with the others, above the titles.
+                    lines.append(report_markdown(report, self.scrub, rejected))
                 self._remove_unused(paths)
             else:
                 lines.append("**Nothing was ingested.**")
-            lines += [f"- failed: {escape_markdown(r)}" for r in rejected]
+                lines += [f"- failed: {escape_markdown(r)}" for r in rejected]
         finally:
             # Whatever happened, Gradio's copy is no longer needed: repeated uploads of
             # rejected 50 MB files must not fill its temp dir.
@@ -1105,20 +1206,28 @@ class ChatApp:
                 progress=_progress_callback(progress),
             )
         except NewsragError as exc:
-            message = f"**⚠ {escape_markdown(str(exc))}**"
+            message = f"**⚠ {escape_markdown(self.scrub(str(exc)))}**"
             return (message, *self.refresh(), gr.update(), gr.update())
-        return (report_markdown(report), *self.refresh(), gr.update(value=""), gr.update(value=""))
+        return (
+            report_markdown(report, self.scrub),
+            *self.refresh(),
+            gr.update(value=""),
+            gr.update(value=""),
+        )
 
     def reseed(self, progress: gr.Progress | None = None) -> tuple[str, str, Any, Any]:
         """Re-ingest ``seeds_dir`` (unchanged articles are skipped)."""
         seeds = self.settings.seeds_dir
         if not seeds.exists():
-            return (f"**⚠ {escape_markdown(f'{seeds} does not exist')}**", *self.refresh())
+            return (
+                f"**⚠ {escape_markdown(self.scrub(f'{seeds} does not exist'))}**",
+                *self.refresh(),
+            )
         try:
             report = self.assistant.ingest([seeds], progress=_progress_callback(progress))
         except NewsragError as exc:
-            return (f"**⚠ {escape_markdown(str(exc))}**", *self.refresh())
-        return (report_markdown(report), *self.refresh())
+            return (f"**⚠ {escape_markdown(self.scrub(str(exc)))}**", *self.refresh())
+        return (report_markdown(report, self.scrub), *self.refresh())
 
     def delete(self, article_id: str | None) -> tuple[str, str, Any, Any]:
         """Delete the chosen article and its chunks."""
@@ -1129,7 +1238,7 @@ class ChatApp:
         try:
             deleted = self.assistant.delete_article(article_id)
         except NewsragError as exc:
-            return (f"**⚠ {escape_markdown(str(exc))}**", *self.refresh())
+            return (f"**⚠ {escape_markdown(self.scrub(str(exc)))}**", *self.refresh())
         if deleted:
             text = f"Deleted “{escape_markdown(title)}”."
         else:
@@ -1405,7 +1514,13 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
             chat.open_session(key, owner_of(request, stored_id), open_conversation or None)
             return [stored_id, *show(key)]
 
-        demo.load(on_load, [browser_id, open_id], [browser_id, *shown], queue=False)
+        demo.load(
+            on_load,
+            [browser_id, open_id],
+            [browser_id, *shown],
+            queue=False,
+            show_progress="hidden",
+        )
 
         def on_new(request: gr.Request) -> list[Any]:
             key = request.session_hash or ""
@@ -1518,7 +1633,12 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
 
         library = [report, stats, articles, source_filter]
         # One ingest at a time: two batches must not plan against the same manifest.
-        ingest_options: dict[str, Any] = {"concurrency_limit": 1, "concurrency_id": "library"}
+        ingest_options: dict[str, Any] = {
+            "concurrency_limit": 1,
+            "concurrency_id": "library",
+            # One progress display, where the report appears (not one per output).
+            "show_progress_on": [report],
+        }
 
         def on_upload(
             paths: list[str] | None, progress: gr.Progress = _PROGRESS
@@ -1547,7 +1667,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
         reseed_btn.click(on_reseed, None, library, **ingest_options)
         delete_btn.click(chat.delete, [articles], library, **ingest_options)
         # The library as it is now (never part of the page as built, see above).
-        demo.load(chat.refresh, None, [stats, articles, source_filter])
+        demo.load(chat.refresh, None, [stats, articles, source_filter], show_progress="hidden")
     return demo
 
 

@@ -11,6 +11,7 @@ the cited-answer test.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -565,3 +566,113 @@ def test_a_thumbs_up_and_a_thumbs_down_with_comment_and_right_source_are_stored(
     assert (down.rating, down.answer.question) == (-1, "and what did Zelenskyy say?")
     assert down.right_article_id == up.answer.sources[0].article_id
     assert up.owner == down.owner and up.owner.startswith("browser:")
+
+
+# -- issue 14: one progress display, a short report; outlets; no server paths -----------
+
+# Counts, every 10 ms, the progress displays (Gradio's status trackers' timers) shown at
+# once, and keeps the highest count in window.mostProgress.
+WATCH_PROGRESS = """
+() => {
+  window.mostProgress = 0;
+  setInterval(() => {
+    const shown = [...document.querySelectorAll('[class*="progress-text"]')].filter(
+      (el) => el.offsetParent !== null);
+    if (shown.length > window.mostProgress) {
+      window.mostProgress = shown.length;
+      window.progressWhere = shown.map((el) => (el.closest("[id]") || {}).id);
+    }
+  }, 10);
+}
+"""
+
+
+def test_an_upload_shows_one_progress_display_then_a_short_report_with_titles_folded(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    story = tmp_path / "Quarry council budget.txt"
+    paragraphs = [
+        f"Paragraph {n}: the Quarrytown council debated line {n} of the budget for the "
+        f"new swimming hall, and the treasurer answered questions about item {n}."
+        for n in range(60)
+    ]
+    story.write_text("Quarrytown council passes the pool budget\n\n" + "\n\n".join(paragraphs))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("   \n")
+    page.evaluate(WATCH_PROGRESS)
+
+    page.locator("#upload input[type='file']").set_input_files([str(story), str(empty)])
+
+    report = page.locator("#report")
+    expect(report).to_contain_text("added 1", timeout=ANSWER_TIMEOUT_MS)
+    expect(report).to_contain_text("failed 1")
+    expect(report).to_contain_text(re.compile(r"failed: uploads/[0-9a-f]{12}/empty\.txt: empty"))
+    titles = report.locator("details")
+    expect(titles.locator("summary")).to_have_text("Titles (1 added)")
+    expect(titles.get_by_text("Quarrytown council passes the pool budget")).to_be_hidden()
+    titles.locator("summary").click()
+    expect(titles.get_by_text("Quarrytown council passes the pool budget")).to_be_visible()
+    # One progress display, not one per output (the ids say where they were).
+    assert page.evaluate("window.mostProgress") == 1, page.evaluate("window.progressWhere")
+    expect(page.locator("#delete")).to_be_in_viewport()  # the report no longer pushes it off
+    page.screenshot(path=str(tmp_path / "upload-report.png"))
+
+
+def test_sources_filter_by_outlet_with_counts_and_no_server_path_is_shown(
+    watched: Watched, server: str, tmp_path: Path
+) -> None:
+    page = watched.page
+    feed = tmp_path / "wire.jsonl"
+    rows = [
+        {
+            "id": "wire-1",
+            "url": "https://www.cnn.com/2025/03/01/ferry",
+            "title": "Vellmar ferry strike ends",
+            "published": "2025-03-01",
+            "source": "cnn.com",
+            "text": "The ferry strike in Vellmar ended on Friday after nine days, the union said.",
+        },
+        {
+            "id": "wire-2",
+            "url": "https://www.bbc.co.uk/news/vellmar-bridge",
+            "title": "Vellmar bridge opens",
+            "published": "2025-03-02",
+            "source": "bbc.co.uk",
+            "text": "The new Vellmar bridge opened on Saturday at a cost of 88 million euros.",
+        },
+    ]
+    feed.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    page.locator("#upload input[type='file']").set_input_files(str(feed))
+    expect(page.locator("#report")).to_contain_text("added 2", timeout=ANSWER_TIMEOUT_MS)
+
+    page.locator("#filters").get_by_text("Date and filters").click()
+    page.locator("#source-filter input").click()
+    options = page.get_by_role("option")
+    expect(options.filter(has_text="cnn.com (1)")).to_have_count(1)
+    expect(options.filter(has_text="bbc.co.uk (1)")).to_have_count(1)
+    expect(options.filter(has_text="seeds (1)")).to_have_count(1)
+    expect(options.filter(has_text="https://")).to_have_count(0)  # outlets, not URLs
+    options.filter(has_text="cnn.com (1)").click()
+    page.keyboard.press("Escape")
+    expect(page.locator("#chip-sources")).to_have_text("Sources: cnn.com ✕")
+
+    answer = ask(page, "How much did the Vellmar bridge cost?")
+    expect(answer).to_contain_text("Not found")  # the bridge story is from bbc.co.uk
+    answer = ask(page, "When did the Vellmar ferry strike end?")
+    expect(answer).to_contain_text("nine days")
+    page.locator("#chip-sources").click()
+    answer = ask(page, "what did Meloni propose?")
+    card = page.locator(f"#sources {answer.locator('a.cite').first.get_attribute('href')}")
+    expect(card).to_contain_text("seeds/meloni-article5-ukraine.txt")
+    page.screenshot(path=str(tmp_path / "outlets.png"))
+
+    settings = SERVED[server]
+    text = page.evaluate("document.body.innerText") + page.locator("#sources").inner_html()
+    for root in {
+        str(settings.data_dir),
+        str(SEEDS),
+        str(ROOT),
+        os.path.realpath(settings.data_dir),
+    }:
+        assert root not in text, f"the page shows the server path {root}"
