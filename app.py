@@ -43,7 +43,9 @@ from rag.assistant import Assistant
 from rag.conversations_store import ConversationStore, SavedTurn, new_owner_id
 from rag.dates import answer_when
 from rag.errors import NewsragError, QuestionError, disk_full_as_error
-from rag.records import Answer, Source
+from rag.library_view import SORTS, LibraryRow, added_times, library_page, snapshot
+from rag.library_view import article_text as library_text
+from rag.records import Answer, Article, Source
 from rag.settings import Settings
 from rag.store import ArticleRecord, Filters
 
@@ -88,6 +90,8 @@ a.cite:hover, a.cite:focus-visible { background: var(--color-accent); color: whi
 .chip { border-radius: 14px !important; font-size: 0.85em !important; }
 .chat-status { font-size: 0.85em; opacity: 0.8; }
 .stopped { opacity: 0.75; font-style: italic; }
+.reader { max-height: 60vh; overflow-y: auto; padding: 4px 8px; }
+.reader .meta { font-size: 0.85em; opacity: 0.85; overflow-wrap: anywhere; }
 """
 
 # Click on a ``[n]`` marker: show the sources of that answer, scroll its card into view
@@ -1132,18 +1136,99 @@ class ChatApp:
             (f"{outlet} ({len(sources)})", outlet) for outlet, sources in self.outlets().items()
         ]
 
-    def refresh(self) -> tuple[str, Any, Any]:
-        """Stats, article list and source filter choices, as they are now."""
-        return (
-            stats_markdown(self.assistant),
-            gr.update(choices=self.article_choices(), value=None),
-            gr.update(choices=self.source_choices()),
+    def refresh(self) -> tuple[str, Any]:
+        """Stats and source filter choices, as they are now."""
+        return (stats_markdown(self.assistant), gr.update(choices=self.source_choices()))
+
+    # -- the articles table --------------------------------------------------------------
+
+    def library_rows(self) -> list[LibraryRow]:
+        """Every indexed article as a row of the table."""
+        added = added_times(self.settings.index_db_path)
+        return [
+            LibraryRow(
+                r.article_id,
+                r.title,
+                self.outlet_of(r),
+                r.published,
+                added.get(r.article_id),
+                r.n_chunks,
+            )
+            for r in self.assistant.articles()
+        ]
+
+    def library_table(
+        self, query: str = "", sort: str = "published", page: int = 1
+    ) -> tuple[list[list[str | int]], str, list[str], int]:
+        """(table rows, "page x of y" line, the rows' article ids, the page shown)."""
+        shown = library_page(self.library_rows(), query, sort, page)
+        table: list[list[str | int]] = [
+            [
+                r.title,
+                r.outlet,
+                r.published.isoformat() if r.published else "",
+                f"{r.added:%Y-%m-%d %H:%M}" if r.added else "",
+                r.chunks,
+            ]
+            for r in shown.rows
+        ]
+        line = (
+            f"Page {shown.page} of {shown.pages} · {shown.total} {_plural(shown.total, 'article')}"
         )
+        return table, line, [r.article_id for r in shown.rows], shown.page
+
+    def read_article(self, article_id: str) -> str:
+        """The article in full, as HTML (escaped): title, outlet, dates, paragraphs."""
+        record = self.assistant.index.get_records([article_id]).get(article_id)
+        text = library_text(self.assistant.index, article_id) if record else None
+        if record is None or text is None:
+            return "<p class='empty'>That article is no longer in the library.</p>"
+        meta = [html.escape(self.outlet_of(record))]
+        meta.append(record.published.isoformat() if record.published else "date unknown")
+        href = _safe_href(record.url)
+        if href:
+            link = html.escape(href, quote=True)
+            meta.append(f'<a href="{link}" target="_blank" rel="noopener noreferrer">{link}</a>')
+        else:
+            meta.append(html.escape(self.display_path(record.source)))
+        paragraphs = "".join(
+            f"<p>{html.escape(part.strip())}</p>"
+            for part in re.split(r"\n\s*\n", text)
+            if part.strip()
+        )
+        return (
+            f"<article class='reader'><h3>{html.escape(record.title)}</h3>"
+            f"<div class='meta'>{' · '.join(meta)} · {record.n_chunks} "
+            f"{_plural(record.n_chunks, 'chunk')}</div>{paragraphs}</article>"
+        )
+
+    def delete_keeping(self, article_id: str) -> tuple[str, Article | None]:
+        """Delete an article, keeping what is needed to undo it: (message, its snapshot)."""
+        record = self.assistant.index.get_records([article_id]).get(article_id)
+        if record is None:
+            return "That article was not in the library.", None
+        kept = snapshot(self.assistant.index, record)
+        try:
+            self.assistant.delete_article(article_id)
+        except NewsragError as exc:
+            return f"⚠ {self.scrub(str(exc))}", None
+        return f"Deleted “{record.title}”.", kept
+
+    def undo_delete(self, article: Article) -> str:
+        """Put a deleted article back (same id, text, source and dates)."""
+        try:
+            with disk_full_as_error(
+                "restoring the article", f"the library in {self.settings.data_dir}"
+            ):
+                self.assistant.ingestor().ingest_articles([article])
+        except NewsragError as exc:
+            return f"⚠ {self.scrub(str(exc))}"
+        return f"Restored “{article.title}”."
 
     def upload(
         self, files: Sequence[str | Path] | None, progress: gr.Progress | None = None
-    ) -> tuple[str, str, Any, Any, Any]:
-        """Ingest uploaded files: (report, stats, articles, sources, cleared file input)."""
+    ) -> tuple[str, str, Any, Any]:
+        """Ingest uploaded files: (report, stats, sources, cleared file input)."""
         if not files:
             return ("Choose files to upload first.", *self.refresh(), gr.update())
         try:
@@ -1195,8 +1280,8 @@ class ChatApp:
         source: str = "",
         published: str = "",
         progress: gr.Progress | None = None,
-    ) -> tuple[str, str, Any, Any, Any, Any]:
-        """Ingest a pasted article: (report, stats, articles, sources, title, text)."""
+    ) -> tuple[str, str, Any, Any, Any]:
+        """Ingest a pasted article: (report, stats, sources, title, text)."""
         try:
             report = self.assistant.add_text(
                 title,
@@ -1215,7 +1300,7 @@ class ChatApp:
             gr.update(value=""),
         )
 
-    def reseed(self, progress: gr.Progress | None = None) -> tuple[str, str, Any, Any]:
+    def reseed(self, progress: gr.Progress | None = None) -> tuple[str, str, Any]:
         """Re-ingest ``seeds_dir`` (unchanged articles are skipped)."""
         seeds = self.settings.seeds_dir
         if not seeds.exists():
@@ -1229,7 +1314,7 @@ class ChatApp:
             return (f"**⚠ {escape_markdown(self.scrub(str(exc)))}**", *self.refresh())
         return (report_markdown(report, self.scrub), *self.refresh())
 
-    def delete(self, article_id: str | None) -> tuple[str, str, Any, Any]:
+    def delete(self, article_id: str | None) -> tuple[str, str, Any]:
         """Delete the chosen article and its chunks."""
         if not article_id:
             return ("Choose an article to delete.", *self.refresh())
@@ -1413,14 +1498,48 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                     paste_btn = gr.Button("Add article", elem_id="paste-add")
                 report = gr.Markdown(elem_id="report", latex_delimiters=no_latex)
                 reseed_btn = gr.Button("Re-ingest seeds/", elem_id="reseed", size="sm")
-                articles = gr.Dropdown(
-                    choices=[],
-                    label="Indexed articles",
-                    elem_id="articles",
+        with gr.Accordion("Articles in the library", open=False, elem_id="library-view"):
+            with gr.Row(equal_height=True):
+                lib_search = gr.Textbox(
+                    label="Search titles and outlets", elem_id="lib-search", scale=3
                 )
-                delete_btn = gr.Button(
-                    "Delete article", variant="stop", elem_id="delete", size="sm"
+                lib_sort = gr.Dropdown(
+                    choices=[(label, key) for key, (label, _) in SORTS.items()],
+                    value="published",
+                    label="Sort by",
+                    elem_id="lib-sort",
+                    scale=1,
                 )
+            lib_table = gr.Dataframe(
+                headers=["Title", "Outlet", "Published", "Added", "Chunks"],
+                datatype=["str", "str", "str", "str", "number"],
+                interactive=False,
+                elem_id="lib-table",
+            )
+            with gr.Row(equal_height=True):
+                lib_prev = gr.Button("← Previous", size="sm", elem_id="lib-prev", scale=0)
+                lib_line = gr.HTML("", elem_id="lib-page")
+                lib_next = gr.Button("Next →", size="sm", elem_id="lib-next", scale=0)
+            lib_ids = gr.State([])
+            lib_page_no = gr.State(1)
+            lib_open = gr.State(None)
+            lib_deleted = gr.State(None)
+            with gr.Column(visible=False, elem_id="reader-box") as reader_box:
+                reader = gr.HTML("", elem_id="reader")
+                with gr.Row():
+                    lib_delete = gr.Button(
+                        "Delete this article", variant="stop", size="sm", elem_id="lib-delete"
+                    )
+                    lib_close = gr.Button("Close", size="sm", elem_id="lib-close")
+            with gr.Row(visible=False, elem_id="lib-confirm") as confirm_row:
+                confirm_note = gr.HTML("", elem_id="lib-confirm-note")
+                confirm_yes = gr.Button(
+                    "Yes, delete", variant="stop", size="sm", elem_id="lib-confirm-yes"
+                )
+                confirm_no = gr.Button("Cancel", size="sm", elem_id="lib-confirm-no")
+            with gr.Row(visible=False, elem_id="lib-undo-row") as undo_row:
+                undo_note = gr.HTML("", elem_id="lib-undo-note")
+                undo_btn = gr.Button("Undo", size="sm", elem_id="lib-undo")
 
         fields = {"as_of": as_of, "date_from": date_from, "date_to": date_to}
         messages = {"as_of": as_of_msg, "date_from": date_from_msg, "date_to": date_to_msg}
@@ -1631,7 +1750,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                 show_progress="hidden",
             )
 
-        library = [report, stats, articles, source_filter]
+        library = [report, stats, source_filter]
         # One ingest at a time: two batches must not plan against the same manifest.
         ingest_options: dict[str, Any] = {
             "concurrency_limit": 1,
@@ -1642,7 +1761,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
 
         def on_upload(
             paths: list[str] | None, progress: gr.Progress = _PROGRESS
-        ) -> tuple[str, str, Any, Any, Any]:
+        ) -> tuple[str, str, Any, Any]:
             return chat.upload(paths, progress)
 
         def on_paste(
@@ -1651,23 +1770,145 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
             source: str,
             published: str,
             progress: gr.Progress = _PROGRESS,
-        ) -> tuple[str, str, Any, Any, Any, Any]:
+        ) -> tuple[str, str, Any, Any, Any]:
             return chat.paste(title, text, source, published, progress)
 
-        def on_reseed(progress: gr.Progress = _PROGRESS) -> tuple[str, str, Any, Any]:
+        def on_reseed(progress: gr.Progress = _PROGRESS) -> tuple[str, str, Any]:
             return chat.reseed(progress)
 
-        files.upload(on_upload, [files], [*library, files], **ingest_options)
-        paste_btn.click(
-            on_paste,
-            [paste_title, paste_text, paste_source, paste_date],
-            [*library, paste_title, paste_text],
-            **ingest_options,
-        )
-        reseed_btn.click(on_reseed, None, library, **ingest_options)
-        delete_btn.click(chat.delete, [articles], library, **ingest_options)
+        after_ingest = [
+            files.upload(on_upload, [files], [*library, files], **ingest_options),
+            paste_btn.click(
+                on_paste,
+                [paste_title, paste_text, paste_source, paste_date],
+                [*library, paste_title, paste_text],
+                **ingest_options,
+            ),
+            reseed_btn.click(on_reseed, None, library, **ingest_options),
+        ]
         # The library as it is now (never part of the page as built, see above).
-        demo.load(chat.refresh, None, [stats, articles, source_filter], show_progress="hidden")
+        demo.load(chat.refresh, None, [stats, source_filter], show_progress="hidden")
+
+        # -- the articles table ---------------------------------------------------------
+        table_outputs = [lib_table, lib_line, lib_ids, lib_page_no]
+
+        def show_table(query: str, sort: str, page: int) -> tuple[Any, ...]:
+            return chat.library_table(query or "", sort or "published", page)
+
+        def first_page(query: str, sort: str) -> tuple[Any, ...]:
+            return show_table(query, sort, 1)
+
+        table_inputs = [lib_search, lib_sort]
+        lib_search.change(first_page, table_inputs, table_outputs, show_progress="hidden")
+        lib_sort.change(first_page, table_inputs, table_outputs, show_progress="hidden")
+        lib_prev.click(
+            lambda q, s, n: show_table(q, s, n - 1),
+            [*table_inputs, lib_page_no],
+            table_outputs,
+            show_progress="hidden",
+        )
+        lib_next.click(
+            lambda q, s, n: show_table(q, s, n + 1),
+            [*table_inputs, lib_page_no],
+            table_outputs,
+            show_progress="hidden",
+        )
+        demo.load(show_table, [*table_inputs, lib_page_no], table_outputs, show_progress="hidden")
+        for ingest_event in after_ingest:
+            ingest_event.then(
+                show_table, [*table_inputs, lib_page_no], table_outputs, show_progress="hidden"
+            )
+        delete_options: dict[str, Any] = {
+            "concurrency_limit": 1,
+            "concurrency_id": "library",
+            "show_progress": "hidden",
+        }
+
+        def on_row(ids: list[str], event: gr.SelectData) -> list[Any]:
+            row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
+            if not isinstance(row, int) or not 0 <= row < len(ids):
+                return [gr.skip(), gr.skip(), gr.skip(), gr.skip()]
+            article_id = ids[row]
+            return [
+                article_id,
+                chat.read_article(article_id),
+                gr.update(visible=True),
+                gr.update(visible=False),
+            ]
+
+        lib_table.select(
+            on_row, [lib_ids], [lib_open, reader, reader_box, confirm_row], show_progress="hidden"
+        )
+        lib_close.click(
+            lambda: [None, gr.update(visible=False), gr.update(visible=False)],
+            None,
+            [lib_open, reader_box, confirm_row],
+            queue=False,
+        )
+
+        def ask_to_delete(article_id: str | None) -> list[Any]:
+            if not article_id:
+                return [gr.update(visible=False), ""]
+            title = next(
+                (r.title for r in chat.assistant.articles() if r.article_id == article_id), ""
+            )
+            note = (
+                f"<p>Delete “{html.escape(title)}” from the library? Answers will no longer "
+                "cite it.</p>"
+            )
+            return [gr.update(visible=True), note]
+
+        lib_delete.click(ask_to_delete, [lib_open], [confirm_row, confirm_note], queue=False)
+        confirm_no.click(lambda: gr.update(visible=False), None, confirm_row, queue=False)
+
+        def on_confirm(article_id: str | None, query: str, sort: str, page: int) -> list[Any]:
+            message, kept = chat.delete_keeping(article_id or "")
+            return [
+                gr.update(visible=False),
+                gr.update(visible=False),
+                None,
+                kept,
+                gr.update(visible=True),
+                f"<p>{html.escape(message)}</p>",
+                gr.update(visible=kept is not None),
+                *chat.refresh(),
+                *show_table(query, sort, page),
+            ]
+
+        confirm_yes.click(
+            on_confirm,
+            [lib_open, *table_inputs, lib_page_no],
+            [
+                confirm_row,
+                reader_box,
+                lib_open,
+                lib_deleted,
+                undo_row,
+                undo_note,
+                undo_btn,
+                stats,
+                source_filter,
+                *table_outputs,
+            ],
+            **delete_options,
+        )
+
+        def on_undo(kept: Article | None, query: str, sort: str, page: int) -> list[Any]:
+            message = chat.undo_delete(kept) if kept is not None else "Nothing to undo."
+            return [
+                None,
+                f"<p>{html.escape(message)}</p>",
+                gr.update(visible=False),
+                *chat.refresh(),
+                *show_table(query, sort, page),
+            ]
+
+        undo_btn.click(
+            on_undo,
+            [lib_deleted, *table_inputs, lib_page_no],
+            [lib_deleted, undo_note, undo_btn, stats, source_filter, *table_outputs],
+            **delete_options,
+        )
     return demo
 
 

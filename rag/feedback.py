@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.conversations_store import ConversationStore, Feedback
+from rag.library_view import article_text
 from rag.store import ChunkIndex
 
 logger = logging.getLogger(__name__)
@@ -50,26 +51,6 @@ class FeedbackExport:
         if self.missing_articles:
             line += f"; {len(self.missing_articles)} articles no longer in the library"
         return line
-
-
-def article_text(index: ChunkIndex, article_id: str) -> str | None:
-    """An article's text rebuilt from its chunks (None when it is not in the library).
-
-    Chunks carry their character offsets into the article, so overlapping chunks are laid
-    over each other, not repeated.
-    """
-    chunk_ids = list(index.chunk_ids_of([article_id]))
-    chunks = sorted(index.chunks_by_id(chunk_ids).values(), key=lambda c: c.start)
-    if not chunks:
-        return None
-    text = ""
-    for chunk in chunks:
-        if chunk.start >= len(text):
-            gap = chunk.start - len(text)
-            text += (" " * gap if gap else "") + chunk.text
-        elif chunk.start + len(chunk.text) > len(text):
-            text = text[: chunk.start] + chunk.text
-    return text.strip()
 
 
 def _gold(item: Feedback) -> tuple[str, ...]:

@@ -329,7 +329,7 @@ def test_the_library_handlers_upload_paste_reseed_and_delete(
     exe = tmp_path / "tool.exe"
     exe.write_bytes(b"MZ")
 
-    report, stats, articles, *_ = chat.upload([str(story), str(exe)])
+    report, stats, *_ = chat.upload([str(story), str(exe)])
     assert "added 1" in _shown(report)
     assert "added: Lumenfield harbor reopens" in _shown(report)
     assert "failed: tool.exe: unsupported file type" in _shown(report)
@@ -352,10 +352,10 @@ def test_the_library_handlers_upload_paste_reseed_and_delete(
     assert "skipped 1" in _shown(report)
 
     pasted = next(r for r in chat.assistant.articles() if r.title == "Pasted <b>story</b>")
-    report, stats, articles, _ = chat.delete(pasted.article_id)
+    report, stats, _ = chat.delete(pasted.article_id)
     assert _shown(report) == "Deleted “Pasted <b>story</b>”."
     assert "**2** articles" in stats
-    assert pasted.article_id not in [value for _, value in articles["choices"]]
+    assert pasted.article_id not in [r.article_id for r in chat.assistant.articles()]
     assert chat.delete(pasted.article_id)[0] == "That article was not in the library."
 
 

@@ -327,11 +327,14 @@ def test_hostile_article_text_is_shown_escaped_and_never_runs(
     expect(card).to_contain_text(HOSTILE_TITLE)
     expect(card).to_contain_text("<img src=x onerror=alert(2)>")
     expect(card).to_contain_text("Smith &amp; Sons")
-    page.locator("#articles input").click()
-    option = page.get_by_role("option", name=re.compile("Zorblax"))
-    expect(option).to_contain_text(HOSTILE_TITLE)
-    page.keyboard.press("Escape")
-    for where in ("#chat", "#sources", "#report", "#articles"):
+    page.locator("#library-view").get_by_text("Articles in the library").click()
+    page.locator("#lib-search textarea, #lib-search input").fill("Zorblax")
+    row = page.locator("#lib-table .virtual-row").filter(has_text="Zorblax")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text(HOSTILE_TITLE)
+    row.get_by_role("gridcell").first.click()
+    expect(page.locator("#reader")).to_contain_text("<script>alert(1)</script>")
+    for where in ("#chat", "#sources", "#report", "#lib-table", "#reader"):
         region = page.locator(where)
         expect(region.locator("script")).to_have_count(0)
         expect(region.locator("img[src='x'], b")).to_have_count(0)
@@ -600,6 +603,8 @@ def test_an_upload_shows_one_progress_display_then_a_short_report_with_titles_fo
     story.write_text("Quarrytown council passes the pool budget\n\n" + "\n\n".join(paragraphs))
     empty = tmp_path / "empty.txt"
     empty.write_text("   \n")
+    expect(page.locator("#stats")).to_contain_text("chunks")  # the page has loaded
+    page.wait_for_timeout(500)
     page.evaluate(WATCH_PROGRESS)
 
     page.locator("#upload input[type='file']").set_input_files([str(story), str(empty)])
@@ -615,7 +620,7 @@ def test_an_upload_shows_one_progress_display_then_a_short_report_with_titles_fo
     expect(titles.get_by_text("Quarrytown council passes the pool budget")).to_be_visible()
     # One progress display, not one per output (the ids say where they were).
     assert page.evaluate("window.mostProgress") == 1, page.evaluate("window.progressWhere")
-    expect(page.locator("#delete")).to_be_in_viewport()  # the report no longer pushes it off
+    expect(page.locator("#reseed")).to_be_in_viewport()  # the report no longer pushes it off
     page.screenshot(path=str(tmp_path / "upload-report.png"))
 
 
@@ -676,3 +681,77 @@ def test_sources_filter_by_outlet_with_counts_and_no_server_path_is_shown(
         os.path.realpath(settings.data_dir),
     }:
         assert root not in text, f"the page shows the server path {root}"
+
+
+# -- issue 14: the library view ---------------------------------------------------------
+
+
+def test_the_library_table_searches_sorts_pages_opens_and_deletes_with_undo(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    feed = tmp_path / "almanac.jsonl"
+    rows = [
+        {
+            "id": f"almanac-{n:02d}",
+            "url": f"https://almanac.example/{n}",
+            "title": f"Ostravia almanac entry {n:02d}",
+            "published": f"2025-06-{n:02d}",
+            "text": f"Entry {n} of the Ostravia almanac records {n * 7} cranes on the lake.",
+        }
+        for n in range(1, 26)
+    ]
+    # The entry the test deletes and restores: the newest, with a fact of its own.
+    rows[0]["text"] += " The Ostravia ferry authority said the new pier cost 41 million kroner."
+    rows[0]["published"] = "2025-07-01"
+    feed.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    page.locator("#upload input[type='file']").set_input_files(str(feed))
+    expect(page.locator("#report")).to_contain_text("added 25", timeout=ANSWER_TIMEOUT_MS)
+
+    page.locator("#library-view").get_by_text("Articles in the library").click()
+    page.locator("#lib-search textarea, #lib-search input").fill("ostravia almanac")
+    table = page.locator("#lib-table .virtual-row")
+    expect(table).to_have_count(20)  # one page
+    expect(page.locator("#lib-page")).to_contain_text("Page 1 of 2 · 25 articles")
+    expect(table.first).to_contain_text("Ostravia almanac entry 01")  # newest published first
+    expect(table.first).to_contain_text("almanac.example")
+    expect(table.first).to_contain_text("2025-07-01")
+    expect(table.nth(1)).to_contain_text("Ostravia almanac entry 25")
+    page.locator("#lib-next").click()
+    expect(page.locator("#lib-page")).to_contain_text("Page 2 of 2")
+    expect(table).to_have_count(5)
+    expect(table.first).to_contain_text("Ostravia almanac entry 06")
+
+    page.locator("#lib-sort input").click()
+    page.get_by_role("option", name="Title A-Z").click()
+    expect(page.locator("#lib-page")).to_contain_text("Page 1 of 2")
+    expect(table.first).to_contain_text("Ostravia almanac entry 01")
+
+    table.first.get_by_role("gridcell").first.click()
+    reader = page.locator("#reader")
+    expect(reader).to_contain_text("Entry 1 of the Ostravia almanac records 7 cranes on the lake.")
+    expect(reader).to_contain_text("the new pier cost 41 million kroner")
+    page.screenshot(path=str(tmp_path / "library-reader.png"))
+
+    page.locator("#lib-delete").click()
+    expect(page.locator("#lib-confirm-note")).to_contain_text(
+        "Delete “Ostravia almanac entry 01” from the library?"
+    )
+    page.locator("#lib-confirm-no").click()  # cancelled: nothing happens
+    expect(page.locator("#lib-confirm")).to_be_hidden()
+    expect(page.locator("#lib-page")).to_contain_text("25 articles")
+    page.locator("#lib-delete").click()
+    page.locator("#lib-confirm-yes").click()
+    expect(page.locator("#lib-undo-note")).to_contain_text("Deleted “Ostravia almanac entry 01”.")
+    expect(page.locator("#lib-page")).to_contain_text("24 articles")
+    expect(table.first).to_contain_text("Ostravia almanac entry 02")
+    answer = ask(page, "How much did the new Ostravia pier cost?")
+    expect(answer).not_to_contain_text("41 million kroner")
+
+    page.locator("#lib-undo").click()
+    expect(page.locator("#lib-undo-note")).to_contain_text("Restored “Ostravia almanac entry 01”.")
+    expect(page.locator("#lib-page")).to_contain_text("25 articles")
+    expect(table.first).to_contain_text("Ostravia almanac entry 01")
+    expect(page.locator("#lib-undo")).to_be_hidden()
+    answer = ask(page, "How much did the new Ostravia pier cost?")
+    expect(answer).to_contain_text("41 million kroner")

@@ -10,7 +10,7 @@ import pytest
 from rag.assistant import Assistant
 from rag.cli import main
 from rag.conversations_store import ConversationStore
-from rag.feedback import article_text
+from rag.library_view import article_text
 from tests.conftest import SEED_FILE
 
 
