@@ -90,6 +90,12 @@ a.cite:hover, a.cite:focus-visible { background: var(--color-accent); color: whi
 .chip { border-radius: 14px !important; font-size: 0.85em !important; }
 .chat-status { font-size: 0.85em; opacity: 0.8; }
 .stopped { opacity: 0.75; font-style: italic; }
+/* Phone: the chat takes the screen's height and the question box stays on screen. */
+@media (max-width: 900px) {
+  #chat { height: calc(100dvh - 200px) !important; min-height: 320px; }
+  #ask-row { position: sticky; bottom: 0; z-index: 20; padding: 6px 0;
+    background: var(--body-background-fill); }
+}
 .reader { max-height: 60vh; overflow-y: auto; padding: 4px 8px; }
 .reader .meta { font-size: 0.85em; opacity: 0.85; overflow-wrap: anywhere; }
 """
@@ -134,6 +140,35 @@ HEAD = """
     const card = link && cardOf(link);
     if (card) card.classList.remove("peek");
   });
+  // Screen readers name a chat message by its aria-label, which Gradio fills with the
+  // message's raw markup: name it by the text a reader sees instead.
+  let pending = false;
+  const plainLabels = () => {
+    pending = false;
+    document.querySelectorAll("#chat [data-testid='bot'], #chat [data-testid='user']")
+      .forEach((el) => {
+        const who = el.dataset.testid === "bot" ? "Answer" : "Question";
+        const label = `${who}: ${el.innerText.replace(/\s+/g, " ").trim()}`;
+        if (el.getAttribute("aria-label") !== label) el.setAttribute("aria-label", label);
+      });
+  };
+  new MutationObserver(() => {
+    if (!pending) { pending = true; requestAnimationFrame(plainLabels); }
+  }).observe(document.documentElement, { childList: true, subtree: true, characterData: true });
+  // On a phone the conversations sidebar would cover the chat: start it closed there.
+  const narrow = window.matchMedia("(max-width: 900px)");
+  const closeSidebar = () => {
+    const sidebar = document.getElementById("sidebar");
+    if (narrow.matches && sidebar && sidebar.classList.contains("open")) {
+      sidebar.querySelector("button.toggle-button")?.click();
+    }
+  };
+  const waitForSidebar = setInterval(() => {
+    if (!document.getElementById("sidebar")) return;
+    clearInterval(waitForSidebar);
+    closeSidebar();
+  }, 50);
+  narrow.addEventListener("change", closeSidebar);
 })();
 </script>
 """

@@ -755,3 +755,39 @@ def test_the_library_table_searches_sorts_pages_opens_and_deletes_with_undo(
     expect(page.locator("#lib-undo")).to_be_hidden()
     answer = ask(page, "How much did the new Ostravia pier cost?")
     expect(answer).to_contain_text("41 million kroner")
+
+
+# -- issue 14: accessible names, the phone layout -----------------------------------------
+
+
+def test_chat_messages_are_named_by_their_plain_text_for_screen_readers(
+    watched: Watched,
+) -> None:
+    page = watched.page
+    answer = ask(page, "what did Meloni propose?")
+
+    expect(answer).to_have_attribute("aria-label", re.compile(r"^Answer: .*Article 5"))
+    label = answer.get_attribute("aria-label") or ""
+    assert "<" not in label and "\\" not in label and "[1]" in label, label
+    question = page.locator("#chat [data-testid='user']").first
+    expect(question).to_have_attribute("aria-label", "Question: what did Meloni propose?")
+
+
+def test_on_a_phone_the_chat_fills_the_screen_and_the_input_stays_visible(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    box = page.locator("#question textarea")
+    expect(box).to_be_in_viewport()
+    chat_height = page.locator("#chat").evaluate("el => el.getBoundingClientRect().height")
+    assert chat_height >= 600, f"the chat uses the screen's height ({chat_height} px)"
+
+    answer = ask(page, "what did Meloni propose?")
+    answer.locator("a.cite").first.click()
+    card = page.locator("#sources #src-1-1")
+    expect(card).to_be_in_viewport()  # the tapped marker shows its card...
+    expect(box).to_be_in_viewport()  # ...and the question box is still there
+    page.screenshot(path=str(tmp_path / "phone.png"))
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
+        page.screenshot(path=str(ROOT / "docs" / "phone.png"))
