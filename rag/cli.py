@@ -101,6 +101,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # The first run prepares the bundled model (a minute): say so in one plain line.
+    model_log = logging.getLogger("rag.onnx_embeddings")
+    if not args.verbose and not model_log.handlers:
+        plain = logging.StreamHandler()
+        plain.setFormatter(logging.Formatter("newsrag: %(message)s"))
+        plain.addFilter(
+            lambda r: r.levelno >= logging.WARNING or bool(getattr(r, "user_facing", False))
+        )
+        model_log.addHandler(plain)
+        model_log.setLevel(logging.INFO)
+        model_log.propagate = False  # not a second time through the root's handler
     try:
         settings = _settings(args)
         return _run(args, settings)
