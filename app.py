@@ -96,6 +96,12 @@ a.cite:hover, a.cite:focus-visible { background: var(--color-accent); color: whi
   #ask-row { position: sticky; bottom: 0; z-index: 20; padding: 6px 0;
     background: var(--body-background-fill); }
 }
+.related ul { list-style: none; padding: 0; margin: 4px 0 8px; }
+.related button.suggest { text-align: left; border: 1px solid var(--border-color-primary);
+  border-radius: 8px; padding: 4px 10px; margin: 3px 0; background: transparent;
+  cursor: pointer; color: var(--color-accent); }
+.related button.suggest:hover, .related button.suggest:focus-visible {
+  background: var(--color-accent-soft); }
 .reader { max-height: 60vh; overflow-y: auto; padding: 4px 8px; }
 .reader .meta { font-size: 0.85em; opacity: 0.85; overflow-wrap: anywhere; }
 """
@@ -139,6 +145,17 @@ HEAD = """
     const link = citeOf(event);
     const card = link && cardOf(link);
     if (card) card.classList.remove("peek");
+  });
+  // A related story is a click away: it is asked as the next question.
+  document.addEventListener("click", (event) => {
+    const button = event.target instanceof Element ? event.target.closest("button.suggest") : null;
+    if (!button) return;
+    const box = document.querySelector("#question textarea");
+    const ask = document.querySelector("#ask");
+    if (!box || !ask) return;
+    box.value = button.dataset.question || "";
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+    setTimeout(() => ask.click(), 50);
   });
   // Screen readers name a chat message by its aria-label, which Gradio fills with the
   // message's raw markup: name it by the text a reader sees instead.
@@ -268,10 +285,56 @@ def render_sources(answer: Answer | None, turn: int = 1) -> str:
 
 @dataclass(frozen=True)
 class Turn:
-    """One question of the chat and its answer (None when none could be produced)."""
+    """One question of the chat and its answer (None when none could be produced).
+
+    ``related`` are titles of other library articles the search found for it (matching
+    words of the question) that the answer does not cite: offered as next questions.
+    """
 
     question: str
     answer: Answer | None
+    related: tuple[str, ...] = ()
+
+
+MAX_RELATED = 3
+
+
+def related_titles(answer: Answer, limit: int = MAX_RELATED) -> tuple[str, ...]:
+    """Titles of articles retrieved for ``answer`` by its words (a BM25 match, not only a
+    nearby vector) that it does not cite, best first: stories from the library, never
+    invented.
+
+    >>> from rag.records import RetrievedChunk
+    >>> hit = RetrievedChunk("c1", "a2", "t", "Ferry strike ends", "s", None, None, 0, 0, 1,
+    ...                      0.5, lexical_rank=1)
+    >>> related_titles(Answer("q", "x", retrieved=(hit,)))
+    ('Ferry strike ends',)
+    """
+    cited = {s.article_id for s in answer.sources}
+    titles: dict[str, None] = {}
+    for chunk in answer.retrieved:
+        if chunk.lexical_rank is None or chunk.article_id in cited:
+            continue
+        titles.setdefault(chunk.title, None)
+        cited.add(chunk.article_id)
+        if len(titles) == limit:
+            break
+    return tuple(titles)
+
+
+def render_related(titles: Sequence[str]) -> str:
+    """The "Related stories" buttons under an answer's sources; a click asks the title."""
+    if not titles:
+        return ""
+    buttons = "".join(
+        f'<li><button type="button" class="suggest" data-question="{_attr(t)}">'
+        f"{html.escape(t)}</button></li>"
+        for t in titles
+    )
+    return (
+        '<nav class="related" aria-label="Related stories in the library">'
+        f'<div class="sources-head">Related stories in the library</div><ul>{buttons}</ul></nav>'
+    )
 
 
 def render_source_panel(turns: Sequence[Turn]) -> str:
@@ -293,7 +356,7 @@ def render_source_panel(turns: Sequence[Turn]) -> str:
             f'aria-label="Sources of answer {number}">'
             f'<div class="sources-head">Answer {number}: “{html.escape(turn.question)}”'
             f"{html.escape(mode)}</div>"
-            f"{render_sources(turn.answer, number)}</section>"
+            f"{render_sources(turn.answer, number)}{render_related(turn.related)}</section>"
         )
     return "\n".join(sections)
 
@@ -817,7 +880,11 @@ class ChatApp:
                 shown = tuple(
                     replace(s, source=self.display_path(s.source)) for s in answer.sources
                 )
-                current = [*turns, Turn(message, replace(answer, retrieved=(), sources=shown))]
+                related = related_titles(answer) if answer.done else ()
+                current = [
+                    *turns,
+                    Turn(message, replace(answer, retrieved=(), sources=shown), related),
+                ]
                 yield state(current)
         except NewsragError as exc:
             history[-1] = {"role": "assistant", "content": escape_markdown(self.scrub(f"⚠ {exc}"))}

@@ -791,3 +791,49 @@ def test_on_a_phone_the_chat_fills_the_screen_and_the_input_stays_visible(
     page.screenshot(path=str(tmp_path / "phone.png"))
     if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
         page.screenshot(path=str(ROOT / "docs" / "phone.png"))
+
+
+# -- issue 14: related stories from the library ------------------------------------------
+
+
+def _paste(page: Page, title: str, text: str) -> None:
+    paste = page.locator("#paste")
+    if not page.locator("#paste-title").is_visible():
+        paste.get_by_text("Paste an article").click()
+    page.locator("#paste-title textarea, #paste-title input").fill(title)
+    page.locator("#paste-text textarea").fill(text)
+    page.locator("#paste-add").click()
+    expect(page.locator("#report")).to_contain_text(title, timeout=ANSWER_TIMEOUT_MS)
+
+
+def test_related_stories_from_the_library_are_offered_and_a_click_asks_one(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    _paste(
+        page,
+        "Brindlemoor dam repairs finish",
+        "The Brindlemoor dam repairs finished in May at a cost of 12 million euros.",
+    )
+    _paste(
+        page,
+        "Brindlemoor choir wins regional contest",
+        "The Brindlemoor choir won the regional singing contest on Saturday evening.",
+    )
+
+    answer = ask(page, "How much did the Brindlemoor dam repairs cost?")
+    expect(answer).to_contain_text("12 million euros")
+    related = page.locator("#sources #answer-1 nav.related")
+    expect(related).to_have_attribute("aria-label", "Related stories in the library")
+    suggestion = related.get_by_role("button", name="Brindlemoor choir wins regional contest")
+    expect(suggestion).to_be_visible()
+    expect(related.get_by_role("button", name="Brindlemoor dam repairs finish")).to_have_count(0)
+    page.screenshot(path=str(tmp_path / "related.png"))
+
+    suggestion.click()
+
+    bots = page.locator("#chat [data-testid='bot']")
+    expect(bots).to_have_count(2, timeout=ANSWER_TIMEOUT_MS)
+    users = page.locator("#chat [data-testid='user']")
+    expect(users.nth(1)).to_contain_text("Brindlemoor choir wins regional contest")
+    expect(bots.nth(1)).to_contain_text("regional singing contest", timeout=ANSWER_TIMEOUT_MS)
