@@ -96,6 +96,8 @@ a.cite:hover, a.cite:focus-visible { background: var(--color-accent); color: whi
   #ask-row { position: sticky; bottom: 0; z-index: 20; padding: 6px 0;
     background: var(--body-background-fill); }
 }
+button.copy-answer { margin-left: 6px; font-size: 0.9em; padding: 0 8px; cursor: pointer;
+  border: 1px solid var(--border-color-primary); border-radius: 6px; background: transparent; }
 .related ul { list-style: none; padding: 0; margin: 4px 0 8px; }
 .related button.suggest { text-align: left; border: 1px solid var(--border-color-primary);
   border-radius: 8px; padding: 4px 10px; margin: 3px 0; background: transparent;
@@ -146,9 +148,23 @@ HEAD = """
     const card = link && cardOf(link);
     if (card) card.classList.remove("peek");
   });
+  // Copy an answer (its text and numbered sources) to the clipboard.
+  document.addEventListener("click", async (event) => {
+    const target = event.target instanceof Element ? event.target : null;
+    const button = target && target.closest("button.copy-answer");
+    if (!button) return;
+    try {
+      await navigator.clipboard.writeText(button.dataset.copy || "");
+      button.textContent = "Copied";
+    } catch (error) {
+      button.textContent = "Copy failed";
+    }
+    setTimeout(() => { button.textContent = "Copy answer"; }, 2000);
+  });
   // A related story is a click away: it is asked as the next question.
   document.addEventListener("click", (event) => {
-    const button = event.target instanceof Element ? event.target.closest("button.suggest") : null;
+    const target = event.target instanceof Element ? event.target : null;
+    const button = target && target.closest("button.suggest");
     if (!button) return;
     const box = document.querySelector("#question textarea");
     const ask = document.querySelector("#ask");
@@ -322,6 +338,34 @@ def related_titles(answer: Answer, limit: int = MAX_RELATED) -> tuple[str, ...]:
     return tuple(titles)
 
 
+def answer_plain_text(answer: Answer) -> str:
+    """An answer as plain text for the clipboard: its text, then its numbered sources.
+
+    >>> from rag.records import Source
+    >>> s = Source(1, "a1", "Title", "example.com", "https://example.com/a", None, "p")
+    >>> print(answer_plain_text(Answer("q", "So [1].", (s,))))
+    So [1].
+    <BLANKLINE>
+    [1] Title · https://example.com/a
+    """
+    lines = [answer.text]
+    if answer.sources:
+        lines.append("")
+        lines += [f"[{s.number}] {s.title} · {s.link}" for s in answer.sources]
+    return "\n".join(lines)
+
+
+def render_copy_button(answer: Answer | None, number: int) -> str:
+    """The "Copy answer" button of a complete answer (its text rides in an attribute)."""
+    if answer is None or not answer.done:
+        return ""
+    text = html.escape(answer_plain_text(answer), quote=True).replace("\n", "&#10;")
+    return (
+        f'<button type="button" class="copy-answer" data-copy="{text}" '
+        f'aria-label="Copy answer {number}">Copy answer</button>'
+    )
+
+
 def render_related(titles: Sequence[str]) -> str:
     """The "Related stories" buttons under an answer's sources; a click asks the title."""
     if not titles:
@@ -355,7 +399,7 @@ def render_source_panel(turns: Sequence[Turn]) -> str:
             f'<section class="answer-sources{current}" id="answer-{number}" '
             f'aria-label="Sources of answer {number}">'
             f'<div class="sources-head">Answer {number}: “{html.escape(turn.question)}”'
-            f"{html.escape(mode)}</div>"
+            f"{html.escape(mode)} {render_copy_button(turn.answer, number)}</div>"
             f"{render_sources(turn.answer, number)}{render_related(turn.related)}</section>"
         )
     return "\n".join(sections)

@@ -837,3 +837,19 @@ def test_related_stories_from_the_library_are_offered_and_a_click_asks_one(
     users = page.locator("#chat [data-testid='user']")
     expect(users.nth(1)).to_contain_text("Brindlemoor choir wins regional contest")
     expect(bots.nth(1)).to_contain_text("regional singing contest", timeout=ANSWER_TIMEOUT_MS)
+
+
+def test_copy_answer_puts_the_answer_and_its_numbered_sources_on_the_clipboard(
+    watched: Watched,
+) -> None:
+    page = watched.page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    ask(page, "what did Meloni propose?")
+
+    button = page.locator("#sources #answer-1").get_by_role("button", name="Copy answer 1")
+    button.click()
+
+    expect(button).to_have_text("Copied")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert "Article 5" in copied and "<a" not in copied and "\\" not in copied
+    assert f"\n\n[1] {SEED_TITLE} · seeds/meloni-article5-ukraine.txt" in copied
