@@ -441,3 +441,34 @@ def test_a_stop_keeps_the_partial_answer_and_the_next_question_follows(
     assert stopped is not None and stopped.done and "Ukraine" not in stopped.text
     assert "Stopped before the end" in session.history[1]["content"]
     assert full is not None and "Ukraine" in full.text
+
+
+@pytest.mark.slow
+def test_answered_turns_are_saved_per_owner_and_reopen_in_another_tab(chat: app.ChatApp) -> None:
+    chat.assistant.ingest([SEEDS])
+    chat.open_session("tab-1", "browser:alice")
+    chat.enqueue("tab-1", "what did Meloni propose?")
+    chat.enqueue("tab-1", "and what did Zelenskyy say?")
+    *_, session = chat.drain("tab-1")
+    assert session is not None and session.conversation_id is not None
+    [(label, conversation_id)] = chat.conversation_choices("tab-1")
+    assert label.startswith("what did Meloni propose? · ")
+
+    # Another tab of the same browser (a reload) reopens it; another browser sees nothing.
+    other = chat.open_session("tab-2", "browser:alice", conversation_id)
+    assert [t.question for t in other.turns] == [t.question for t in session.turns]
+    assert other.history == session.history
+    stranger = chat.open_session("tab-3", "browser:bob", conversation_id)
+    assert stranger.turns == [] and chat.conversation_choices("tab-3") == []
+    assert not chat.rename_conversation("tab-3", "mine")
+
+    assert chat.rename_conversation("tab-2", "NATO plan")
+    path = chat.export_conversation("tab-2")
+    assert path is not None and path.name == "NATO_plan.md"
+    markdown = path.read_text(encoding="utf-8")
+    assert markdown.startswith("# NATO plan\n\n## what did Meloni propose?\n")
+    assert "1. Italian PM proposes extending NATO's Article 5" in markdown
+    assert "seeds/meloni-article5-ukraine.txt" in markdown and str(SEEDS) not in markdown
+
+    assert chat.delete_conversation("tab-2")
+    assert chat.conversation_choices("tab-1") == [] and chat.session("tab-2").turns == []
