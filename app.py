@@ -18,12 +18,16 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import string
+import tempfile
+import threading
 import time
 import unicodedata
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections import deque
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -36,11 +40,14 @@ from starlette.middleware import Middleware
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import IngestReport, ProgressCallback
 from rag.assistant import Assistant
+from rag.conversations_store import ConversationStore, SavedTurn, new_owner_id
 from rag.dates import answer_when
 from rag.errors import NewsragError, QuestionError, disk_full_as_error
-from rag.records import Answer, Source
+from rag.library_view import SORTS, LibraryRow, added_times, library_page, snapshot
+from rag.library_view import article_text as library_text
+from rag.records import Answer, Article, Source
 from rag.settings import Settings
-from rag.store import Filters
+from rag.store import ArticleRecord, Filters
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +84,28 @@ a.cite:hover, a.cite:focus-visible { background: var(--color-accent); color: whi
   border-radius: 2px; }
 .empty { opacity: 0.75; }
 .answer-when { opacity: 0.75; }
+.field-error { color: var(--error-text-color, #b91c1c); font-size: 0.9em; margin: 2px 0 6px; }
+#filter-chips { gap: 6px; flex-wrap: wrap; }
+#filter-chips:not(:has(button:not(.hidden))) { display: none; }
+.chip { border-radius: 14px !important; font-size: 0.85em !important; }
+.chat-status { font-size: 0.85em; opacity: 0.8; }
+.stopped { opacity: 0.75; font-style: italic; }
+/* Phone: the chat takes the screen's height and the question box stays on screen. */
+@media (max-width: 900px) {
+  #chat { height: calc(100dvh - 200px) !important; min-height: 320px; }
+  #ask-row { position: sticky; bottom: 0; z-index: 20; padding: 6px 0;
+    background: var(--body-background-fill); }
+}
+button.copy-answer { margin-left: 6px; font-size: 0.9em; padding: 0 8px; cursor: pointer;
+  border: 1px solid var(--border-color-primary); border-radius: 6px; background: transparent; }
+.related ul { list-style: none; padding: 0; margin: 4px 0 8px; }
+.related button.suggest { text-align: left; border: 1px solid var(--border-color-primary);
+  border-radius: 8px; padding: 4px 10px; margin: 3px 0; background: transparent;
+  cursor: pointer; color: var(--color-accent); }
+.related button.suggest:hover, .related button.suggest:focus-visible {
+  background: var(--color-accent-soft); }
+.reader { max-height: 60vh; overflow-y: auto; padding: 4px 8px; }
+.reader .meta { font-size: 0.85em; opacity: 0.85; overflow-wrap: anywhere; }
 """
 
 # Click on a ``[n]`` marker: show the sources of that answer, scroll its card into view
@@ -119,6 +148,60 @@ HEAD = """
     const card = link && cardOf(link);
     if (card) card.classList.remove("peek");
   });
+  // Copy an answer (its text and numbered sources) to the clipboard.
+  document.addEventListener("click", async (event) => {
+    const target = event.target instanceof Element ? event.target : null;
+    const button = target && target.closest("button.copy-answer");
+    if (!button) return;
+    try {
+      await navigator.clipboard.writeText(button.dataset.copy || "");
+      button.textContent = "Copied";
+    } catch (error) {
+      button.textContent = "Copy failed";
+    }
+    setTimeout(() => { button.textContent = "Copy answer"; }, 2000);
+  });
+  // A related story is a click away: it is asked as the next question.
+  document.addEventListener("click", (event) => {
+    const target = event.target instanceof Element ? event.target : null;
+    const button = target && target.closest("button.suggest");
+    if (!button) return;
+    const box = document.querySelector("#question textarea");
+    const ask = document.querySelector("#ask");
+    if (!box || !ask) return;
+    box.value = button.dataset.question || "";
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+    setTimeout(() => ask.click(), 50);
+  });
+  // Screen readers name a chat message by its aria-label, which Gradio fills with the
+  // message's raw markup: name it by the text a reader sees instead.
+  let pending = false;
+  const plainLabels = () => {
+    pending = false;
+    document.querySelectorAll("#chat [data-testid='bot'], #chat [data-testid='user']")
+      .forEach((el) => {
+        const who = el.dataset.testid === "bot" ? "Answer" : "Question";
+        const label = `${who}: ${el.innerText.replace(/\s+/g, " ").trim()}`;
+        if (el.getAttribute("aria-label") !== label) el.setAttribute("aria-label", label);
+      });
+  };
+  new MutationObserver(() => {
+    if (!pending) { pending = true; requestAnimationFrame(plainLabels); }
+  }).observe(document.documentElement, { childList: true, subtree: true, characterData: true });
+  // On a phone the conversations sidebar would cover the chat: start it closed there.
+  const narrow = window.matchMedia("(max-width: 900px)");
+  const closeSidebar = () => {
+    const sidebar = document.getElementById("sidebar");
+    if (narrow.matches && sidebar && sidebar.classList.contains("open")) {
+      sidebar.querySelector("button.toggle-button")?.click();
+    }
+  };
+  const waitForSidebar = setInterval(() => {
+    if (!document.getElementById("sidebar")) return;
+    clearInterval(waitForSidebar);
+    closeSidebar();
+  }, 50);
+  narrow.addEventListener("change", closeSidebar);
 })();
 </script>
 """
@@ -128,6 +211,7 @@ EMPTY_LIBRARY = (
     "(.txt, .md, .html, .pdf, .jsonl), paste an article, or click Re-ingest seeds/."
 )
 SEARCHING = "<span class='pending'>Searching the articles…</span>"
+NO_SOURCE = "\x00no such source"  # a source filter value that matches no article
 MAX_ARTICLE_CHOICES = 1000  # the delete dropdown; the newest articles first
 # Gradio injects a tracker for a parameter whose default is a Progress (a fresh one per
 # call, so one shared default is enough).
@@ -217,10 +301,84 @@ def render_sources(answer: Answer | None, turn: int = 1) -> str:
 
 @dataclass(frozen=True)
 class Turn:
-    """One question of the chat and its answer (None when none could be produced)."""
+    """One question of the chat and its answer (None when none could be produced).
+
+    ``related`` are titles of other library articles the search found for it (matching
+    words of the question) that the answer does not cite: offered as next questions.
+    """
 
     question: str
     answer: Answer | None
+    related: tuple[str, ...] = ()
+
+
+MAX_RELATED = 3
+
+
+def related_titles(answer: Answer, limit: int = MAX_RELATED) -> tuple[str, ...]:
+    """Titles of articles retrieved for ``answer`` by its words (a BM25 match, not only a
+    nearby vector) that it does not cite, best first: stories from the library, never
+    invented.
+
+    >>> from rag.records import RetrievedChunk
+    >>> hit = RetrievedChunk("c1", "a2", "t", "Ferry strike ends", "s", None, None, 0, 0, 1,
+    ...                      0.5, lexical_rank=1)
+    >>> related_titles(Answer("q", "x", retrieved=(hit,)))
+    ('Ferry strike ends',)
+    """
+    cited = {s.article_id for s in answer.sources}
+    titles: dict[str, None] = {}
+    for chunk in answer.retrieved:
+        if chunk.lexical_rank is None or chunk.article_id in cited:
+            continue
+        titles.setdefault(chunk.title, None)
+        cited.add(chunk.article_id)
+        if len(titles) == limit:
+            break
+    return tuple(titles)
+
+
+def answer_plain_text(answer: Answer) -> str:
+    """An answer as plain text for the clipboard: its text, then its numbered sources.
+
+    >>> from rag.records import Source
+    >>> s = Source(1, "a1", "Title", "example.com", "https://example.com/a", None, "p")
+    >>> print(answer_plain_text(Answer("q", "So [1].", (s,))))
+    So [1].
+    <BLANKLINE>
+    [1] Title · https://example.com/a
+    """
+    lines = [answer.text]
+    if answer.sources:
+        lines.append("")
+        lines += [f"[{s.number}] {s.title} · {s.link}" for s in answer.sources]
+    return "\n".join(lines)
+
+
+def render_copy_button(answer: Answer | None, number: int) -> str:
+    """The "Copy answer" button of a complete answer (its text rides in an attribute)."""
+    if answer is None or not answer.done:
+        return ""
+    text = html.escape(answer_plain_text(answer), quote=True).replace("\n", "&#10;")
+    return (
+        f'<button type="button" class="copy-answer" data-copy="{text}" '
+        f'aria-label="Copy answer {number}">Copy answer</button>'
+    )
+
+
+def render_related(titles: Sequence[str]) -> str:
+    """The "Related stories" buttons under an answer's sources; a click asks the title."""
+    if not titles:
+        return ""
+    buttons = "".join(
+        f'<li><button type="button" class="suggest" data-question="{_attr(t)}">'
+        f"{html.escape(t)}</button></li>"
+        for t in titles
+    )
+    return (
+        '<nav class="related" aria-label="Related stories in the library">'
+        f'<div class="sources-head">Related stories in the library</div><ul>{buttons}</ul></nav>'
+    )
 
 
 def render_source_panel(turns: Sequence[Turn]) -> str:
@@ -241,8 +399,8 @@ def render_source_panel(turns: Sequence[Turn]) -> str:
             f'<section class="answer-sources{current}" id="answer-{number}" '
             f'aria-label="Sources of answer {number}">'
             f'<div class="sources-head">Answer {number}: “{html.escape(turn.question)}”'
-            f"{html.escape(mode)}</div>"
-            f"{render_sources(turn.answer, number)}</section>"
+            f"{html.escape(mode)} {render_copy_button(turn.answer, number)}</div>"
+            f"{render_sources(turn.answer, number)}{render_related(turn.related)}</section>"
         )
     return "\n".join(sections)
 
@@ -331,13 +489,82 @@ def _parse_day(text: str | None, label: str) -> date | None:
 
 
 def make_filters(sources: Sequence[str] | None, date_from: str, date_to: str) -> Filters:
-    """Filters from the UI fields; a bad date raises :class:`gr.Error` (shown as a toast)."""
+    """Filters from the UI fields; a bad date raises :class:`gr.Error` (shown as a toast).
+
+    The chat validates the fields first (:func:`check_filter_fields`), so a user's typo
+    is shown next to its field instead; this is the last line for direct callers.
+    """
     low = _parse_day(date_from, "Published from")
     high = _parse_day(date_to, "Published to")
     if low and high and low > high:
         msg = "Published from must be on or before Published to"
         raise gr.Error(msg)
     return Filters(tuple(sources or ()), low, high)
+
+
+# The date fields of the filter panel: (field key, label as shown).
+DATE_FIELDS = (("as_of", "As of"), ("date_from", "Published from"), ("date_to", "Published to"))
+
+
+def check_filter_fields(as_of: str, date_from: str, date_to: str) -> dict[str, str]:
+    """A message per date field whose text is not a usable date (empty dict: all fine).
+
+    A user's typo is not an error of the server: it is reported next to its field and
+    never raised, so nothing reaches the log.
+
+    >>> check_filter_fields("", "March 2022", "")
+    {'date_from': 'Not a date: write it as YYYY-MM-DD, e.g. 2022-03-01.'}
+    >>> check_filter_fields("", "2025-03-02", "2025-03-01")
+    {'date_to': 'Must be on or after Published from (2025-03-02).'}
+    """
+    values = {"as_of": as_of, "date_from": date_from, "date_to": date_to}
+    messages: dict[str, str] = {}
+    days: dict[str, date] = {}
+    for key, _label in DATE_FIELDS:
+        text = (values[key] or "").strip()
+        if not text:
+            continue
+        try:
+            days[key] = date.fromisoformat(text)
+        except ValueError:
+            messages[key] = "Not a date: write it as YYYY-MM-DD, e.g. 2022-03-01."
+    low, high = days.get("date_from"), days.get("date_to")
+    if low and high and low > high:
+        messages["date_to"] = f"Must be on or after Published from ({low.isoformat()})."
+    return messages
+
+
+def filter_chips(
+    sources: Sequence[str] | None, date_from: str, date_to: str, as_of: str
+) -> dict[str, str]:
+    """The label of each active filter's chip (shown above the input), by field key.
+
+    >>> filter_chips(["cnn.com"], "2022-03-01", "", "")
+    {'sources': 'Sources: cnn.com ✕', 'date_from': 'From 2022-03-01 ✕'}
+    """
+    chips: dict[str, str] = {}
+    if sources:
+        shown = ", ".join(list(sources)[:3]) + (f" +{len(sources) - 3}" if len(sources) > 3 else "")
+        chips["sources"] = f"Sources: {shown} ✕"
+    for key, label, value in (
+        ("date_from", "From", date_from),
+        ("date_to", "To", date_to),
+        ("as_of", "As of", as_of),
+    ):
+        if value and value.strip():
+            chips[key] = f"{label} {' '.join(value.split())[:40]} ✕"
+    return chips
+
+
+def render_field_message(message: str | None) -> str:
+    """The inline message under a filter field (empty when the field is fine).
+
+    >>> render_field_message("Not a date")
+    '<p class="field-error" role="alert">Not a date</p>'
+    """
+    if not message:
+        return ""
+    return f'<p class="field-error" role="alert">{html.escape(message)}</p>'
 
 
 def stats_markdown(assistant: Assistant) -> str:
@@ -366,18 +593,37 @@ def _plural(n: int, word: str) -> str:
     return word if n == 1 else f"{word}s"
 
 
-def report_markdown(report: IngestReport) -> str:
-    """The ingest report: the summary line, then what was added, updated, skipped, failed."""
-    lines = [f"**{escape_markdown(report.summary())}**"]
-    for label, items in (
-        ("added", report.added),
-        ("updated", report.updated),
-        ("unchanged", report.skipped),
-    ):
-        lines += [f"- {label}: {escape_markdown(a.title)}" for a in items[:20]]
-        if len(items) > 20:
-            lines.append(f"- … and {len(items) - 20} more {label}")
-    lines += [f"- {escape_markdown(line)}" for line in report.details()[:50]]
+def report_markdown(
+    report: IngestReport, scrub: Callable[[str], str] = str, refused: Sequence[str] = ()
+) -> str:
+    """The short ingest report: the counts, each failure with its reason (and the other
+    lines that need attention), then the titles folded in a ``<details>``.
+
+    ``scrub`` rewrites server paths in the lines (see :meth:`ChatApp.scrub`); ``refused``
+    are the uploads refused before the ingest (type, size), each with its reason.
+    """
+    lines = [f"**{escape_markdown(report.summary())}**", ""]
+    lines += [f"- failed: {escape_markdown(line)}" for line in refused]
+    lines += [f"- {escape_markdown(scrub(line))}" for line in report.details()[:50]]
+    if len(report.details()) > 50:
+        lines.append(f"- … and {len(report.details()) - 50} more")
+    titled = [
+        (label, items)
+        for label, items in (
+            ("added", report.added),
+            ("updated", report.updated),
+            ("unchanged", report.skipped),
+        )
+        if items
+    ]
+    if titled:
+        counts = ", ".join(f"{len(items)} {label}" for label, items in titled)
+        lines += ["", f"<details><summary>Titles ({counts})</summary>", ""]
+        for label, items in titled:
+            lines += [f"- {label}: {escape_markdown(a.title)}" for a in items[:200]]
+            if len(items) > 200:
+                lines.append(f"- … and {len(items) - 200} more {label}")
+        lines += ["", "</details>"]
     return "\n".join(lines)
 
 
@@ -484,6 +730,121 @@ def _progress_callback(progress: gr.Progress | None) -> ProgressCallback | None:
     return report
 
 
+def browser_secret(data_dir: Path) -> str:
+    """The key that encrypts the browser's stored ids, created once per library.
+
+    A key made at each start would make every browser a stranger after a restart.
+    """
+    path = data_dir / ".browser-secret"
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_text(encoding="ascii").strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(value)
+    return value
+
+
+def history_of(turns: Sequence[SavedTurn | Turn]) -> list[dict[str, Any]]:
+    """The chat messages of saved turns, rendered as when they were answered."""
+    history: list[dict[str, Any]] = []
+    for number, turn in enumerate(turns, start=1):
+        history.append({"role": "user", "content": escape_markdown(turn.question)})
+        if turn.answer is None:
+            text = escape_markdown("⚠ No answer was produced for this question.")
+        else:
+            text = render_answer(turn.answer, number)
+        history.append({"role": "assistant", "content": text})
+    return history
+
+
+def conversation_markdown(title: str, turns: Sequence[Turn | SavedTurn]) -> str:
+    """A conversation as Markdown: each question, its answer, its numbered sources.
+
+    The text is written as it was answered; a source links to its URL when it has one.
+
+    >>> from rag.records import Source
+    >>> s = Source(1, "a1", "Title", "example.com", "https://example.com/a", None, "p")
+    >>> print(conversation_markdown("Chat", [Turn("Why?", Answer("Why?", "So [1].", (s,)))]))
+    # Chat
+    <BLANKLINE>
+    ## Why?
+    <BLANKLINE>
+    So [1].
+    <BLANKLINE>
+    Sources:
+    <BLANKLINE>
+    1. [Title](https://example.com/a) · example.com · date unknown
+    <BLANKLINE>
+    """
+    lines = [f"# {title}", ""]
+    for turn in turns:
+        lines += [f"## {turn.question}", ""]
+        if turn.answer is None:
+            lines += ["(no answer)", ""]
+            continue
+        lines += [turn.answer.text, ""]
+        when = answer_when(turn.answer)
+        if when:
+            lines += [f"*{when}*", ""]
+        if turn.answer.sources:
+            lines += ["Sources:", ""]
+            for s in turn.answer.sources:
+                published = s.published.isoformat() if s.published else "date unknown"
+                href = _safe_href(s.url)
+                name = f"[{s.title}]({href})" if href else s.title
+                lines.append(f"{s.number}. {name} · {s.source} · {published}")
+            lines.append("")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A question waiting for its turn, with the filter fields as they were when asked."""
+
+    question: str
+    sources: tuple[str, ...] = ()
+    date_from: str = ""
+    date_to: str = ""
+    as_of: str = ""
+
+
+@dataclass
+class ChatSession:
+    """The chat of one browser tab, kept on the server.
+
+    Questions queue in ``pending`` and one worker (:meth:`ChatApp.drain`) answers them
+    in order, so a question asked while another is answered is never lost.
+    """
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
+    pending: deque[Pending] = field(default_factory=deque)
+    current: str | None = None
+    running: bool = False
+    generation: int = 0  # bumped by a reset: an answer of the old chat is dropped
+    owner: str | None = None  # whose saved conversations (None: nothing is saved)
+    conversation_id: str | None = None  # the saved conversation shown, once it has a turn
+    saves: int = 0  # bumped when the conversation list changed
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def render_status(session: ChatSession) -> str:
+    """The line under the input: what is being answered and what waits (empty when idle)."""
+    parts: list[str] = []
+    if session.current is not None:
+        parts.append(f"Answering “{html.escape(_preview(session.current, 80))}”")
+    if session.pending:
+        queued = ", ".join(f"“{html.escape(_preview(p.question, 60))}”" for p in session.pending)
+        parts.append(f"queued ({len(session.pending)}): {queued}")
+    return f"<div class='chat-status'>{' · '.join(parts)}</div>" if parts else ""
+
+
+STOPPED = "\n\n<small class='stopped'>Stopped before the end.</small>"
+
+
 class ChatApp:
     """The handlers behind the UI, callable without a browser (see ``tests/test_app.py``).
 
@@ -501,6 +862,9 @@ class ChatApp:
         self.upload_dir = upload_dir
         # Gradio's own copies of uploads: deleted once handled (see remove_gradio_copies).
         self.temp_dir = temp_dir or Path(get_upload_folder())
+        self.sessions: dict[str, ChatSession] = {}
+        self._sessions_lock = threading.Lock()
+        self.conversations = ConversationStore(self.settings.index_db_path)
 
     # -- chat ------------------------------------------------------------------------
 
@@ -513,7 +877,7 @@ class ChatApp:
         date_from: str = "",
         date_to: str = "",
         as_of: str = "",
-    ) -> Iterator[tuple[list[dict[str, Any]], list[Turn], str, str]]:
+    ) -> Generator[tuple[list[dict[str, Any]], list[Turn], str, str], None, None]:
         """Stream one chat turn: yields (chat messages, turns, source panel, input box).
 
         ``as_of`` is the date the question is asked (empty: today).
@@ -534,10 +898,12 @@ class ChatApp:
             self.assistant.check_question(message)
         except QuestionError as exc:
             history.append({"role": "user", "content": escape_markdown(_preview(message))})
-            history.append({"role": "assistant", "content": escape_markdown(f"⚠ {exc}")})
+            history.append(
+                {"role": "assistant", "content": escape_markdown(self.scrub(f"⚠ {exc}"))}
+            )
             yield state([*turns, Turn(_preview(message), None)])
             return
-        filters = make_filters(sources, date_from, date_to)
+        filters = make_filters(self.sources_of(sources), date_from, date_to)
         asked_on = _parse_day(as_of, "As of")
         pairs = [(t.question, t.answer.text) for t in turns if t.answer is not None]
         history.append({"role": "user", "content": escape_markdown(message)})
@@ -555,10 +921,17 @@ class ChatApp:
             ):
                 history[-1] = {"role": "assistant", "content": render_answer(answer, number)}
                 # Only the text and sources are shown; the retrieved chunks stay server-side.
-                current = [*turns, Turn(message, replace(answer, retrieved=()))]
+                shown = tuple(
+                    replace(s, source=self.display_path(s.source)) for s in answer.sources
+                )
+                related = related_titles(answer) if answer.done else ()
+                current = [
+                    *turns,
+                    Turn(message, replace(answer, retrieved=(), sources=shown), related),
+                ]
                 yield state(current)
         except NewsragError as exc:
-            history[-1] = {"role": "assistant", "content": escape_markdown(f"⚠ {exc}")}
+            history[-1] = {"role": "assistant", "content": escape_markdown(self.scrub(f"⚠ {exc}"))}
             yield state(current)
         except Exception:
             # A chat stuck on "Searching…" helps nobody: say it failed, keep the trace.
@@ -566,6 +939,266 @@ class ChatApp:
             text = "⚠ Answering failed because of an internal error; see the server log."
             history[-1] = {"role": "assistant", "content": escape_markdown(text)}
             yield state(current)
+
+    # -- the queue of one browser tab ---------------------------------------------------
+
+    def session(self, key: str) -> ChatSession:
+        """The chat of the tab ``key`` (Gradio's session hash), created when first seen."""
+        with self._sessions_lock:
+            return self.sessions.setdefault(key, ChatSession())
+
+    def forget(self, key: str) -> None:
+        """Drop a closed tab's chat from memory."""
+        with self._sessions_lock:
+            self.sessions.pop(key, None)
+
+    def enqueue(
+        self,
+        key: str,
+        message: str,
+        sources: Sequence[str] | None = None,
+        date_from: str = "",
+        date_to: str = "",
+        as_of: str = "",
+    ) -> dict[str, str]:
+        """Queue a question of tab ``key``; returns the date fields' messages.
+
+        A non-empty result means nothing was queued: the question stays in the input and
+        each message is shown next to its field.
+
+        >>> chat.enqueue("tab1", "what did Meloni propose?")  # doctest: +SKIP
+        {}
+        """
+        problems = check_filter_fields(as_of, date_from, date_to)
+        if problems or not message or not message.strip():
+            return problems
+        session = self.session(key)
+        with session.lock:
+            session.pending.append(
+                Pending(message, tuple(sources or ()), date_from or "", date_to or "", as_of or "")
+            )
+        return {}
+
+    def request_stop(self, key: str) -> None:
+        """End the answer being streamed for tab ``key`` (queued questions still follow)."""
+        self.session(key).stop.set()
+
+    def reset(self, key: str) -> None:
+        """A new, empty chat for tab ``key``: queued questions are dropped too."""
+        session = self.session(key)
+        with session.lock:
+            session.pending.clear()
+            session.history, session.turns = [], []
+            session.generation += 1
+        session.stop.set()
+
+    def drain(self, key: str) -> Iterator[ChatSession | None]:
+        """Answer the queued questions of tab ``key`` in order, yielding the session after
+        each change; yields None once when another call is already answering them.
+
+        Only one drain runs per tab: the check of the queue and the release of the
+        "running" flag happen under one lock, so a question queued at any moment is
+        either seen by the running drain or starts a new one.
+        """
+        session = self.session(key)
+        with session.lock:
+            if session.running:
+                yield None
+                return
+            session.running = True
+        try:
+            while True:
+                with session.lock:
+                    if not session.pending:
+                        session.running = False
+                        session.current = None
+                        break
+                    item = session.pending.popleft()
+                    session.current = item.question
+                    session.stop.clear()
+                yield from self._answer(session, item)
+                self._save_last_turn(session)
+            yield session
+        finally:
+            with session.lock:
+                session.running = False
+                session.current = None
+
+    def _answer(self, session: ChatSession, item: Pending) -> Iterator[ChatSession]:
+        steps = self.respond(
+            item.question,
+            session.history,
+            session.turns,
+            list(item.sources),
+            item.date_from,
+            item.date_to,
+            item.as_of,
+        )
+        generation = session.generation
+        first = True
+        try:
+            for history, turns, _panel, _box in steps:
+                with session.lock:
+                    if session.generation != generation:
+                        return  # the chat was reset meanwhile: this answer belongs to none
+                    stopped = session.stop.is_set()
+                    # Stopped: keep what the user saw (the question at least), marked.
+                    if first or not stopped:
+                        session.history, session.turns = history, turns
+                    if stopped:
+                        self._mark_stopped(session, item.question)
+                first = False
+                yield session
+                if stopped:
+                    return
+        finally:
+            steps.close()
+
+    @staticmethod
+    def _mark_stopped(session: ChatSession, question: str) -> None:
+        """Keep what was streamed of the current answer, marked as stopped."""
+        if _answers_in(session.history) > len(session.turns):  # stopped while searching
+            session.turns = [*session.turns, Turn(question, None)]
+            text = escape_markdown("Stopped before an answer.")
+            session.history = [*session.history[:-1], {"role": "assistant", "content": text}]
+            return
+        last = session.turns[-1] if session.turns else None
+        if last is None or last.answer is None or last.answer.done:
+            return  # already complete: nothing to stop
+        answer = replace(last.answer, done=True)
+        session.turns = [*session.turns[:-1], Turn(last.question, answer)]
+        text = render_answer(answer, len(session.turns)) + STOPPED
+        session.history = [*session.history[:-1], {"role": "assistant", "content": text}]
+
+    # -- saved conversations ------------------------------------------------------------
+
+    def _save_last_turn(self, session: ChatSession) -> None:
+        with session.lock:
+            if session.owner is None or not session.turns:
+                return
+            owner, turns = session.owner, list(session.turns)
+            conversation_id = session.conversation_id
+        if conversation_id is None:
+            conversation_id = self.conversations.create(owner, turns[0].question).conversation_id
+        last = turns[-1]
+        self.conversations.save_turn(
+            owner, conversation_id, len(turns) - 1, last.question, last.answer
+        )
+        with session.lock:
+            if session.turns[: len(turns)] == turns:  # still the same chat
+                session.conversation_id = conversation_id
+            session.saves += 1
+
+    def open_session(self, key: str, owner: str, conversation_id: str | None = None) -> ChatSession:
+        """Attach tab ``key`` to ``owner`` and show their saved ``conversation_id``
+        (when it is theirs); the chat stays empty otherwise."""
+        session = self.session(key)
+        with session.lock:
+            session.owner = owner
+        if conversation_id:
+            self.open_conversation(key, conversation_id)
+        return session
+
+    def open_conversation(self, key: str, conversation_id: str) -> bool:
+        """Show a saved conversation of the tab's owner; False when there is none such."""
+        session = self.session(key)
+        saved = (
+            self.conversations.turns(session.owner, conversation_id)
+            if session.owner is not None
+            else None
+        )
+        if saved is None:
+            return False
+        self.reset(key)
+        with session.lock:
+            session.turns = [Turn(t.question, t.answer) for t in saved]
+            session.history = history_of(saved)
+            session.conversation_id = conversation_id
+        return True
+
+    def new_conversation(self, key: str) -> None:
+        """An empty chat; its first answered question starts a new saved conversation."""
+        self.reset(key)
+        with self.session(key).lock:
+            self.session(key).conversation_id = None
+
+    def rename_conversation(self, key: str, title: str) -> bool:
+        session = self.session(key)
+        if session.owner is None or session.conversation_id is None:
+            return False
+        renamed = self.conversations.rename(session.owner, session.conversation_id, title)
+        session.saves += renamed
+        return renamed
+
+    def delete_conversation(self, key: str) -> bool:
+        """Delete the open conversation of the tab and empty the chat."""
+        session = self.session(key)
+        if session.owner is None or session.conversation_id is None:
+            return False
+        deleted = self.conversations.delete(session.owner, session.conversation_id)
+        self.new_conversation(key)
+        session.saves += 1
+        return deleted
+
+    def export_conversation(self, key: str) -> Path | None:
+        """Write the tab's chat as a Markdown file (for download); None when it is empty."""
+        session = self.session(key)
+        with session.lock:
+            turns = list(session.turns)
+            conversation_id = session.conversation_id
+        if not turns:
+            return None
+        title = turns[0].question
+        if session.owner and conversation_id:
+            title = next(
+                (
+                    c.title
+                    for c in self.conversations.summaries(session.owner)
+                    if c.conversation_id == conversation_id
+                ),
+                title,
+            )
+        folder = Path(tempfile.mkdtemp(prefix="newsrag-export-"))
+        name = safe_upload_name(f"{title[:60]}.md")
+        path = folder / (name if name.endswith(".md") else f"{name}.md")
+        path.write_text(conversation_markdown(title, turns), encoding="utf-8")
+        return path
+
+    # -- feedback ---------------------------------------------------------------------
+
+    def rate(self, key: str, message_index: int, liked: bool | str) -> tuple[int, Answer] | None:
+        """Store a thumbs up (``liked`` True) or down of the answer at chat message
+        ``message_index``; returns (feedback id, the rated answer), or None when that
+        message is no answer (a refusal, an answer still streaming)."""
+        session = self.session(key)
+        number = message_index // 2
+        with session.lock:
+            if message_index % 2 != 1 or not 0 <= number < len(session.turns):
+                return None
+            answer = session.turns[number].answer
+            owner = session.owner or "anonymous"
+        if answer is None or not answer.done:
+            return None
+        rating = 1 if liked is True else -1
+        comment = liked if isinstance(liked, str) else ""
+        return self.conversations.add_feedback(owner, answer, rating, comment), answer
+
+    def comment_feedback(
+        self, key: str, feedback_id: int, comment: str, right_article_id: str | None = None
+    ) -> bool:
+        """Add a comment (and, for a thumbs down, the right source) to a rating."""
+        owner = self.session(key).owner or "anonymous"
+        return self.conversations.update_feedback(owner, feedback_id, comment, right_article_id)
+
+    def conversation_choices(self, key: str) -> list[tuple[str, str]]:
+        """(label, id) of the owner's saved conversations, the latest first."""
+        owner = self.session(key).owner
+        if owner is None:
+            return []
+        return [
+            (f"{c.title} · {c.updated:%Y-%m-%d %H:%M}", c.conversation_id)
+            for c in self.conversations.summaries(owner)
+        ]
 
     # -- library ---------------------------------------------------------------------
 
@@ -576,21 +1209,172 @@ class ChatApp:
             for r in self.assistant.articles()[:MAX_ARTICLE_CHOICES]
         ]
 
-    def source_choices(self) -> list[str]:
-        return [s for s, _ in self.assistant.stats().sources]
+    # -- what the page may show of the server's files and outlets ----------------------
 
-    def refresh(self) -> tuple[str, Any, Any]:
-        """Stats, article list and source filter choices, as they are now."""
-        return (
-            stats_markdown(self.assistant),
-            gr.update(choices=self.article_choices(), value=None),
-            gr.update(choices=self.source_choices()),
+    def _roots(self) -> list[tuple[str, str]]:
+        """(absolute directory, the name shown for it): uploads, seeds, the data dir."""
+        roots = [
+            (self.upload_dir, "uploads"),
+            (self.settings.seeds_dir, self.settings.seeds_dir.name),
+            (self.settings.data_dir, self.settings.data_dir.name),
+        ]
+        seen: list[tuple[str, str]] = []
+        for directory, name in roots:
+            for form in {str(directory.absolute()), os.path.realpath(directory)}:
+                seen.append((form.rstrip("/") + "/", f"{name}/"))
+        # The longest first: uploads/ lies inside the data dir.
+        return sorted(seen, key=lambda pair: -len(pair[0]))
+
+    def display_path(self, text: str) -> str:
+        """A file's path as the page shows it: relative to the uploads, the seeds or the
+        data folder (never the server's absolute path); other text is left as is.
+
+        >>> chat.display_path("/srv/newsrag/seeds/a.txt")  # doctest: +SKIP
+        'seeds/a.txt'
+        """
+        if not text.startswith("/"):
+            return text
+        for root, name in self._roots():
+            if text.startswith(root):
+                return name + text[len(root) :]
+        return PurePosixPath(text).name
+
+    def scrub(self, text: str) -> str:
+        """Any message with the library's directories replaced by their short names."""
+        for root, name in self._roots():
+            text = text.replace(root, name)
+        return text
+
+    def outlet_of(self, record: ArticleRecord) -> str:
+        """The outlet an article is filtered by: its URL's host (without www.), the
+        source it names, or for a file the folder it is in (``uploads`` for uploads)."""
+        if record.url:
+            host = urlparse(record.url).netloc.lower()
+            return host.removeprefix("www.") or record.url
+        if not record.source.startswith("/"):
+            return record.source
+        shown = self.display_path(record.source)
+        if shown.startswith("uploads/"):
+            return "uploads"
+        return str(PurePosixPath(shown).parent) if "/" in shown else "files"
+
+    def outlets(self) -> dict[str, list[str]]:
+        """Each outlet and the article sources it stands for, the biggest outlet first."""
+        grouped: dict[str, list[str]] = {}
+        for record in self.assistant.articles():
+            grouped.setdefault(self.outlet_of(record), []).append(record.source)
+        return dict(sorted(grouped.items(), key=lambda item: (-len(item[1]), item[0])))
+
+    def sources_of(self, outlets: Sequence[str] | None) -> tuple[str, ...]:
+        """The article sources of the chosen outlets, for :class:`Filters`.
+
+        Chosen outlets that hold no article (any more) match nothing, never everything.
+        """
+        if not outlets:
+            return ()
+        grouped = self.outlets()
+        sources = [s for outlet in outlets for s in grouped.get(outlet, ())]
+        return tuple(dict.fromkeys(sources)) or (NO_SOURCE,)
+
+    def source_choices(self) -> list[tuple[str, str]]:
+        """(outlet with its article count, outlet) for the sources filter."""
+        return [
+            (f"{outlet} ({len(sources)})", outlet) for outlet, sources in self.outlets().items()
+        ]
+
+    def refresh(self) -> tuple[str, Any]:
+        """Stats and source filter choices, as they are now."""
+        return (stats_markdown(self.assistant), gr.update(choices=self.source_choices()))
+
+    # -- the articles table --------------------------------------------------------------
+
+    def library_rows(self) -> list[LibraryRow]:
+        """Every indexed article as a row of the table."""
+        added = added_times(self.settings.index_db_path)
+        return [
+            LibraryRow(
+                r.article_id,
+                r.title,
+                self.outlet_of(r),
+                r.published,
+                added.get(r.article_id),
+                r.n_chunks,
+            )
+            for r in self.assistant.articles()
+        ]
+
+    def library_table(
+        self, query: str = "", sort: str = "published", page: int = 1
+    ) -> tuple[list[list[str | int]], str, list[str], int]:
+        """(table rows, "page x of y" line, the rows' article ids, the page shown)."""
+        shown = library_page(self.library_rows(), query, sort, page)
+        table: list[list[str | int]] = [
+            [
+                r.title,
+                r.outlet,
+                r.published.isoformat() if r.published else "",
+                f"{r.added:%Y-%m-%d %H:%M}" if r.added else "",
+                r.chunks,
+            ]
+            for r in shown.rows
+        ]
+        line = (
+            f"Page {shown.page} of {shown.pages} · {shown.total} {_plural(shown.total, 'article')}"
         )
+        return table, line, [r.article_id for r in shown.rows], shown.page
+
+    def read_article(self, article_id: str) -> str:
+        """The article in full, as HTML (escaped): title, outlet, dates, paragraphs."""
+        record = self.assistant.index.get_records([article_id]).get(article_id)
+        text = library_text(self.assistant.index, article_id) if record else None
+        if record is None or text is None:
+            return "<p class='empty'>That article is no longer in the library.</p>"
+        meta = [html.escape(self.outlet_of(record))]
+        meta.append(record.published.isoformat() if record.published else "date unknown")
+        href = _safe_href(record.url)
+        if href:
+            link = html.escape(href, quote=True)
+            meta.append(f'<a href="{link}" target="_blank" rel="noopener noreferrer">{link}</a>')
+        else:
+            meta.append(html.escape(self.display_path(record.source)))
+        paragraphs = "".join(
+            f"<p>{html.escape(part.strip())}</p>"
+            for part in re.split(r"\n\s*\n", text)
+            if part.strip()
+        )
+        return (
+            f"<article class='reader'><h3>{html.escape(record.title)}</h3>"
+            f"<div class='meta'>{' · '.join(meta)} · {record.n_chunks} "
+            f"{_plural(record.n_chunks, 'chunk')}</div>{paragraphs}</article>"
+        )
+
+    def delete_keeping(self, article_id: str) -> tuple[str, Article | None]:
+        """Delete an article, keeping what is needed to undo it: (message, its snapshot)."""
+        record = self.assistant.index.get_records([article_id]).get(article_id)
+        if record is None:
+            return "That article was not in the library.", None
+        kept = snapshot(self.assistant.index, record)
+        try:
+            self.assistant.delete_article(article_id)
+        except NewsragError as exc:
+            return f"⚠ {self.scrub(str(exc))}", None
+        return f"Deleted “{record.title}”.", kept
+
+    def undo_delete(self, article: Article) -> str:
+        """Put a deleted article back (same id, text, source and dates)."""
+        try:
+            with disk_full_as_error(
+                "restoring the article", f"the library in {self.settings.data_dir}"
+            ):
+                self.assistant.ingestor().ingest_articles([article])
+        except NewsragError as exc:
+            return f"⚠ {self.scrub(str(exc))}"
+        return f"Restored “{article.title}”."
 
     def upload(
         self, files: Sequence[str | Path] | None, progress: gr.Progress | None = None
-    ) -> tuple[str, str, Any, Any, Any]:
-        """Ingest uploaded files: (report, stats, articles, sources, cleared file input)."""
+    ) -> tuple[str, str, Any, Any]:
+        """Ingest uploaded files: (report, stats, sources, cleared file input)."""
         if not files:
             return ("Choose files to upload first.", *self.refresh(), gr.update())
         try:
@@ -601,19 +1385,25 @@ class ChatApp:
                         files, self.upload_dir, self.settings.upload_max_mb
                     )
             except NewsragError as exc:
-                return (f"**⚠ {escape_markdown(str(exc))}**", *self.refresh(), gr.update())
+                return (
+                    f"**⚠ {escape_markdown(self.scrub(str(exc)))}**",
+                    *self.refresh(),
+                    gr.update(),
+                )
             lines = []
             if paths:
                 try:
                     report = self.assistant.ingest(paths, progress=_progress_callback(progress))
                 except NewsragError as exc:
-                    lines.append(f"**⚠ {escape_markdown(str(exc))}**")
+                    lines.append(f"**⚠ {escape_markdown(self.scrub(str(exc)))}**")
+                    lines += [f"- failed: {escape_markdown(r)}" for r in rejected]
                 else:
-                    lines.append(report_markdown(report))
+                    # Refused files are failures too: listed with the others, above the titles.
+                    lines.append(report_markdown(report, self.scrub, rejected))
                 self._remove_unused(paths)
             else:
                 lines.append("**Nothing was ingested.**")
-            lines += [f"- failed: {escape_markdown(r)}" for r in rejected]
+                lines += [f"- failed: {escape_markdown(r)}" for r in rejected]
         finally:
             # Whatever happened, Gradio's copy is no longer needed: repeated uploads of
             # rejected 50 MB files must not fill its temp dir.
@@ -636,8 +1426,8 @@ class ChatApp:
         source: str = "",
         published: str = "",
         progress: gr.Progress | None = None,
-    ) -> tuple[str, str, Any, Any, Any, Any]:
-        """Ingest a pasted article: (report, stats, articles, sources, title, text)."""
+    ) -> tuple[str, str, Any, Any, Any]:
+        """Ingest a pasted article: (report, stats, sources, title, text)."""
         try:
             report = self.assistant.add_text(
                 title,
@@ -647,22 +1437,30 @@ class ChatApp:
                 progress=_progress_callback(progress),
             )
         except NewsragError as exc:
-            message = f"**⚠ {escape_markdown(str(exc))}**"
+            message = f"**⚠ {escape_markdown(self.scrub(str(exc)))}**"
             return (message, *self.refresh(), gr.update(), gr.update())
-        return (report_markdown(report), *self.refresh(), gr.update(value=""), gr.update(value=""))
+        return (
+            report_markdown(report, self.scrub),
+            *self.refresh(),
+            gr.update(value=""),
+            gr.update(value=""),
+        )
 
-    def reseed(self, progress: gr.Progress | None = None) -> tuple[str, str, Any, Any]:
+    def reseed(self, progress: gr.Progress | None = None) -> tuple[str, str, Any]:
         """Re-ingest ``seeds_dir`` (unchanged articles are skipped)."""
         seeds = self.settings.seeds_dir
         if not seeds.exists():
-            return (f"**⚠ {escape_markdown(f'{seeds} does not exist')}**", *self.refresh())
+            return (
+                f"**⚠ {escape_markdown(self.scrub(f'{seeds} does not exist'))}**",
+                *self.refresh(),
+            )
         try:
             report = self.assistant.ingest([seeds], progress=_progress_callback(progress))
         except NewsragError as exc:
-            return (f"**⚠ {escape_markdown(str(exc))}**", *self.refresh())
-        return (report_markdown(report), *self.refresh())
+            return (f"**⚠ {escape_markdown(self.scrub(str(exc)))}**", *self.refresh())
+        return (report_markdown(report, self.scrub), *self.refresh())
 
-    def delete(self, article_id: str | None) -> tuple[str, str, Any, Any]:
+    def delete(self, article_id: str | None) -> tuple[str, str, Any]:
         """Delete the chosen article and its chunks."""
         if not article_id:
             return ("Choose an article to delete.", *self.refresh())
@@ -671,7 +1469,7 @@ class ChatApp:
         try:
             deleted = self.assistant.delete_article(article_id)
         except NewsragError as exc:
-            return (f"**⚠ {escape_markdown(str(exc))}**", *self.refresh())
+            return (f"**⚠ {escape_markdown(self.scrub(str(exc)))}**", *self.refresh())
         if deleted:
             text = f"Deleted “{escape_markdown(title)}”."
         else:
@@ -690,15 +1488,37 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
     no_latex: list[dict[str, str | bool]] = []  # "$$" in an article is not a formula
 
     with gr.Blocks(title="newsrag") as demo:
-        turns = gr.State([])
         gr.HTML(
             "<div class='app-header'><h1>newsrag — ask your news articles</h1>"
             "<span class='mode-badge' id='mode'>Answer mode: "
             f"<strong>{html.escape(assistant.mode_label)}</strong></span></div>",
             elem_id="header",
         )
+        # Which saved conversations are this browser's: a random id in its localStorage
+        # (encrypted with a key of this library, so it survives a server restart).
+        secret = browser_secret(settings.data_dir)
+        browser_id = gr.BrowserState("", storage_key="newsrag-browser", secret=secret)
+        open_id = gr.BrowserState("", storage_key="newsrag-open", secret=secret)
+        with gr.Sidebar(label="Conversations", open=True, elem_id="sidebar", width=280):
+            new_chat = gr.Button("New chat", size="sm", elem_id="new-chat")
+            conversation_list = gr.Radio(
+                choices=[], label="Saved conversations", elem_id="conversations"
+            )
+            with gr.Accordion("Rename, delete, export", open=False, elem_id="conversation-tools"):
+                rename_box = gr.Textbox(
+                    label="Title of the open conversation", elem_id="rename", max_length=120
+                )
+                with gr.Row():
+                    rename_btn = gr.Button("Rename", size="sm", elem_id="rename-save")
+                    delete_conversation = gr.Button(
+                        "Delete", size="sm", variant="stop", elem_id="delete-conversation"
+                    )
+                export_btn = gr.Button("Export as Markdown", size="sm", elem_id="export")
+                export_file = gr.File(
+                    label="Markdown export", visible=False, elem_id="export-file", interactive=False
+                )
         with gr.Row(equal_height=False):
-            with gr.Column(scale=5, min_width=340):
+            with gr.Column(scale=5, min_width=340, elem_id="chat-column"):
                 chatbot = gr.Chatbot(
                     label="Chat",
                     show_label=False,
@@ -713,7 +1533,22 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                         "article and the quoted passage."
                     ),
                 )
-                with gr.Row(equal_height=True):
+                # Active filters, visible with the panel closed; a click removes one.
+                with gr.Row(elem_id="filter-chips", equal_height=True):
+                    chips = {
+                        key: gr.Button(
+                            "",
+                            visible=False,
+                            size="sm",
+                            variant="secondary",
+                            elem_id=f"chip-{key.replace('_', '-')}",
+                            elem_classes=["chip"],
+                            min_width=60,
+                            scale=0,
+                        )
+                        for key in ("sources", "date_from", "date_to", "as_of")
+                    }
+                with gr.Row(equal_height=True, elem_id="ask-row"):
                     question = gr.Textbox(
                         placeholder="Ask a question, e.g. what did Meloni propose?",
                         show_label=False,
@@ -724,7 +1559,29 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                         max_length=settings.max_question_chars,
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="ask")
-                with gr.Accordion("Date and filters", open=False, elem_id="filters"):
+                    stop = gr.Button(
+                        "Stop", variant="stop", scale=0, min_width=60, elem_id="stop", visible=False
+                    )
+                status = gr.HTML("", elem_id="chat-status")
+                rated = gr.State(None)  # the id of the rating a comment is for
+                with gr.Column(
+                    visible=False, elem_id="feedback-box", variant="panel"
+                ) as feedback_box:
+                    feedback_note = gr.HTML("", elem_id="feedback-note")
+                    feedback_comment = gr.Textbox(
+                        label="Comment (optional)",
+                        elem_id="feedback-comment",
+                        max_length=2000,
+                        lines=2,
+                    )
+                    feedback_right = gr.Dropdown(
+                        choices=[],
+                        label="Which source was the right one? (optional)",
+                        elem_id="feedback-right",
+                        visible=False,
+                    )
+                    feedback_send = gr.Button("Send comment", size="sm", elem_id="feedback-send")
+                with gr.Accordion("Date and filters", open=False, elem_id="filters") as panel:
                     # No library data in the page as built: Gradio shows the page's API
                     # description (choices included) to visitors who have not logged in.
                     # The choices, stats and article list are loaded with the page.
@@ -734,6 +1591,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                         elem_id="as-of",
                         min_width=120,
                     )
+                    as_of_msg = gr.HTML("", elem_id="as-of-msg")
                     source_filter = gr.Dropdown(
                         choices=[],
                         multiselect=True,
@@ -741,18 +1599,22 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                         elem_id="source-filter",
                     )
                     with gr.Row():
-                        date_from = gr.Textbox(
-                            label="Published from",
-                            placeholder="YYYY-MM-DD",
-                            elem_id="date-from",
-                            min_width=120,
-                        )
-                        date_to = gr.Textbox(
-                            label="Published to",
-                            placeholder="YYYY-MM-DD",
-                            elem_id="date-to",
-                            min_width=120,
-                        )
+                        with gr.Column(min_width=120):
+                            date_from = gr.Textbox(
+                                label="Published from",
+                                placeholder="YYYY-MM-DD",
+                                elem_id="date-from",
+                                min_width=120,
+                            )
+                            date_from_msg = gr.HTML("", elem_id="date-from-msg")
+                        with gr.Column(min_width=120):
+                            date_to = gr.Textbox(
+                                label="Published to",
+                                placeholder="YYYY-MM-DD",
+                                elem_id="date-to",
+                                min_width=120,
+                            )
+                            date_to_msg = gr.HTML("", elem_id="date-to-msg")
             with gr.Column(scale=4, min_width=300):
                 gr.Markdown("### Sources")
                 sources_html = gr.HTML(render_source_panel([]), elem_id="sources")
@@ -782,34 +1644,270 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                     paste_btn = gr.Button("Add article", elem_id="paste-add")
                 report = gr.Markdown(elem_id="report", latex_delimiters=no_latex)
                 reseed_btn = gr.Button("Re-ingest seeds/", elem_id="reseed", size="sm")
-                articles = gr.Dropdown(
-                    choices=[],
-                    label="Indexed articles",
-                    elem_id="articles",
+        with gr.Accordion("Articles in the library", open=False, elem_id="library-view"):
+            with gr.Row(equal_height=True):
+                lib_search = gr.Textbox(
+                    label="Search titles and outlets", elem_id="lib-search", scale=3
                 )
-                delete_btn = gr.Button(
-                    "Delete article", variant="stop", elem_id="delete", size="sm"
+                lib_sort = gr.Dropdown(
+                    choices=[(label, key) for key, (label, _) in SORTS.items()],
+                    value="published",
+                    label="Sort by",
+                    elem_id="lib-sort",
+                    scale=1,
                 )
+            lib_table = gr.Dataframe(
+                headers=["Title", "Outlet", "Published", "Added", "Chunks"],
+                datatype=["str", "str", "str", "str", "number"],
+                interactive=False,
+                elem_id="lib-table",
+            )
+            with gr.Row(equal_height=True):
+                lib_prev = gr.Button("← Previous", size="sm", elem_id="lib-prev", scale=0)
+                lib_line = gr.HTML("", elem_id="lib-page")
+                lib_next = gr.Button("Next →", size="sm", elem_id="lib-next", scale=0)
+            lib_ids = gr.State([])
+            lib_page_no = gr.State(1)
+            lib_open = gr.State(None)
+            lib_deleted = gr.State(None)
+            with gr.Column(visible=False, elem_id="reader-box") as reader_box:
+                reader = gr.HTML("", elem_id="reader")
+                with gr.Row():
+                    lib_delete = gr.Button(
+                        "Delete this article", variant="stop", size="sm", elem_id="lib-delete"
+                    )
+                    lib_close = gr.Button("Close", size="sm", elem_id="lib-close")
+            with gr.Row(visible=False, elem_id="lib-confirm") as confirm_row:
+                confirm_note = gr.HTML("", elem_id="lib-confirm-note")
+                confirm_yes = gr.Button(
+                    "Yes, delete", variant="stop", size="sm", elem_id="lib-confirm-yes"
+                )
+                confirm_no = gr.Button("Cancel", size="sm", elem_id="lib-confirm-no")
+            with gr.Row(visible=False, elem_id="lib-undo-row") as undo_row:
+                undo_note = gr.HTML("", elem_id="lib-undo-note")
+                undo_btn = gr.Button("Undo", size="sm", elem_id="lib-undo")
 
-        chat_inputs = [question, chatbot, turns, source_filter, date_from, date_to, as_of]
-        chat_outputs = [chatbot, turns, sources_html, question]
+        fields = {"as_of": as_of, "date_from": date_from, "date_to": date_to}
+        messages = {"as_of": as_of_msg, "date_from": date_from_msg, "date_to": date_to_msg}
+        filter_inputs: list[Any] = [source_filter, date_from, date_to, as_of]
+
+        def field_messages(problems: dict[str, str]) -> list[str]:
+            return [render_field_message(problems.get(key)) for key in messages]
+
+        def on_ask(
+            message: str,
+            sources: list[str] | None,
+            low: str,
+            high: str,
+            asked_on: str,
+            request: gr.Request,
+        ) -> list[Any]:
+            problems = chat.enqueue(
+                request.session_hash or "", message, sources, low, high, asked_on
+            )
+            if problems:  # the question stays in the input; each field says what is wrong
+                return [gr.update(), *field_messages(problems), gr.update(open=True)]
+            return [gr.update(value=""), *field_messages({}), gr.update()]
+
+        def on_drain(request: gr.Request) -> Iterator[list[Any]]:
+            key = request.session_hash or ""
+            saves = chat.session(key).saves
+            for session in chat.drain(key):
+                if session is None:  # this tab's questions are being answered already
+                    yield [gr.skip()] * 7
+                    continue
+                busy = session.current is not None
+                listed: list[Any] = [gr.skip(), gr.skip()]
+                if session.saves != saves:  # a turn was saved: the list and open id change
+                    saves = session.saves
+                    listed = [
+                        gr.update(
+                            choices=chat.conversation_choices(key), value=session.conversation_id
+                        ),
+                        session.conversation_id or "",
+                    ]
+                yield [
+                    [*session.history],
+                    render_source_panel(session.turns),
+                    render_status(session),
+                    gr.update(value="Queue" if busy else "Ask"),
+                    gr.update(visible=busy),
+                    *listed,
+                ]
+
         for trigger in (question.submit, send.click):
             trigger(
-                chat.respond,
-                chat_inputs,
-                chat_outputs,
+                on_ask,
+                [question, *filter_inputs],
+                [question, *messages.values(), panel],
+                queue=False,
+                trigger_mode="multiple",
+                show_progress="hidden",
+            ).then(
+                on_drain,
+                None,
+                [chatbot, sources_html, status, send, stop, conversation_list, open_id],
                 show_progress="hidden",
                 concurrency_id="chat",
+                trigger_mode="multiple",
             )
-        chatbot.clear(lambda: ([], render_source_panel([])), None, [turns, sources_html])
 
-        library = [report, stats, articles, source_filter]
+        def on_stop(request: gr.Request) -> None:
+            chat.request_stop(request.session_hash or "")
+
+        stop.click(on_stop, None, None, queue=False)
+
+        def owner_of(request: gr.Request, stored: str) -> str:
+            # With login, conversations follow the user to any browser.
+            return f"user:{request.username}" if request.username else f"browser:{stored}"
+
+        def show(key: str) -> list[Any]:
+            session = chat.session(key)
+            return [
+                [*session.history],
+                render_source_panel(session.turns),
+                "",
+                gr.update(choices=chat.conversation_choices(key), value=session.conversation_id),
+                session.conversation_id or "",
+            ]
+
+        shown = [chatbot, sources_html, status, conversation_list, open_id]
+
+        def on_load(stored_id: str, open_conversation: str, request: gr.Request) -> list[Any]:
+            stored_id = stored_id or new_owner_id()
+            key = request.session_hash or ""
+            chat.open_session(key, owner_of(request, stored_id), open_conversation or None)
+            return [stored_id, *show(key)]
+
+        demo.load(
+            on_load,
+            [browser_id, open_id],
+            [browser_id, *shown],
+            queue=False,
+            show_progress="hidden",
+        )
+
+        def on_new(request: gr.Request) -> list[Any]:
+            key = request.session_hash or ""
+            chat.new_conversation(key)
+            return [*show(key), ""]
+
+        new_chat.click(on_new, None, [*shown, rename_box], queue=False)
+
+        def on_clear(request: gr.Request) -> list[Any]:
+            return on_new(request)
+
+        chatbot.clear(on_clear, None, [*shown, rename_box], queue=False)
+
+        def on_open(conversation_id: str | None, request: gr.Request) -> list[Any]:
+            key = request.session_hash or ""
+            if conversation_id:
+                chat.open_conversation(key, conversation_id)
+            return [*show(key), ""]
+
+        conversation_list.input(on_open, [conversation_list], [*shown, rename_box], queue=False)
+
+        def on_rename(title: str, request: gr.Request) -> list[Any]:
+            key = request.session_hash or ""
+            chat.rename_conversation(key, title)
+            return [gr.update(choices=chat.conversation_choices(key)), ""]
+
+        rename_btn.click(on_rename, [rename_box], [conversation_list, rename_box], queue=False)
+        rename_box.submit(on_rename, [rename_box], [conversation_list, rename_box], queue=False)
+
+        def on_delete_conversation(request: gr.Request) -> list[Any]:
+            key = request.session_hash or ""
+            chat.delete_conversation(key)
+            return show(key)
+
+        delete_conversation.click(on_delete_conversation, None, shown, queue=False)
+
+        def on_like(data: gr.LikeData, request: gr.Request) -> list[Any]:
+            index = data.index if isinstance(data.index, int) else -1
+            rated_answer = chat.rate(request.session_hash or "", index, data.liked)
+            if rated_answer is None:
+                return [None, gr.update(visible=False), "", gr.update(), gr.update()]
+            feedback_id, answer = rated_answer
+            up = data.liked is True
+            note = "Thanks: marked as helpful." if up else "Thanks: marked as not helpful."
+            sources = [(f"[{s.number}] {s.title}"[:100], s.article_id) for s in answer.sources]
+            return [
+                feedback_id,
+                gr.update(visible=True),
+                f"<p class='feedback-note'>{note}</p>",
+                gr.update(value=""),
+                gr.update(choices=sources, value=None, visible=not up and bool(sources)),
+            ]
+
+        chatbot.like(
+            on_like,
+            None,
+            [rated, feedback_box, feedback_note, feedback_comment, feedback_right],
+            queue=False,
+        )
+
+        def on_comment(
+            feedback_id: int | None, comment: str, right: str | None, request: gr.Request
+        ) -> list[Any]:
+            if feedback_id is not None:
+                chat.comment_feedback(request.session_hash or "", feedback_id, comment, right)
+            return [None, gr.update(visible=False)]
+
+        feedback_send.click(
+            on_comment,
+            [rated, feedback_comment, feedback_right],
+            [rated, feedback_box],
+            queue=False,
+        )
+
+        def on_export(request: gr.Request) -> Any:
+            path = chat.export_conversation(request.session_hash or "")
+            return gr.update(value=str(path) if path else None, visible=path is not None)
+
+        export_btn.click(on_export, None, export_file)
+
+        def on_unload(request: gr.Request) -> None:
+            chat.forget(request.session_hash or "")
+
+        demo.unload(on_unload)
+
+        def show_chips(sources: list[str] | None, low: str, high: str, asked_on: str) -> list[Any]:
+            labels = filter_chips(sources, low, high, asked_on)
+            return [gr.update(value=labels.get(key, ""), visible=key in labels) for key in chips]
+
+        for component in filter_inputs:
+            component.change(
+                show_chips, filter_inputs, list(chips.values()), queue=False, show_progress="hidden"
+            )
+        chips["sources"].click(lambda: [], None, source_filter, queue=False)
+        for key, box in fields.items():
+            chips[key].click(lambda: "", None, box, queue=False)
+
+        def check_dates(asked_on: str, low: str, high: str) -> list[str]:
+            return field_messages(check_filter_fields(asked_on, low, high))
+
+        for box in fields.values():
+            # On leaving a field (not on each keystroke: "2025-0" is on its way to a date).
+            box.blur(
+                check_dates,
+                [as_of, date_from, date_to],
+                list(messages.values()),
+                queue=False,
+                show_progress="hidden",
+            )
+
+        library = [report, stats, source_filter]
         # One ingest at a time: two batches must not plan against the same manifest.
-        ingest_options: dict[str, Any] = {"concurrency_limit": 1, "concurrency_id": "library"}
+        ingest_options: dict[str, Any] = {
+            "concurrency_limit": 1,
+            "concurrency_id": "library",
+            # One progress display, where the report appears (not one per output).
+            "show_progress_on": [report],
+        }
 
         def on_upload(
             paths: list[str] | None, progress: gr.Progress = _PROGRESS
-        ) -> tuple[str, str, Any, Any, Any]:
+        ) -> tuple[str, str, Any, Any]:
             return chat.upload(paths, progress)
 
         def on_paste(
@@ -818,23 +1916,145 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
             source: str,
             published: str,
             progress: gr.Progress = _PROGRESS,
-        ) -> tuple[str, str, Any, Any, Any, Any]:
+        ) -> tuple[str, str, Any, Any, Any]:
             return chat.paste(title, text, source, published, progress)
 
-        def on_reseed(progress: gr.Progress = _PROGRESS) -> tuple[str, str, Any, Any]:
+        def on_reseed(progress: gr.Progress = _PROGRESS) -> tuple[str, str, Any]:
             return chat.reseed(progress)
 
-        files.upload(on_upload, [files], [*library, files], **ingest_options)
-        paste_btn.click(
-            on_paste,
-            [paste_title, paste_text, paste_source, paste_date],
-            [*library, paste_title, paste_text],
-            **ingest_options,
-        )
-        reseed_btn.click(on_reseed, None, library, **ingest_options)
-        delete_btn.click(chat.delete, [articles], library, **ingest_options)
+        after_ingest = [
+            files.upload(on_upload, [files], [*library, files], **ingest_options),
+            paste_btn.click(
+                on_paste,
+                [paste_title, paste_text, paste_source, paste_date],
+                [*library, paste_title, paste_text],
+                **ingest_options,
+            ),
+            reseed_btn.click(on_reseed, None, library, **ingest_options),
+        ]
         # The library as it is now (never part of the page as built, see above).
-        demo.load(chat.refresh, None, [stats, articles, source_filter])
+        demo.load(chat.refresh, None, [stats, source_filter], show_progress="hidden")
+
+        # -- the articles table ---------------------------------------------------------
+        table_outputs = [lib_table, lib_line, lib_ids, lib_page_no]
+
+        def show_table(query: str, sort: str, page: int) -> tuple[Any, ...]:
+            return chat.library_table(query or "", sort or "published", page)
+
+        def first_page(query: str, sort: str) -> tuple[Any, ...]:
+            return show_table(query, sort, 1)
+
+        table_inputs = [lib_search, lib_sort]
+        lib_search.change(first_page, table_inputs, table_outputs, show_progress="hidden")
+        lib_sort.change(first_page, table_inputs, table_outputs, show_progress="hidden")
+        lib_prev.click(
+            lambda q, s, n: show_table(q, s, n - 1),
+            [*table_inputs, lib_page_no],
+            table_outputs,
+            show_progress="hidden",
+        )
+        lib_next.click(
+            lambda q, s, n: show_table(q, s, n + 1),
+            [*table_inputs, lib_page_no],
+            table_outputs,
+            show_progress="hidden",
+        )
+        demo.load(show_table, [*table_inputs, lib_page_no], table_outputs, show_progress="hidden")
+        for ingest_event in after_ingest:
+            ingest_event.then(
+                show_table, [*table_inputs, lib_page_no], table_outputs, show_progress="hidden"
+            )
+        delete_options: dict[str, Any] = {
+            "concurrency_limit": 1,
+            "concurrency_id": "library",
+            "show_progress": "hidden",
+        }
+
+        def on_row(ids: list[str], event: gr.SelectData) -> list[Any]:
+            row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
+            if not isinstance(row, int) or not 0 <= row < len(ids):
+                return [gr.skip(), gr.skip(), gr.skip(), gr.skip()]
+            article_id = ids[row]
+            return [
+                article_id,
+                chat.read_article(article_id),
+                gr.update(visible=True),
+                gr.update(visible=False),
+            ]
+
+        lib_table.select(
+            on_row, [lib_ids], [lib_open, reader, reader_box, confirm_row], show_progress="hidden"
+        )
+        lib_close.click(
+            lambda: [None, gr.update(visible=False), gr.update(visible=False)],
+            None,
+            [lib_open, reader_box, confirm_row],
+            queue=False,
+        )
+
+        def ask_to_delete(article_id: str | None) -> list[Any]:
+            if not article_id:
+                return [gr.update(visible=False), ""]
+            title = next(
+                (r.title for r in chat.assistant.articles() if r.article_id == article_id), ""
+            )
+            note = (
+                f"<p>Delete “{html.escape(title)}” from the library? Answers will no longer "
+                "cite it.</p>"
+            )
+            return [gr.update(visible=True), note]
+
+        lib_delete.click(ask_to_delete, [lib_open], [confirm_row, confirm_note], queue=False)
+        confirm_no.click(lambda: gr.update(visible=False), None, confirm_row, queue=False)
+
+        def on_confirm(article_id: str | None, query: str, sort: str, page: int) -> list[Any]:
+            message, kept = chat.delete_keeping(article_id or "")
+            return [
+                gr.update(visible=False),
+                gr.update(visible=False),
+                None,
+                kept,
+                gr.update(visible=True),
+                f"<p>{html.escape(message)}</p>",
+                gr.update(visible=kept is not None),
+                *chat.refresh(),
+                *show_table(query, sort, page),
+            ]
+
+        confirm_yes.click(
+            on_confirm,
+            [lib_open, *table_inputs, lib_page_no],
+            [
+                confirm_row,
+                reader_box,
+                lib_open,
+                lib_deleted,
+                undo_row,
+                undo_note,
+                undo_btn,
+                stats,
+                source_filter,
+                *table_outputs,
+            ],
+            **delete_options,
+        )
+
+        def on_undo(kept: Article | None, query: str, sort: str, page: int) -> list[Any]:
+            message = chat.undo_delete(kept) if kept is not None else "Nothing to undo."
+            return [
+                None,
+                f"<p>{html.escape(message)}</p>",
+                gr.update(visible=False),
+                *chat.refresh(),
+                *show_table(query, sort, page),
+            ]
+
+        undo_btn.click(
+            on_undo,
+            [lib_deleted, *table_inputs, lib_page_no],
+            [lib_deleted, undo_note, undo_btn, stats, source_filter, *table_outputs],
+            **delete_options,
+        )
     return demo
 
 

@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="time between polls, e.g. 30m, 2h, 90s (default NEWSRAG_WATCH_EVERY_MINUTES)",
     )
     watch.add_argument("--once", action="store_true", help="poll once, then exit")
+    fb = sub.add_parser("feedback", help="the chat's answer ratings")
+    fb_sub = fb.add_subparsers(dest="feedback_command", required=True, metavar="ACTION")
+    fb_export = fb_sub.add_parser(
+        "export", help="write rated answers as a dataset that `newsrag eval DIR` runs"
+    )
+    fb_export.add_argument("out", type=Path, metavar="DIR")
     return parser
 
 
@@ -158,6 +164,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # The first run prepares the bundled model (a minute): say so in one plain line.
+    model_log = logging.getLogger("rag.onnx_embeddings")
+    if not args.verbose and not model_log.handlers:
+        plain = logging.StreamHandler()
+        plain.setFormatter(logging.Formatter("newsrag: %(message)s"))
+        plain.addFilter(
+            lambda r: r.levelno >= logging.WARNING or bool(getattr(r, "user_facing", False))
+        )
+        model_log.addHandler(plain)
+        model_log.setLevel(logging.INFO)
+        model_log.propagate = False  # not a second time through the root's handler
     try:
         settings = _settings(args)
         return _run(args, settings)
@@ -218,6 +235,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _feeds(args, settings)
     if args.command == "watch":
         return _watch(args, settings)
+    if args.command == "feedback":
+        return _feedback_export(args, settings)
     raise AssertionError(args.command)  # argparse only accepts the commands above
 
 
@@ -396,6 +415,23 @@ def _stats(settings: Settings) -> int:
         print("newest: " + ", ".join(d.isoformat() for d in stats.newest))
     for source, count in stats.sources[:10]:
         print(f"  {count:6d}  {source}")
+    return 0
+
+
+def _feedback_export(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.components import build_index
+    from rag.conversations_store import ConversationStore
+    from rag.feedback import export_feedback
+
+    if not settings.index_db_path.exists():
+        print(f"newsrag: no library at {settings.data_dir}", file=sys.stderr)
+        return 1
+    store = ConversationStore(settings.index_db_path)
+    try:
+        report = export_feedback(store, build_index(settings), args.out)
+    finally:
+        store.close()
+    print(f"{args.out}: {report.summary()}")
     return 0
 
 

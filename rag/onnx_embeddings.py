@@ -87,7 +87,13 @@ def ensure_onnx_model(model_dir: Path, cache_dir: Path, *, quantize: bool) -> Pa
         return target
     folder.mkdir(parents=True, exist_ok=True)
     if not raw.is_file():
-        logger.warning("exporting %s to ONNX (once, cached in %s)", model_dir, folder)
+        # Expected on a first run, not a problem: one plain INFO line (the CLI shows it).
+        logger.info(
+            "Preparing the bundled embedding model for this machine (once, under a minute; "
+            "cached in %s)",
+            folder,
+            extra={"user_facing": True},
+        )
         _atomic(raw, lambda tmp: _export(model_dir, tmp))
     if quantize:
         _atomic(target, lambda tmp: _quantize(raw, tmp))
@@ -172,14 +178,25 @@ def _quantize(raw: Path, target: Path) -> None:
     except ImportError as exc:  # pragma: no cover
         msg = "int8 quantization needs the package onnx: pip install onnx"
         raise MissingDependencyError(msg) from exc
-    quantize_dynamic(
-        str(raw),
-        str(target),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        reduce_range=True,
-        op_types_to_quantize=["MatMul"],
-    )
+    # onnxruntime logs advice for model authors ("consider pre-processing") on the root
+    # logger as a WARNING; it needs no action from a newsrag user.
+    root = logging.getLogger()
+    root.addFilter(_drop_quantizer_advice)
+    try:
+        quantize_dynamic(
+            str(raw),
+            str(target),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=True,
+            op_types_to_quantize=["MatMul"],
+        )
+    finally:
+        root.removeFilter(_drop_quantizer_advice)
+
+
+def _drop_quantizer_advice(record: logging.LogRecord) -> bool:
+    return "pre-processing before quantization" not in record.getMessage()
 
 
 class OnnxEmbeddings(LocalEmbeddings):

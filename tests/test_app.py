@@ -329,7 +329,7 @@ def test_the_library_handlers_upload_paste_reseed_and_delete(
     exe = tmp_path / "tool.exe"
     exe.write_bytes(b"MZ")
 
-    report, stats, articles, *_ = chat.upload([str(story), str(exe)])
+    report, stats, *_ = chat.upload([str(story), str(exe)])
     assert "added 1" in _shown(report)
     assert "added: Lumenfield harbor reopens" in _shown(report)
     assert "failed: tool.exe: unsupported file type" in _shown(report)
@@ -352,13 +352,123 @@ def test_the_library_handlers_upload_paste_reseed_and_delete(
     assert "skipped 1" in _shown(report)
 
     pasted = next(r for r in chat.assistant.articles() if r.title == "Pasted <b>story</b>")
-    report, stats, articles, _ = chat.delete(pasted.article_id)
+    report, stats, _ = chat.delete(pasted.article_id)
     assert _shown(report) == "Deleted “Pasted <b>story</b>”."
     assert "**2** articles" in stats
-    assert pasted.article_id not in [value for _, value in articles["choices"]]
+    assert pasted.article_id not in [r.article_id for r in chat.assistant.articles()]
     assert chat.delete(pasted.article_id)[0] == "That article was not in the library."
 
 
 def _header_of(demo: gr.Blocks) -> str:
     header = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "header")
     return str(header.value)  # type: ignore[attr-defined]
+
+
+# -- the queue of a tab and the filter fields (issue 14) ---------------------------------
+
+
+def test_date_fields_get_a_message_each_and_nothing_is_raised() -> None:
+    problems = app.check_filter_fields("tomorrow", "March 2022", "2021-01-01")
+
+    assert set(problems) == {"as_of", "date_from"}
+    assert problems["date_from"].startswith("Not a date")
+    assert app.check_filter_fields("", "2025-03-02", "2025-03-01") == {
+        "date_to": "Must be on or after Published from (2025-03-02)."
+    }
+    assert app.check_filter_fields(" 2025-03-01 ", "", "") == {}
+
+
+def test_only_active_filters_get_a_chip() -> None:
+    assert app.filter_chips(None, "", "", "") == {}
+    chips = app.filter_chips(["a.com", "b.com", "c.com", "d.com"], "", "2025-01-31", "2025-02-01")
+    assert chips == {
+        "sources": "Sources: a.com, b.com, c.com +1 ✕",
+        "date_to": "To 2025-01-31 ✕",
+        "as_of": "As of 2025-02-01 ✕",
+    }
+
+
+@pytest.mark.slow
+def test_questions_queued_during_an_answer_are_answered_in_order_by_one_drain(
+    chat: app.ChatApp,
+) -> None:
+    chat.assistant.ingest([SEEDS])
+    assert chat.enqueue("tab", "what did Meloni propose?") == {}
+    running = chat.drain("tab")
+    first = next(running)
+    assert first is not None and first.current == "what did Meloni propose?"
+    # Asked while the first is being answered: a second drain leaves them to the first.
+    assert chat.enqueue("tab", "and what did Zelenskyy say?") == {}
+    assert chat.enqueue("tab", "bad", date_from="March 2022") == {
+        "date_from": "Not a date: write it as YYYY-MM-DD, e.g. 2022-03-01."
+    }
+    assert list(chat.drain("tab")) == [None]
+    *_, session = running
+
+    assert session is not None and session.current is None and not session.pending
+    assert [t.question for t in session.turns] == [
+        "what did Meloni propose?",
+        "and what did Zelenskyy say?",
+    ]
+    assert all(t.answer is not None and t.answer.done for t in session.turns)
+    assert [m["role"] for m in session.history] == ["user", "assistant"] * 2
+
+
+@pytest.mark.slow
+def test_a_stop_keeps_the_partial_answer_and_the_next_question_follows(
+    tmp_path: Path, assistant_factory: Callable[..., Assistant]
+) -> None:
+    settings = make_settings(tmp_path / "data", llm_provider="openai", llm_model="fake-model")
+    reply = "Meloni proposed extending NATO's Article 5 protection to Ukraine [1]."
+    model = GenericFakeChatModel(messages=itertools.cycle([AIMessage(content=reply)]))
+    assistant = assistant_factory(settings, model)
+    assistant.ingest([SEEDS])
+    chat = app.ChatApp(assistant, tmp_path / "uploads")
+    chat.enqueue("tab", "what did Meloni propose?")
+    chat.enqueue("tab", "who proposed it?")
+
+    running = chat.drain("tab")
+    for session in running:
+        assert session is not None
+        answer = session.turns[-1].answer if session.turns else None
+        if answer is not None and not answer.done and "Meloni" in answer.text:
+            chat.request_stop("tab")
+            break
+    *_, session = running
+
+    assert session is not None and len(session.turns) == 2
+    stopped, full = (t.answer for t in session.turns)
+    assert stopped is not None and stopped.done and "Ukraine" not in stopped.text
+    assert "Stopped before the end" in session.history[1]["content"]
+    assert full is not None and "Ukraine" in full.text
+
+
+@pytest.mark.slow
+def test_answered_turns_are_saved_per_owner_and_reopen_in_another_tab(chat: app.ChatApp) -> None:
+    chat.assistant.ingest([SEEDS])
+    chat.open_session("tab-1", "browser:alice")
+    chat.enqueue("tab-1", "what did Meloni propose?")
+    chat.enqueue("tab-1", "and what did Zelenskyy say?")
+    *_, session = chat.drain("tab-1")
+    assert session is not None and session.conversation_id is not None
+    [(label, conversation_id)] = chat.conversation_choices("tab-1")
+    assert label.startswith("what did Meloni propose? · ")
+
+    # Another tab of the same browser (a reload) reopens it; another browser sees nothing.
+    other = chat.open_session("tab-2", "browser:alice", conversation_id)
+    assert [t.question for t in other.turns] == [t.question for t in session.turns]
+    assert other.history == session.history
+    stranger = chat.open_session("tab-3", "browser:bob", conversation_id)
+    assert stranger.turns == [] and chat.conversation_choices("tab-3") == []
+    assert not chat.rename_conversation("tab-3", "mine")
+
+    assert chat.rename_conversation("tab-2", "NATO plan")
+    path = chat.export_conversation("tab-2")
+    assert path is not None and path.name == "NATO_plan.md"
+    markdown = path.read_text(encoding="utf-8")
+    assert markdown.startswith("# NATO plan\n\n## what did Meloni propose?\n")
+    assert "1. Italian PM proposes extending NATO's Article 5" in markdown
+    assert "seeds/meloni-article5-ukraine.txt" in markdown and str(SEEDS) not in markdown
+
+    assert chat.delete_conversation("tab-2")
+    assert chat.conversation_choices("tab-1") == [] and chat.session("tab-2").turns == []

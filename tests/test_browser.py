@@ -11,6 +11,7 @@ the cited-answer test.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from playwright.sync_api import (
     Browser,
     ConsoleMessage,
@@ -31,8 +33,10 @@ from playwright.sync_api import (
 import app
 from rag.assistant import Assistant
 from rag.components import build_index
+from rag.conversations_store import ConversationStore
 from rag.embeddings import LocalEmbeddings
 from rag.records import NOT_FOUND_TEXT
+from rag.settings import Settings
 from tests.conftest import ROOT, SEEDS, free_port, make_settings, wait_for_http
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,6 +50,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# The settings behind each test server, by its URL (for tests that look at its library).
+SERVED: dict[str, Settings] = {}
 SEED_TITLE = "Italian PM proposes extending NATO's Article 5 security umbrella to Ukraine"
 ANSWER_TIMEOUT_MS = 60_000
 
@@ -82,6 +88,45 @@ def server(tmp_path_factory: pytest.TempPathFactory, embeddings: LocalEmbeddings
             **app.launch_options(settings),
         )
         url = f"http://127.0.0.1:{port}/"
+        SERVED[url] = settings
+        try:
+            wait_for_http(url)
+            yield url
+        finally:
+            demo.close()
+
+
+SLOW_REPLY = "Meloni proposed extending NATO's Article 5 protection to Ukraine [1]."
+
+
+@pytest.fixture(scope="module")
+def slow_server(
+    tmp_path_factory: pytest.TempPathFactory, embeddings: LocalEmbeddings
+) -> Iterator[str]:
+    """The chat answering with a (fake) LLM that streams one character every 30 ms, so
+    an answer takes seconds, as with a real LLM; yields its URL."""
+    with pytest.MonkeyPatch.context() as env:
+        for key in list(os.environ):
+            if key.startswith(("NEWSRAG_", "LLM_", "CHROMA_", "OPENAI_")):
+                env.delenv(key)
+        env.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+        settings = make_settings(
+            tmp_path_factory.mktemp("slow") / "data", llm_provider="openai", llm_model="slow"
+        )
+        model = FakeListChatModel(responses=[SLOW_REPLY], sleep=0.03)
+        assistant = Assistant(settings, build_index(settings, embeddings), embeddings, model)
+        assistant.ingest([SEEDS])
+        demo = app.build_ui(assistant)
+        port = free_port()
+        demo.queue().launch(
+            server_name="127.0.0.1",
+            server_port=port,
+            prevent_thread_lock=True,
+            quiet=True,
+            **app.launch_options(settings),
+        )
+        url = f"http://127.0.0.1:{port}/"
+        SERVED[url] = settings
         try:
             wait_for_http(url)
             yield url
@@ -108,8 +153,7 @@ class Watched:
     dialogs: list[str] = field(default_factory=list)
 
 
-@pytest.fixture
-def watched(browser: Browser, server: str) -> Iterator[Watched]:
+def _watch(browser: Browser, url: str) -> Iterator[Watched]:
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     seen = Watched(page)
@@ -125,7 +169,7 @@ def watched(browser: Browser, server: str) -> Iterator[Watched]:
     page.on("console", on_console)
     page.on("pageerror", lambda exc: seen.errors.append(f"pageerror: {exc}"))
     page.on("dialog", on_dialog)
-    page.goto(server)
+    page.goto(url)
     expect(page.locator("#question textarea")).to_be_visible(timeout=30_000)
     yield seen
     context.close()
@@ -133,6 +177,17 @@ def watched(browser: Browser, server: str) -> Iterator[Watched]:
     # here is ours (a broken script, a failed request, an injected <img>...).
     assert seen.errors == []
     assert seen.dialogs == []
+
+
+@pytest.fixture
+def watched(browser: Browser, server: str) -> Iterator[Watched]:
+    yield from _watch(browser, server)
+
+
+@pytest.fixture
+def slow(browser: Browser, slow_server: str) -> Iterator[Watched]:
+    """A page of the chat whose answers stream for seconds (see ``slow_server``)."""
+    yield from _watch(browser, slow_server)
 
 
 def ask(page: Page, question: str) -> Locator:
@@ -272,11 +327,14 @@ def test_hostile_article_text_is_shown_escaped_and_never_runs(
     expect(card).to_contain_text(HOSTILE_TITLE)
     expect(card).to_contain_text("<img src=x onerror=alert(2)>")
     expect(card).to_contain_text("Smith &amp; Sons")
-    page.locator("#articles input").click()
-    option = page.get_by_role("option", name=re.compile("Zorblax"))
-    expect(option).to_contain_text(HOSTILE_TITLE)
-    page.keyboard.press("Escape")
-    for where in ("#chat", "#sources", "#report", "#articles"):
+    page.locator("#library-view").get_by_text("Articles in the library").click()
+    page.locator("#lib-search textarea, #lib-search input").fill("Zorblax")
+    row = page.locator("#lib-table .virtual-row").filter(has_text="Zorblax")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text(HOSTILE_TITLE)
+    row.get_by_role("gridcell").first.click()
+    expect(page.locator("#reader")).to_contain_text("<script>alert(1)</script>")
+    for where in ("#chat", "#sources", "#report", "#lib-table", "#reader"):
         region = page.locator(where)
         expect(region.locator("script")).to_have_count(0)
         expect(region.locator("img[src='x'], b")).to_have_count(0)
@@ -316,3 +374,497 @@ def test_an_answer_shows_its_as_of_and_the_as_of_field_sets_it(
     when = answer.locator("small.answer-when")
     expect(when).to_have_text("As of 21 March 2025 · searched articles up to 21 March 2025")
     page.screenshot(path=str(tmp_path / "as-of.png"))
+
+
+# -- issue 14: no lost turns ------------------------------------------------------------
+
+
+def test_three_questions_asked_while_answering_are_all_answered_in_order(
+    slow: Watched, tmp_path: Path
+) -> None:
+    page = slow.page
+    box = page.locator("#question textarea")
+    questions = [
+        "what did Meloni propose?",
+        "what did Zelenskyy say about Article 5?",
+        "who proposed the security umbrella?",
+    ]
+    for text in questions:  # as fast as a user pressing Enter three times
+        box.fill(text)
+        box.press("Enter")
+        expect(box).to_have_value("")
+
+    ask_button, stop_button = page.locator("#ask"), page.locator("#stop")
+    expect(ask_button).to_have_text("Queue")  # busy: a new question now waits its turn
+    expect(stop_button).to_be_visible()
+    expect(page.locator("#chat-status")).to_contain_text("queued")
+    page.screenshot(path=str(tmp_path / "queued.png"))
+
+    answers = page.locator("#chat [data-testid='bot']")
+    expect(answers).to_have_count(3, timeout=ANSWER_TIMEOUT_MS)
+    expect(ask_button).to_have_text("Ask", timeout=ANSWER_TIMEOUT_MS)
+    expect(stop_button).to_be_hidden()
+    expect(page.locator("#chat-status")).to_have_text("")
+    users = page.locator("#chat [data-testid='user']")
+    expect(users).to_have_count(3)
+    for n, text in enumerate(questions):
+        expect(users.nth(n)).to_contain_text(text)
+        expect(answers.nth(n)).to_contain_text("Article 5 protection to Ukraine")
+        expect(page.locator(f"#sources #answer-{n + 1} .sources-head")).to_contain_text(text)
+
+
+def test_stop_ends_a_streaming_answer_and_keeps_what_was_written(
+    slow: Watched, tmp_path: Path
+) -> None:
+    page = slow.page
+    box = page.locator("#question textarea")
+    box.fill("what did Meloni propose?")
+    box.press("Enter")
+    answer = page.locator("#chat [data-testid='bot']").first
+    expect(answer).to_contain_text("Meloni", timeout=ANSWER_TIMEOUT_MS)  # streaming
+
+    page.locator("#stop").click()
+
+    expect(answer).to_contain_text("Stopped before the end", timeout=ANSWER_TIMEOUT_MS)
+    expect(answer).not_to_contain_text("to Ukraine")
+    expect(page.locator("#ask")).to_have_text("Ask")
+    expect(page.locator("#stop")).to_be_hidden()
+    page.screenshot(path=str(tmp_path / "stopped.png"))
+    # The chat goes on: the next question is answered in full.
+    box.fill("who proposed the security umbrella?")
+    box.press("Enter")
+    second = page.locator("#chat [data-testid='bot']").nth(1)
+    expect(second).to_contain_text("to Ukraine", timeout=ANSWER_TIMEOUT_MS)
+
+
+# -- issue 14: filters do not punish mistakes -------------------------------------------
+
+
+def test_an_invalid_date_is_reported_next_to_its_field_and_the_chat_stays(
+    watched: Watched, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    page = watched.page
+    first = ask(page, "what did Meloni propose?")
+    page.locator("#filters").get_by_text("Date and filters").click()
+    page.locator("#date-from textarea, #date-from input").fill("March 2022")
+    box = page.locator("#question textarea")
+    box.fill("and what did Zelenskyy say?")
+    box.press("Enter")
+
+    message = page.locator("#date-from-msg")
+    expect(message).to_contain_text("Not a date: write it as YYYY-MM-DD")
+    expect(message.locator("[role='alert']")).to_have_count(1)
+    expect(box).to_have_value("and what did Zelenskyy say?")  # not lost: fix and resend
+    expect(page.locator("#chat [data-testid='bot']")).to_have_count(1)
+    expect(first).to_contain_text("Article 5")
+    expect(page.locator(".toast-body, .toast-wrap .error")).to_have_count(0)
+    page.screenshot(path=str(tmp_path / "invalid-date.png"))
+
+    page.locator("#date-from textarea, #date-from input").fill("2025-01-01")
+    page.locator("#date-from textarea, #date-from input").blur()
+    expect(message).to_have_text("")
+    box.press("Enter")
+    expect(page.locator("#chat [data-testid='bot']")).to_have_count(2, timeout=ANSWER_TIMEOUT_MS)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_active_filters_show_as_removable_chips_with_the_panel_closed(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    chips = page.locator("#filter-chips")
+    expect(chips).to_be_hidden()
+    page.locator("#filters").get_by_text("Date and filters").click()
+    page.locator("#date-from textarea, #date-from input").fill("2030-01-01")
+    page.locator("#as-of textarea, #as-of input").fill("2031-06-01")
+    page.locator("#filters").get_by_text("Date and filters").click()  # close the panel
+    expect(page.locator("#date-from")).to_be_hidden()
+
+    expect(page.locator("#chip-date-from")).to_have_text("From 2030-01-01 ✕")
+    expect(page.locator("#chip-as-of")).to_have_text("As of 2031-06-01 ✕")
+    page.screenshot(path=str(tmp_path / "chips.png"))
+    answer = ask(page, "what did Meloni propose?")
+    expect(answer).to_contain_text("Not found")  # the chip says why
+
+    page.locator("#chip-date-from").click()
+    expect(page.locator("#chip-date-from")).to_be_hidden()
+    expect(page.locator("#chip-as-of")).to_be_visible()
+    page.locator("#chip-as-of").click()
+    expect(chips).to_be_hidden()
+    answer = ask(page, "what did Meloni propose?")
+    expect(answer).to_contain_text("Article 5")
+
+
+# -- issue 14: saved conversations ------------------------------------------------------
+
+
+def test_conversations_are_saved_reopened_after_a_reload_renamed_exported_and_deleted(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    saved = page.locator("#conversations label")
+    bots = page.locator("#chat [data-testid='bot']")
+    ask(page, "what did Meloni propose?")
+    ask(page, "and what did Zelenskyy say?")
+    expect(saved).to_have_count(1)
+    expect(saved.first).to_contain_text("what did Meloni propose?")
+
+    page.reload()
+    expect(bots).to_have_count(2, timeout=30_000)  # the open conversation is restored
+    expect(bots.first).to_contain_text("Article 5")
+    expect(page.locator("#sources #src-2-1")).to_be_visible()  # with its cards
+
+    page.locator("#new-chat").click()
+    expect(bots).to_have_count(0)
+    ask(page, "who won the 2022 World Cup?")
+    expect(saved).to_have_count(2)
+    expect(saved.first).to_contain_text("who won the 2022 World Cup?")  # latest first
+
+    saved.filter(has_text="what did Meloni propose?").click()
+    expect(bots).to_have_count(2)
+    expect(bots.nth(1)).to_contain_text("Zelenskyy")
+    page.locator("#conversation-tools").get_by_text("Rename, delete, export").click()
+    page.locator("#rename textarea, #rename input").fill("NATO plan for Ukraine")
+    page.locator("#rename-save").click()
+    expect(saved.filter(has_text="NATO plan for Ukraine")).to_have_count(1)
+
+    page.locator("#export").click()
+    link = page.locator("#export-file a[download]").first
+    expect(link).to_have_attribute("download", "NATO_plan_for_Ukraine.md", timeout=30_000)
+    markdown = page.request.get(link.get_attribute("href") or "").text()
+    assert markdown.startswith("# NATO plan for Ukraine\n")
+    assert "## what did Meloni propose?" in markdown
+    assert "## and what did Zelenskyy say?" in markdown
+    assert f"1. {SEED_TITLE}" in markdown, "numbered sources"
+    page.screenshot(path=str(tmp_path / "conversations.png"))
+
+    page.locator("#delete-conversation").click()
+    expect(bots).to_have_count(0)
+    expect(saved).to_have_count(1)
+    page.reload()
+    expect(saved).to_have_count(1, timeout=30_000)
+    expect(saved.first).to_contain_text("who won the 2022 World Cup?")
+    expect(bots).to_have_count(0)
+
+
+# -- issue 14: feedback -----------------------------------------------------------------
+
+
+def test_a_thumbs_up_and_a_thumbs_down_with_comment_and_right_source_are_stored(
+    watched: Watched, server: str, tmp_path: Path
+) -> None:
+    page = watched.page
+    store = ConversationStore(SERVED[server].index_db_path)
+    before = len(store.feedback())
+    first = ask(page, "what did Meloni propose?")
+    first.hover()
+    page.locator("#chat").get_by_role("button", name="Like", exact=True).first.click()
+    box = page.locator("#feedback-box")
+    expect(box).to_be_visible()
+    expect(page.locator("#feedback-note")).to_contain_text("marked as helpful")
+    expect(page.locator("#feedback-right")).to_be_hidden()
+    page.locator("#feedback-comment textarea").fill("Quoted the right passage")
+    page.locator("#feedback-send").click()
+    expect(box).to_be_hidden()
+
+    second = ask(page, "and what did Zelenskyy say?")
+    second.hover()
+    page.locator("#chat").get_by_role("button", name="Dislike", exact=True).nth(1).click()
+    expect(page.locator("#feedback-note")).to_contain_text("marked as not helpful")
+    page.locator("#feedback-right input").click()
+    page.get_by_role("option", name=re.compile(r"\[1\] Italian PM")).click()
+    page.locator("#feedback-send").click()
+    expect(box).to_be_hidden()
+    page.screenshot(path=str(tmp_path / "feedback.png"))
+
+    up, down = store.feedback()[before:]
+    assert (up.rating, up.comment) == (1, "Quoted the right passage")
+    assert up.answer.question == "what did Meloni propose?"
+    assert up.answer.as_of is not None and up.answer.sources[0].title == SEED_TITLE
+    assert (down.rating, down.answer.question) == (-1, "and what did Zelenskyy say?")
+    assert down.right_article_id == up.answer.sources[0].article_id
+    assert up.owner == down.owner and up.owner.startswith("browser:")
+
+
+# -- issue 14: one progress display, a short report; outlets; no server paths -----------
+
+# Counts, every 10 ms, the progress displays (Gradio's status trackers' timers) shown at
+# once, and keeps the highest count in window.mostProgress.
+WATCH_PROGRESS = """
+() => {
+  window.mostProgress = 0;
+  setInterval(() => {
+    const shown = [...document.querySelectorAll('[class*="progress-text"]')].filter(
+      (el) => el.offsetParent !== null);
+    if (shown.length > window.mostProgress) {
+      window.mostProgress = shown.length;
+      window.progressWhere = shown.map((el) => (el.closest("[id]") || {}).id);
+    }
+  }, 10);
+}
+"""
+
+
+def test_an_upload_shows_one_progress_display_then_a_short_report_with_titles_folded(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    story = tmp_path / "Quarry council budget.txt"
+    paragraphs = [
+        f"Paragraph {n}: the Quarrytown council debated line {n} of the budget for the "
+        f"new swimming hall, and the treasurer answered questions about item {n}."
+        for n in range(60)
+    ]
+    story.write_text("Quarrytown council passes the pool budget\n\n" + "\n\n".join(paragraphs))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("   \n")
+    expect(page.locator("#stats")).to_contain_text("chunks")  # the page has loaded
+    page.wait_for_timeout(500)
+    page.evaluate(WATCH_PROGRESS)
+
+    page.locator("#upload input[type='file']").set_input_files([str(story), str(empty)])
+
+    report = page.locator("#report")
+    expect(report).to_contain_text("added 1", timeout=ANSWER_TIMEOUT_MS)
+    expect(report).to_contain_text("failed 1")
+    expect(report).to_contain_text(re.compile(r"failed: uploads/[0-9a-f]{12}/empty\.txt: empty"))
+    titles = report.locator("details")
+    expect(titles.locator("summary")).to_have_text("Titles (1 added)")
+    expect(titles.get_by_text("Quarrytown council passes the pool budget")).to_be_hidden()
+    titles.locator("summary").click()
+    expect(titles.get_by_text("Quarrytown council passes the pool budget")).to_be_visible()
+    # One progress display, not one per output (the ids say where they were).
+    assert page.evaluate("window.mostProgress") == 1, page.evaluate("window.progressWhere")
+    expect(page.locator("#reseed")).to_be_in_viewport()  # the report no longer pushes it off
+    page.screenshot(path=str(tmp_path / "upload-report.png"))
+
+
+def test_sources_filter_by_outlet_with_counts_and_no_server_path_is_shown(
+    watched: Watched, server: str, tmp_path: Path
+) -> None:
+    page = watched.page
+    feed = tmp_path / "wire.jsonl"
+    rows = [
+        {
+            "id": "wire-1",
+            "url": "https://www.cnn.com/2025/03/01/ferry",
+            "title": "Vellmar ferry strike ends",
+            "published": "2025-03-01",
+            "source": "cnn.com",
+            "text": "The ferry strike in Vellmar ended on Friday after nine days, the union said.",
+        },
+        {
+            "id": "wire-2",
+            "url": "https://www.bbc.co.uk/news/vellmar-bridge",
+            "title": "Vellmar bridge opens",
+            "published": "2025-03-02",
+            "source": "bbc.co.uk",
+            "text": "The new Vellmar bridge opened on Saturday at a cost of 88 million euros.",
+        },
+    ]
+    feed.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    page.locator("#upload input[type='file']").set_input_files(str(feed))
+    expect(page.locator("#report")).to_contain_text("added 2", timeout=ANSWER_TIMEOUT_MS)
+
+    page.locator("#filters").get_by_text("Date and filters").click()
+    page.locator("#source-filter input").click()
+    options = page.get_by_role("option")
+    expect(options.filter(has_text="cnn.com (1)")).to_have_count(1)
+    expect(options.filter(has_text="bbc.co.uk (1)")).to_have_count(1)
+    expect(options.filter(has_text="seeds (1)")).to_have_count(1)
+    expect(options.filter(has_text="https://")).to_have_count(0)  # outlets, not URLs
+    options.filter(has_text="cnn.com (1)").click()
+    page.keyboard.press("Escape")
+    expect(page.locator("#chip-sources")).to_have_text("Sources: cnn.com ✕")
+
+    answer = ask(page, "How much did the Vellmar bridge cost?")
+    expect(answer).to_contain_text("Not found")  # the bridge story is from bbc.co.uk
+    answer = ask(page, "When did the Vellmar ferry strike end?")
+    expect(answer).to_contain_text("nine days")
+    page.locator("#chip-sources").click()
+    answer = ask(page, "what did Meloni propose?")
+    card = page.locator(f"#sources {answer.locator('a.cite').first.get_attribute('href')}")
+    expect(card).to_contain_text("seeds/meloni-article5-ukraine.txt")
+    page.screenshot(path=str(tmp_path / "outlets.png"))
+
+    settings = SERVED[server]
+    text = page.evaluate("document.body.innerText") + page.locator("#sources").inner_html()
+    for root in {
+        str(settings.data_dir),
+        str(SEEDS),
+        str(ROOT),
+        os.path.realpath(settings.data_dir),
+    }:
+        assert root not in text, f"the page shows the server path {root}"
+
+
+# -- issue 14: the library view ---------------------------------------------------------
+
+
+def test_the_library_table_searches_sorts_pages_opens_and_deletes_with_undo(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    feed = tmp_path / "almanac.jsonl"
+    rows = [
+        {
+            "id": f"almanac-{n:02d}",
+            "url": f"https://almanac.example/{n}",
+            "title": f"Ostravia almanac entry {n:02d}",
+            "published": f"2025-06-{n:02d}",
+            "text": f"Entry {n} of the Ostravia almanac records {n * 7} cranes on the lake.",
+        }
+        for n in range(1, 26)
+    ]
+    # The entry the test deletes and restores: the newest, with a fact of its own.
+    rows[0]["text"] += " The Ostravia ferry authority said the new pier cost 41 million kroner."
+    rows[0]["published"] = "2025-07-01"
+    feed.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    page.locator("#upload input[type='file']").set_input_files(str(feed))
+    expect(page.locator("#report")).to_contain_text("added 25", timeout=ANSWER_TIMEOUT_MS)
+
+    page.locator("#library-view").get_by_text("Articles in the library").click()
+    page.locator("#lib-search textarea, #lib-search input").fill("ostravia almanac")
+    table = page.locator("#lib-table .virtual-row")
+    expect(table).to_have_count(20)  # one page
+    expect(page.locator("#lib-page")).to_contain_text("Page 1 of 2 · 25 articles")
+    expect(table.first).to_contain_text("Ostravia almanac entry 01")  # newest published first
+    expect(table.first).to_contain_text("almanac.example")
+    expect(table.first).to_contain_text("2025-07-01")
+    expect(table.nth(1)).to_contain_text("Ostravia almanac entry 25")
+    page.locator("#lib-next").click()
+    expect(page.locator("#lib-page")).to_contain_text("Page 2 of 2")
+    expect(table).to_have_count(5)
+    expect(table.first).to_contain_text("Ostravia almanac entry 06")
+
+    page.locator("#lib-sort input").click()
+    page.get_by_role("option", name="Title A-Z").click()
+    expect(page.locator("#lib-page")).to_contain_text("Page 1 of 2")
+    expect(table.first).to_contain_text("Ostravia almanac entry 01")
+
+    table.first.get_by_role("gridcell").first.click()
+    reader = page.locator("#reader")
+    expect(reader).to_contain_text("Entry 1 of the Ostravia almanac records 7 cranes on the lake.")
+    expect(reader).to_contain_text("the new pier cost 41 million kroner")
+    page.screenshot(path=str(tmp_path / "library-reader.png"))
+
+    page.locator("#lib-delete").click()
+    expect(page.locator("#lib-confirm-note")).to_contain_text(
+        "Delete “Ostravia almanac entry 01” from the library?"
+    )
+    page.locator("#lib-confirm-no").click()  # cancelled: nothing happens
+    expect(page.locator("#lib-confirm")).to_be_hidden()
+    expect(page.locator("#lib-page")).to_contain_text("25 articles")
+    page.locator("#lib-delete").click()
+    page.locator("#lib-confirm-yes").click()
+    expect(page.locator("#lib-undo-note")).to_contain_text("Deleted “Ostravia almanac entry 01”.")
+    expect(page.locator("#lib-page")).to_contain_text("24 articles")
+    expect(table.first).to_contain_text("Ostravia almanac entry 02")
+    answer = ask(page, "How much did the new Ostravia pier cost?")
+    expect(answer).not_to_contain_text("41 million kroner")
+
+    page.locator("#lib-undo").click()
+    expect(page.locator("#lib-undo-note")).to_contain_text("Restored “Ostravia almanac entry 01”.")
+    expect(page.locator("#lib-page")).to_contain_text("25 articles")
+    expect(table.first).to_contain_text("Ostravia almanac entry 01")
+    expect(page.locator("#lib-undo")).to_be_hidden()
+    answer = ask(page, "How much did the new Ostravia pier cost?")
+    expect(answer).to_contain_text("41 million kroner")
+
+
+# -- issue 14: accessible names, the phone layout -----------------------------------------
+
+
+def test_chat_messages_are_named_by_their_plain_text_for_screen_readers(
+    watched: Watched,
+) -> None:
+    page = watched.page
+    answer = ask(page, "what did Meloni propose?")
+
+    expect(answer).to_have_attribute("aria-label", re.compile(r"^Answer: .*Article 5"))
+    label = answer.get_attribute("aria-label") or ""
+    assert "<" not in label and "\\" not in label and "[1]" in label, label
+    question = page.locator("#chat [data-testid='user']").first
+    expect(question).to_have_attribute("aria-label", "Question: what did Meloni propose?")
+
+
+def test_on_a_phone_the_chat_fills_the_screen_and_the_input_stays_visible(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    box = page.locator("#question textarea")
+    expect(box).to_be_in_viewport()
+    chat_height = page.locator("#chat").evaluate("el => el.getBoundingClientRect().height")
+    assert chat_height >= 600, f"the chat uses the screen's height ({chat_height} px)"
+
+    answer = ask(page, "what did Meloni propose?")
+    answer.locator("a.cite").first.click()
+    card = page.locator("#sources #src-1-1")
+    expect(card).to_be_in_viewport()  # the tapped marker shows its card...
+    expect(box).to_be_in_viewport()  # ...and the question box is still there
+    page.screenshot(path=str(tmp_path / "phone.png"))
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
+        page.screenshot(path=str(ROOT / "docs" / "phone.png"))
+
+
+# -- issue 14: related stories from the library ------------------------------------------
+
+
+def _paste(page: Page, title: str, text: str) -> None:
+    paste = page.locator("#paste")
+    if not page.locator("#paste-title").is_visible():
+        paste.get_by_text("Paste an article").click()
+    page.locator("#paste-title textarea, #paste-title input").fill(title)
+    page.locator("#paste-text textarea").fill(text)
+    page.locator("#paste-add").click()
+    expect(page.locator("#report")).to_contain_text(title, timeout=ANSWER_TIMEOUT_MS)
+
+
+def test_related_stories_from_the_library_are_offered_and_a_click_asks_one(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    _paste(
+        page,
+        "Brindlemoor dam repairs finish",
+        "The Brindlemoor dam repairs finished in May at a cost of 12 million euros.",
+    )
+    _paste(
+        page,
+        "Brindlemoor choir wins regional contest",
+        "The Brindlemoor choir won the regional singing contest on Saturday evening.",
+    )
+
+    answer = ask(page, "How much did the Brindlemoor dam repairs cost?")
+    expect(answer).to_contain_text("12 million euros")
+    related = page.locator("#sources #answer-1 nav.related")
+    expect(related).to_have_attribute("aria-label", "Related stories in the library")
+    suggestion = related.get_by_role("button", name="Brindlemoor choir wins regional contest")
+    expect(suggestion).to_be_visible()
+    expect(related.get_by_role("button", name="Brindlemoor dam repairs finish")).to_have_count(0)
+    page.screenshot(path=str(tmp_path / "related.png"))
+
+    suggestion.click()
+
+    bots = page.locator("#chat [data-testid='bot']")
+    expect(bots).to_have_count(2, timeout=ANSWER_TIMEOUT_MS)
+    users = page.locator("#chat [data-testid='user']")
+    expect(users.nth(1)).to_contain_text("Brindlemoor choir wins regional contest")
+    expect(bots.nth(1)).to_contain_text("regional singing contest", timeout=ANSWER_TIMEOUT_MS)
+
+
+def test_copy_answer_puts_the_answer_and_its_numbered_sources_on_the_clipboard(
+    watched: Watched,
+) -> None:
+    page = watched.page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    ask(page, "what did Meloni propose?")
+
+    button = page.locator("#sources #answer-1").get_by_role("button", name="Copy answer 1")
+    button.click()
+
+    expect(button).to_have_text("Copied")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert "Article 5" in copied and "<a" not in copied and "\\" not in copied
+    assert f"\n\n[1] {SEED_TITLE} · seeds/meloni-article5-ukraine.txt" in copied
