@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000  # the default of Settings.max_question_chars
 History = Sequence[tuple[str, str]]
+# A library whose newest article is older than this at the as-of is an archive: a
+# question without a date is not taken to be about its last weeks' news.
+ARCHIVE_DAYS = 30
 
 
 def clean_question(question: str, max_chars: int = MAX_QUESTION_CHARS) -> str:
@@ -120,6 +123,25 @@ class TimeScope:
     filters: Filters
     recent: date
     around: bool = False
+
+    @property
+    def fresh(self) -> date | None:
+        """The date an answer's evidence should be fresh for, or None.
+
+        A question about a window, or asked of a library that has news from around its
+        as-of, is about that time's news: older evidence counts less. A question with no
+        date asked of an archive (2022 news, asked today) says nothing about which of its
+        months it means, so no month's evidence is discounted.
+
+        >>> w = DateWindow(None, date(2026, 11, 27), "articles up to 27 November 2026")
+        >>> TimeScope(date(2026, 11, 27), w, Filters(), date(2022, 9, 16)).fresh is None
+        True
+        >>> TimeScope(date(2022, 6, 24), w, Filters(), date(2022, 6, 23)).fresh
+        datetime.date(2022, 6, 23)
+        """
+        if self.window.phrase or (self.as_of - self.recent).days <= ARCHIVE_DAYS:
+            return self.recent
+        return None
 
 
 class Assistant:
@@ -365,7 +387,7 @@ class Assistant:
         # A long, chatty question is scored by its question sentence, not its greetings.
         words = _without(focus_question(question), scope.window)
         answer = self.extractive.answer(
-            words, hits, query=_without(query or question, scope.window), as_of=scope.recent
+            words, hits, query=_without(query or question, scope.window), as_of=scope.fresh
         )
         yield dated(replace(answer, question=question))
 

@@ -77,6 +77,13 @@ _PAST_SPAN = re.compile(
     re.IGNORECASE,
 )
 _YEAR = re.compile(r"^(?:1[89]|20)\d\d$")
+# "(in) the week of 13 June 2022" / "the week of June 13, 2022".
+_WEEK_OF = re.compile(
+    r"\b((?:in|during)\s+)?the\s+week\s+of\s+((?:\d{1,2}(?:st|nd|rd|th)?\s+)?(?:"
+    + "|".join(_MONTHS + _MONTH_ABBR)
+    + r")\.?(?:\s+\d{1,2}(?:st|nd|rd|th)?(?!\d))?,?(?:\s+(?:1[89]|20)\d\d)?)",
+    re.IGNORECASE,
+)
 _PLURAL_NOUN = re.compile(r"^[a-z]+s$")
 
 
@@ -132,6 +139,11 @@ def resolve_window(question: str, as_of: date) -> DateWindow | None:
     past = _PAST_SPAN.search(question)
     if past:
         return _past_span(past, as_of)
+    week_of = _WEEK_OF.search(question)
+    if week_of:
+        window = _week_of(week_of, as_of)
+        if window is not None:
+            return window
     windows: list[DateWindow] = []
     for span, offset in _found(question, as_of):
         window = _window(question, span, offset, as_of)
@@ -259,7 +271,14 @@ def _is_date(tokens: list[str], lead: str, following: str) -> bool:
             # qualifies the next word ("2000 people", "the 2020 presidential election").
             if not (lead in _LEAD_WORDS or len(words) > 1):
                 return False
-            if word == words[-1] and following.isalpha() and following not in STOPWORDS:
+            # After a bounding preposition the date is a time even when a word
+            # follows ("shortly before 16 June 2022 green lit").
+            if (
+                word == words[-1]
+                and following.isalpha()
+                and following not in STOPWORDS
+                and lead not in _STRICT_LEADS
+            ):
                 return False
             named = True
         elif word in {"week", "month", "year"} and any(
@@ -281,6 +300,19 @@ def _span(day: date, period: str) -> tuple[date, date]:
     if period == "year":
         return date(day.year, 1, 1), date(day.year, 12, 31)
     return day, day
+
+
+def _week_of(match: re.Match[str], as_of: date) -> DateWindow | None:
+    """ "in the week of 13 June 2022": that Monday-to-Sunday week, preferred (dateparser
+    finds no date in the phrase)."""
+    data = _date_parser(as_of).get_date_data(match.group(2))
+    if data is None or data.date_obj is None:
+        return None
+    start, end = _span(data.date_obj.date(), "week")
+    end = min(end, as_of)
+    if start > end:
+        return None
+    return DateWindow(start, end, _label(start, end, False), match.group(0).strip(), False)
 
 
 def _past_span(match: re.Match[str], as_of: date) -> DateWindow:

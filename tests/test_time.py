@@ -283,6 +283,20 @@ FRIDAY = date(2022, 6, 24)
             False,
             "articles from 1-24 June 2022 first",
         ),
+        (  # how people write about an archive: dateparser finds no date in the phrase
+            "Who was arrested in the week of 13 June 2022 near the parade?",
+            date(2022, 6, 13),
+            date(2022, 6, 19),
+            False,
+            "articles from 13-19 June 2022 first",
+        ),
+        (  # a word after the date does not make it describe a thing after "before"
+            "Which show was shortly before 16 June 2022 green lit for a new season?",
+            None,
+            date(2022, 6, 15),
+            True,
+            "articles up to 15 June 2022",
+        ),
     ],
 )
 def test_date_words_resolve_against_the_as_of(
@@ -309,6 +323,7 @@ def test_date_words_resolve_against_the_as_of(
         "What was the record high of June?",
         "Why are rents higher than a year ago?",  # a comparison, not a window
         "What did Meloni propose?",
+        "According to a June 2022 survey, how many adults disapprove?",  # names the survey
     ],
 )
 def test_words_that_only_look_like_dates_give_no_window(question: str) -> None:
@@ -411,3 +426,22 @@ def test_the_llm_gets_the_as_of_and_dated_sources_and_its_answer_carries_them(
     assert "The question is asked on 2022-07-01." in user
     assert answer.text == reply and answer.as_of == date(2022, 7, 1)
     assert answer.window is not None and answer.window.label == "articles from June 2022"
+
+
+def test_an_archive_asked_without_a_date_does_not_discount_its_older_months(
+    settings: Settings, assistant_factory: Callable[..., Assistant]
+) -> None:
+    """2022 news asked about in 2026 with no date: the June article answers even though
+    the library's newest article is from September (before, its evidence was halved for
+    being three months older than the newest, and the answer was "Not found")."""
+    assistant = assistant_factory(settings)
+    assistant.today = lambda: date(2026, 11, 27)
+    assistant.add_text("Fed makes its biggest rate hike since 1994", JUNE_TEXT, published=JUNE)
+    assistant.add_text("Heat wave grips Europe", OTHER_TEXT, published=date(2022, 9, 20))
+    answer = assistant.ask("By how much did the Federal Reserve raise its benchmark rate?")
+    assert answer.found, answer.text
+    assert "three-quarters of a percentage point" in answer.text
+    dated = assistant.ask(
+        "By how much did the Federal Reserve raise its benchmark rate?", as_of=date(2022, 9, 30)
+    )
+    assert dated.confidence < answer.confidence, "a dated question still prefers fresh news"
