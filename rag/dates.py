@@ -219,6 +219,9 @@ def _window(question: str, span: str, offset: int, as_of: date) -> DateWindow | 
     following = after_words[0] if after_words else ""
     if tokens and tokens[0] in _LEAD_WORDS:
         lead = tokens[0]
+    as_of_phrase = lead == "of" and before_words[-1:] == ["as"]
+    if as_of_phrase:
+        lead = "until"  # "as of 4 August 2022": the news up to that day
     if lead in _DESCRIBING or not _is_date(tokens, lead, following):
         return None
     text = " ".join(t for t in span.split() if t.lower() not in _LEAD_WORDS - {"last", "this"})
@@ -245,6 +248,8 @@ def _window(question: str, span: str, offset: int, as_of: date) -> DateWindow | 
     if start is not None and start > end:
         return None  # a date after the as-of: nothing can have been published in it
     phrase = span if lead in tokens[:1] or lead not in _LEAD_WORDS else f"{lead} {span}"
+    if as_of_phrase:
+        phrase = f"as {span}"
     return DateWindow(start, end, _label(start, end, strict), phrase.strip(), strict)
 
 

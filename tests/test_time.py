@@ -290,6 +290,13 @@ FRIDAY = date(2022, 6, 24)
             False,
             "articles from 13-19 June 2022 first",
         ),
+        (
+            "Which cheese is seeing a boost in popularity as of 20 June 2022?",
+            None,
+            date(2022, 6, 20),
+            True,
+            "articles up to 20 June 2022",
+        ),
         (  # a word after the date does not make it describe a thing after "before"
             "Which show was shortly before 16 June 2022 green lit for a new season?",
             None,
