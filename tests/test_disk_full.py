@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from chromadb.errors import InternalError
+from sqlalchemy import event
 
 import app
 import rag.cli
@@ -78,9 +79,17 @@ def test_a_full_record_database_stops_ingest_with_one_line_and_the_next_run_adds
     assistant: Assistant, tmp_path: Path
 ) -> None:
     folder = articles(tmp_path / "batch", 12)
-    con = assistant.index._con()
-    pages = con.execute("PRAGMA page_count").fetchone()[0]
-    con.execute(f"PRAGMA max_page_count = {pages + 2}")  # SQLite's real SQLITE_FULL
+    engine = assistant.index.records.engine
+    with engine.connect() as con:
+        pages = con.exec_driver_sql("PRAGMA page_count").scalar()
+    limit = {"pages": int(pages) + 2}
+
+    # max_page_count holds per connection: every connection of the pool gets it.
+    @event.listens_for(engine, "connect")
+    def _cap(dbapi_con: Any, _record: Any) -> None:
+        dbapi_con.execute(f"PRAGMA max_page_count = {limit['pages']}")  # SQLite's SQLITE_FULL
+
+    engine.dispose()
 
     with pytest.raises(DiskFullError) as error:
         assistant.ingest([folder])
@@ -92,7 +101,8 @@ def test_a_full_record_database_stops_ingest_with_one_line_and_the_next_run_adds
         error.value.__cause__.__context__ if error.value.__cause__ else ""
     )
 
-    con.execute("PRAGMA max_page_count = 1073741823")  # space is back
+    limit["pages"] = 1073741823  # space is back
+    engine.dispose()
     report = assistant.ingest([folder])
     assert len(report.added) + len(report.updated) + len(report.skipped) == 12
     assert len(assistant.articles()) == 12
@@ -106,7 +116,7 @@ def test_the_cli_reports_a_full_disk_in_one_line_and_exits_1(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(rag.cli, "_assistant", lambda settings: assistant)
-    monkeypatch.setattr(assistant.index._collection, "upsert", chroma_full)
+    monkeypatch.setattr(assistant.index.vectors._get_collection(), "upsert", chroma_full)
 
     code = main(["ingest", str(SEEDS)])
 
@@ -139,7 +149,7 @@ def test_a_full_disk_during_an_upload_is_an_inline_message_in_the_chat(
     chat: app.ChatApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
     if where == "chroma":
-        monkeypatch.setattr(chat.assistant.index._collection, "upsert", chroma_full)
+        monkeypatch.setattr(chat.assistant.index.vectors._get_collection(), "upsert", chroma_full)
     else:
         monkeypatch.setattr(chat.assistant.index, "cache_vectors", enospc)
     upload = gradio_copy(tmp_path / "gradio", "story.txt", "Ferry news\n\nThe ferry runs again.")
@@ -180,6 +190,6 @@ def test_a_full_disk_while_pasting_or_deleting_is_an_inline_message(
     report, *_ = chat.paste("Ferry news", "The ferry runs again.")
     assert "while adding the article" in _inline_warning(report)
 
-    monkeypatch.setattr(chat.assistant.index._collection, "delete", chroma_full)
+    monkeypatch.setattr(chat.assistant.index.vectors._get_collection(), "delete", chroma_full)
     report, *_ = chat.delete(record.article_id)
     assert "while deleting the article" in _inline_warning(report)
