@@ -29,7 +29,7 @@ import numpy as np
 
 from rag import lexical
 from rag.errors import StoreError
-from rag.record_store import ChunkRow, RecordStore
+from rag.record_store import ArticleRecord, ChunkRow, RecordStore, stored_hash
 from rag.records import (
     META_ARTICLE_ID,
     META_CHUNK_HASH,
@@ -130,8 +130,20 @@ class LibraryWriter:
         sentence_vectors: Mapping[str, bytes | None],
     ) -> None:
         self._sync_for_write()
+        previous = self.records.get_records(a.article_id for a, _, _ in batch)
+        # Another process may have stored the same version while this one embedded it
+        # (ingest plans outside the lock): writing it again would only churn postings.
+        fresh = [
+            b for b in batch if not _already_stored(previous.get(b[0].article_id), b[0], version)
+        ]
+        if len(fresh) < len(batch):
+            logger.info(
+                "%d articles were stored meanwhile by another process", len(batch) - len(fresh)
+            )
+        batch = fresh
+        if not batch:
+            return
         ids = [a.article_id for a, _, _ in batch]
-        previous = self.records.get_records(ids)
         with self.records.transaction() as con:
             self.records.mark(con, [a for a, _, _ in batch], "pending", version)
         all_ids: list[str] = []
@@ -259,6 +271,14 @@ class LibraryWriter:
             self._sync_for_write()
             self.vectors.delete(chunk_ids)
             self._bump()
+
+
+def _already_stored(record: ArticleRecord | None, article: Article, version: str) -> bool:
+    return (
+        record is not None
+        and record.status == "complete"
+        and record.content_hash == stored_hash(article, version)
+    )
 
 
 def chunk_metadata(article: Article, chunk: Chunk) -> dict[str, Any]:
