@@ -117,9 +117,15 @@ class ChromaVectorIndex:
             except Exception as exc:
                 if not _is_not_found(exc):
                     raise
-                self._collection = client.create_collection(
-                    self.name, metadata={"hnsw:space": "cosine"}, embedding_function=None
-                )
+                try:
+                    self._collection = client.create_collection(
+                        self.name, metadata={"hnsw:space": "cosine"}, embedding_function=None
+                    )
+                except Exception as race:
+                    # Another process (sharing the server) created it since the lookup.
+                    if "already exists" not in str(race).lower():
+                        raise
+                    self._collection = client.get_collection(self.name)
                 if self._epoch != -1:  # it existed when this process opened it
                     logger.warning(
                         "the Chroma collection %s at %s was missing and has been re-created "
