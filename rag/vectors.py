@@ -276,6 +276,28 @@ class ChromaVectorIndex:
         distances = result["distances"][0] if result.get("distances") else [1.0] * len(ids)
         return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
 
+    def export(
+        self, batch: int = _GET_BATCH
+    ) -> Iterator[tuple[list[str], np.ndarray, list[dict[str, Any]]]]:
+        """Every vector of the collection with its id and metadata, ``batch`` at a time
+        (to copy a collection elsewhere: ``newsrag migrate``)."""
+        offset = 0
+        while True:
+            page = self._call(
+                "read vectors",
+                "get",
+                include=["embeddings", "metadatas"],
+                limit=batch,
+                offset=offset,
+            )
+            ids = list(page["ids"])
+            if not ids:
+                return
+            yield ids, np.asarray(page["embeddings"], dtype=np.float32), list(page["metadatas"])
+            if len(ids) < batch:
+                return
+            offset += len(ids)
+
     def get_metadatas(self, where: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         got = self._call("read chunks", "get", where=where, include=["metadatas"])
         return list(got["metadatas"])

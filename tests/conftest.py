@@ -225,8 +225,10 @@ class PostgresServer:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    """One real Postgres for the session (skipped only where it cannot be run)."""
+    """One real Postgres for the session (skipped only where it cannot be installed)."""
     bindir = _postgres_bin()
+    if bindir is None and os.geteuid() == 0:
+        pytest.fail("no Postgres binaries: run `make postgres` (apt-get install postgresql)")
     if bindir is None:
         pytest.skip(
             "no Postgres binaries (/usr/lib/postgresql/*/bin): `make test` installs Debian's "
