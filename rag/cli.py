@@ -206,6 +206,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def _stats(settings: Settings) -> int:
     from rag.components import build_index
+    from rag.database import redacted
 
     index = build_index(settings)
     stats = index.stats()
@@ -215,6 +216,8 @@ def _stats(settings: Settings) -> int:
         else str(settings.data_dir)
     )
     print(f"index: {where} (collection {settings.collection})")
+    if settings.shared_database:
+        print(f"records: {redacted(settings.resolved_database_url)}")
     print(f"articles: {stats.articles}")
     print(f"chunks: {stats.chunks}")
     if stats.pending:

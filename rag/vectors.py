@@ -9,7 +9,7 @@ place:
   used to persist a stale copy and lose the other's vectors without an error. So a
   process reloads its copy (:meth:`ChromaVectorIndex.refresh`) whenever the library's
   write generation moved since it last loaded, and only under the library lock
-  (:class:`rag.locking.LibraryLock`); :class:`rag.store.ChunkIndex` decides when.
+  (:mod:`rag.locking`); :class:`rag.writer.LibraryWriter` decides when.
 - **A collection can vanish** (a Chroma server restarted on an empty path): the next
   call re-creates it, and :meth:`missing` reports which stored ids have no vector, so
   ingest and ``newsrag check --repair`` write them again.
