@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag.embeddings import LocalEmbeddings, SentenceTransformerEmbeddings
@@ -127,8 +128,9 @@ def build_index(settings: Settings, embeddings: Embeddings | None = None) -> Chu
         # Processes on other hosts share the library: the lock lives in the database.
         lock = PostgresLibraryLock(records.engine, settings.collection, settings.lock_timeout)
     else:
-        settings.index_db_path.parent.mkdir(parents=True, exist_ok=True)
-        lock = LibraryLock(settings.index_db_path.with_suffix(".lock"), settings.lock_timeout)
+        # Beside the database file: every process that opens that file takes this lock.
+        database = Path(records.engine.url.database or settings.index_db_path)
+        lock = LibraryLock(database.with_suffix(".lock"), settings.lock_timeout)
     try:
         vectors = build_vector_index(settings)
     except BaseException:

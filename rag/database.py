@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
     Column,
     Connection,
     Engine,
@@ -34,6 +35,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    bindparam,
     create_engine,
     event,
     func,
@@ -331,3 +333,32 @@ def batches(items: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
 def dialect_insert(con: Connection, table: Table) -> Any:
     """``INSERT`` of the connection's dialect (for ``ON CONFLICT`` clauses)."""
     return (postgresql if con.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+class InList:
+    """A statement with ``column IN (:v0, ... :vn)``, built and compiled once per ``n``.
+
+    Why not SQLAlchemy's expanding ``IN``: it rewrites the compiled SQL with a regular
+    expression on every execution, which cost more than the query itself on the search
+    path (0.2 ms per statement).
+
+    >>> from sqlalchemy import select
+    >>> by_id = InList(lambda values: select(ARTICLES.c.title).where(
+    ...     ARTICLES.c.article_id.in_(values)))
+    >>> statement, params = by_id(["a", "b"])
+    >>> params
+    {'v0': 'a', 'v1': 'b'}
+    """
+
+    def __init__(self, build: Callable[[list[BindParameter[Any]]], Any]) -> None:
+        self._build = build
+        self._cache: dict[int, Any] = {}
+
+    def __call__(self, values: Sequence[Any]) -> tuple[Any, dict[str, Any]]:
+        n = len(values)
+        statement = self._cache.get(n)
+        if statement is None:
+            statement = self._build([bindparam(f"v{i}") for i in range(n)])
+            if n <= 512:
+                self._cache[n] = statement
+        return statement, {f"v{i}": v for i, v in enumerate(values)}

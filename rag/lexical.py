@@ -43,7 +43,7 @@ import numpy as np
 import snowballstemmer
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
-from rag.database import ARTICLES, CHUNKS, LEX_META, LEX_POSTINGS, upsert
+from rag.database import ARTICLES, CHUNKS, LEX_META, LEX_POSTINGS, InList, upsert
 from rag.text import STOPWORDS
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,22 @@ K1 = 1.2
 B = 0.75
 MERGE_RATIO = 4
 MAX_QUERY_TERMS = 64
+
+# Statements of the hot paths, built once (building one costs more than running it).
+_P = LEX_POSTINGS.c
+_META = select(LEX_META.c.key, LEX_META.c.value)
+_TERM_SIZES = InList(
+    lambda terms: (
+        select(_P.term, func.sum(func.length(_P.docs))).where(_P.term.in_(terms)).group_by(_P.term)
+    )
+)
+_POSTINGS_OF = InList(
+    lambda terms: (
+        select(_P.term, _P.docs, _P.freqs, _P.lens).where(_P.term.in_(terms)).order_by(_P.frag)
+    )
+)
+_FRAGMENT_SIZES = select(_P.frag, func.length(_P.docs)).where(_P.term == bindparam("term"))
+_FRAGMENT_SIZES = _FRAGMENT_SIZES.order_by(_P.frag)
 
 _DOC = np.dtype("<u4")
 _SMALL = np.dtype("<u2")
@@ -129,7 +145,7 @@ def query_terms(text: str) -> list[str]:
 
 
 def _meta(con: Connection) -> dict[str, int]:
-    return {str(k): int(v) for k, v in con.execute(select(LEX_META.c.key, LEX_META.c.value))}
+    return {str(k): int(v) for k, v in con.execute(_META)}
 
 
 def _set_meta(con: Connection, values: Mapping[str, int]) -> None:
@@ -306,11 +322,7 @@ class _Merger:
         """Merge each term's newest fragments while the one before them is at most
         ``MERGE_RATIO`` times their size (fragment sizes then fall geometrically)."""
         for term in terms:
-            sizes = self.con.execute(
-                select(LEX_POSTINGS.c.frag, func.length(LEX_POSTINGS.c.docs))
-                .where(LEX_POSTINGS.c.term == term)
-                .order_by(LEX_POSTINGS.c.frag)
-            ).all()
+            sizes = self.con.execute(_FRAGMENT_SIZES, {"term": term}).all()
             first = len(sizes) - 1
             merged = sizes[first][1] if sizes else 0
             while first >= 1 and sizes[first - 1][1] <= MERGE_RATIO * merged:
@@ -373,14 +385,7 @@ def score(
     n_docs = meta.get("docs", 0)
     if not terms or n_docs <= 0:
         return empty
-    sizes = {
-        str(t): int(n) // _DOC.itemsize
-        for t, n in con.execute(
-            select(LEX_POSTINGS.c.term, func.sum(func.length(LEX_POSTINGS.c.docs)))
-            .where(LEX_POSTINGS.c.term.in_(list(terms)))
-            .group_by(LEX_POSTINGS.c.term)
-        )
-    }
+    sizes = {str(t): int(n) // _DOC.itemsize for t, n in con.execute(*_TERM_SIZES(list(terms)))}
     # In the question's order, so scores add up the same on every database.
     idfs = {t: _idf(n_docs, sizes[t]) for t in terms if t in sizes}
     informative = [t for t, idf in idfs.items() if idf > _IDF_FLOOR]
@@ -416,10 +421,7 @@ def _accumulate(
     if not terms:
         return
     grouped: dict[str, list[tuple[bytes, bytes, bytes]]] = {}
-    p = LEX_POSTINGS.c
-    for name, docs, freqs, lens in con.execute(
-        select(p.term, p.docs, p.freqs, p.lens).where(p.term.in_(list(terms))).order_by(p.frag)
-    ):
+    for name, docs, freqs, lens in con.execute(*_POSTINGS_OF(list(terms))):
         grouped.setdefault(name, []).append((docs, freqs, lens))
     for name in terms:
         parts = grouped.get(name)

@@ -41,6 +41,7 @@ from rag.database import (
     CHUNKS,
     EMBEDDING_CACHE,
     LIBRARY_STATE,
+    InList,
     batches,
     dialect_insert,
     read_transaction,
@@ -395,15 +396,17 @@ class SqlRecordStore:
     ) -> dict[Any, str]:
         """Chunk ids of the chunks whose ``column`` is one of ``values``, that are complete
         and pass ``filters``, by that value."""
-        key = C.rowid if column == "rowid" else C.chunk_id
-        conditions = [A.status == "complete", *_filter_conditions(filters, exclude_future)]
-        query = (
-            select(key, C.chunk_id).join(ARTICLES, A.article_id == C.article_id).where(*conditions)
-        )
+        conditions = _filter_conditions(filters, exclude_future)
         passing: dict[Any, str] = {}
         for batch in batches(list(values)):
-            statement = query.where(key.in_(batch))
-            rows = con.execute(statement).all() if con is not None else self._rows(statement)
+            statement, params = _PASSING[column](batch)
+            if conditions:
+                statement = statement.where(*conditions)
+            if con is not None:
+                rows = con.execute(statement, params).all()
+            else:
+                with self.engine.connect() as own:
+                    rows = own.execute(statement, params).all()
             passing.update({r[0]: r[1] for r in rows})
         return passing
 
@@ -562,6 +565,19 @@ class SqlRecordStore:
     def close(self) -> None:
         self.engine.dispose()
 
+
+# Searches run these on every question: built once.
+def _passing_statement(key: Any) -> InList:
+    return InList(
+        lambda values: (
+            select(key, C.chunk_id)
+            .join(ARTICLES, A.article_id == C.article_id)
+            .where(A.status == "complete", key.in_(values))
+        )
+    )
+
+
+_PASSING = {"rowid": _passing_statement(C.rowid), "chunk_id": _passing_statement(C.chunk_id)}
 
 _RECORD_COLUMNS = (
     A.article_id,

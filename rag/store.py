@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from rag import lexical
-from rag.database import create_schema, open_engine, redacted
+from rag.database import advisory_key, create_schema, open_engine, redacted
 from rag.errors import StoreError
 from rag.lexical import LexicalIndex, SqlLexicalIndex
 from rag.record_store import (
@@ -96,6 +96,8 @@ def open_record_store(url: str, busy_seconds: float = 30.0) -> SqlRecordStore:
             stale = lexical.needs_build(con)
         if stale:
             with SqlRecordStore(engine).transaction() as tx:
+                if engine.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE already
+                    tx.execute(select(func.pg_advisory_xact_lock(advisory_key("schema"))))
                 SqlLexicalIndex().ensure_built(tx)  # another process may have just built it
     except OperationalError as exc:
         if "locked" not in str(exc):
