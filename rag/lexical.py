@@ -70,6 +70,10 @@ _POSTINGS_OF = InList(
 )
 _FRAGMENT_SIZES = select(_P.frag, func.length(_P.docs)).where(_P.term == bindparam("term"))
 _FRAGMENT_SIZES = _FRAGMENT_SIZES.order_by(_P.frag)
+_IN_TAIL = (_P.term == bindparam("term")) & (_P.frag >= bindparam("low"))
+_TAIL = select(_P.docs, _P.freqs, _P.lens).where(_IN_TAIL).order_by(_P.frag)
+_DELETE_TAIL = delete(LEX_POSTINGS).where(_IN_TAIL)
+_INSERT = insert(LEX_POSTINGS)
 
 _DOC = np.dtype("<u4")
 _SMALL = np.dtype("<u2")
@@ -333,28 +337,27 @@ class _Merger:
         self.settle()
 
     def merge(self, term: str, frags: list[int]) -> None:
-        these = (LEX_POSTINGS.c.term == term) & LEX_POSTINGS.c.frag.in_(frags)
-        rows = self.con.execute(
-            select(LEX_POSTINGS.c.docs, LEX_POSTINGS.c.freqs, LEX_POSTINGS.c.lens)
-            .where(these)
-            .order_by(LEX_POSTINGS.c.frag)
-        ).all()
+        """Merge ``frags``: the term's newest fragments, all of those from ``min(frags)``
+        on (so one range condition selects them)."""
+        these = {"term": term, "low": min(frags)}
+        rows = self.con.execute(_TAIL, these).all()
         docs = np.concatenate([np.frombuffer(r[0], _DOC) for r in rows])
         freqs = np.concatenate([np.frombuffer(r[1], _SMALL) for r in rows])
         lens = np.concatenate([np.frombuffer(r[2], _SMALL) for r in rows])
         alive = self.alive()
         keep = alive[np.minimum(docs, len(alive) - 1)]
         self.dropped += int(len(docs) - keep.sum())
-        self.con.execute(delete(LEX_POSTINGS).where(these))
+        self.con.execute(_DELETE_TAIL, these)
         if keep.any():
             self.con.execute(
-                insert(LEX_POSTINGS).values(
-                    term=term,
-                    frag=max(frags),
-                    docs=docs[keep].tobytes(),
-                    freqs=freqs[keep].tobytes(),
-                    lens=lens[keep].tobytes(),
-                )
+                _INSERT,
+                {
+                    "term": term,
+                    "frag": max(frags),
+                    "docs": docs[keep].tobytes(),
+                    "freqs": freqs[keep].tobytes(),
+                    "lens": lens[keep].tobytes(),
+                },
             )
 
     def settle(self) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Engine,
     Integer,
     Text,
+    bindparam,
     cast,
     delete,
     func,
@@ -544,13 +545,8 @@ class SqlRecordStore:
 
     def complete(self, con: Connection, article: Article, n_chunks: int, version: str = "") -> None:
         """The article's metadata as given, its chunk count, and status ``complete``."""
-        values = article_row(article, _now(), version)
-        del values["article_id"]
-        con.execute(
-            update(ARTICLES)
-            .where(A.article_id == article.article_id)
-            .values(**values, n_chunks=n_chunks, status="complete")
-        )
+        values = {f"b_{k}": v for k, v in article_row(article, _now(), version).items()}
+        con.execute(_COMPLETE, {**values, "b_n_chunks": n_chunks})
 
     def delete_articles(self, con: Connection, article_ids: Sequence[str]) -> None:
         for batch in batches(list(article_ids)):
@@ -578,6 +574,29 @@ def _passing_statement(key: Any) -> InList:
 
 
 _PASSING = {"rowid": _passing_statement(C.rowid), "chunk_id": _passing_statement(C.chunk_id)}
+
+_COMPLETE = (
+    update(ARTICLES)
+    .where(A.article_id == bindparam("b_article_id"))
+    .values(
+        status="complete",
+        **{
+            column: bindparam(f"b_{column}")
+            for column in (
+                "title",
+                "source",
+                "url",
+                "published",
+                "published_day",
+                "origin",
+                "content_hash",
+                "text_hash",
+                "updated_at",
+                "n_chunks",
+            )
+        },
+    )
+)
 
 _RECORD_COLUMNS = (
     A.article_id,
