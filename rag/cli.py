@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 
 from rag.errors import NewsragError, QuestionError
 from rag.settings import Settings
@@ -120,6 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except NewsragError as exc:
         print(f"newsrag: error: {exc}", file=sys.stderr)
+        return 1
+    except OperationalError as exc:  # the record database went away during the command
+        reason = " ".join(str(exc.orig or exc).split())
+        print(f"newsrag: error: the record database failed: {reason}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("newsrag: interrupted", file=sys.stderr)

@@ -33,7 +33,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 
 from rag import lexical
 from rag.database import advisory_key, create_schema, open_engine, redacted
-from rag.errors import StoreError
+from rag.errors import StoreError, StoreUnavailableError
 from rag.lexical import LexicalIndex, SqlLexicalIndex
 from rag.record_store import (
     UNKNOWN_DAY,
@@ -103,8 +103,9 @@ def open_record_store(url: str, busy_seconds: float = 30.0) -> SqlRecordStore:
         if "locked" not in str(exc):
             if engine.dialect.name == "sqlite":
                 raise StoreError(_unreadable(where, exc.orig or exc)) from exc
-            msg = f"cannot reach the record database {where}: {exc.orig or exc}"
-            raise StoreError(msg) from exc
+            reason = " ".join(str(exc.orig or exc).split())  # psycopg's is several lines
+            msg = f"cannot reach the record database {where}: {reason}"
+            raise StoreUnavailableError(msg) from exc
         msg = (
             f"the record database {where} stayed locked for {busy_seconds:g} s: "
             "another newsrag process is writing it (an ingest, or a first open "

@@ -230,3 +230,51 @@ def test_overlapping_ingests_with_one_killed_midway_converge_to_a_fresh_single_i
         reference = fresh.lexical_search(query, 20, Filters())
         assert [c for c, _ in ours] == [c for c, _ in reference]
         assert [s for _, s in ours] == pytest.approx([s for _, s in reference], rel=1e-5)
+
+
+def test_a_stopped_postgres_is_one_line_and_a_running_process_resumes_after_restart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from rag.cli import main
+    from tests.conftest import PostgresServer, _postgres_bin
+
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("no Postgres binaries: `make test` installs them when run as root")
+    server = PostgresServer(bindir)
+    server.start()
+    try:
+        url = server.create_database()
+        data = tmp_path / "data"
+        running = build_index(make_settings(data, database_url=url))
+        monkeypatch.setenv("NEWSRAG_DATABASE_URL", url)
+        assert main(["--data-dir", str(data), "stats"]) == 0
+        assert f"records: postgresql+psycopg://postgres@127.0.0.1:{server.port}/" in (
+            capsys.readouterr().out
+        )
+
+        server._run(bindir / "pg_ctl", "-D", server.dir / "data", "-m", "fast", "-w", "stop")
+        assert main(["--data-dir", str(data), "stats"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("newsrag: error: cannot reach the record database")
+        assert err.count("\n") == 1
+        with pytest.raises(OperationalError):
+            running.stats()
+
+        server._run(
+            bindir / "pg_ctl",
+            "-D",
+            server.dir / "data",
+            "-o",
+            f"-p {server.port} -k {server.dir} -h 127.0.0.1",
+            "-l",
+            server.dir / "log",
+            "-w",
+            "start",
+        )
+        assert running.stats().articles == 0, "the running process reconnects by itself"
+        assert main(["--data-dir", str(data), "stats"]) == 0
+    finally:
+        server.stop()
