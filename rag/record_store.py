@@ -215,9 +215,9 @@ class SqlRecordStore:
         """A read transaction: every read in it sees the same writes."""
         return read_transaction(self.engine)
 
-    def _rows(self, statement: Any) -> list[Any]:
+    def _rows(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
         with self.engine.connect() as con:
-            return list(con.execute(statement).all())
+            return list(con.execute(statement, params).all())
 
     # -- manifest --------------------------------------------------------------------
 
@@ -314,24 +314,8 @@ class SqlRecordStore:
     def chunks_by_id(self, chunk_ids: Sequence[str]) -> dict[str, RetrievedChunk]:
         """Complete chunks with their article metadata (unknown or pending ids are dropped)."""
         found: dict[str, RetrievedChunk] = {}
-        query = (
-            select(
-                C.chunk_id,
-                C.article_id,
-                C.text,
-                A.title,
-                A.source,
-                A.url,
-                A.published,
-                C.chunk_index,
-                C.start,
-                C.end,
-            )
-            .join(ARTICLES, A.article_id == C.article_id)
-            .where(A.status == "complete")
-        )
         for batch in batches(list(chunk_ids)):
-            for r in self._rows(query.where(C.chunk_id.in_(batch))):
+            for r in self._rows(*_CHUNKS_BY_ID(batch)):
                 found[r[0]] = RetrievedChunk(
                     chunk_id=r[0],
                     article_id=r[1],
@@ -351,11 +335,7 @@ class SqlRecordStore:
         """Stored sentence vectors of chunks, by chunk id (chunks without are left out)."""
         found: dict[str, np.ndarray] = {}
         for batch in batches(list(chunk_ids)):
-            for chunk_id, blob in self._rows(
-                select(C.chunk_id, C.sentences).where(
-                    C.chunk_id.in_(batch), C.sentences.is_not(None)
-                )
-            ):
+            for chunk_id, blob in self._rows(*_SENTENCES_OF(batch)):
                 found[chunk_id] = unpack_rows(bytes(blob))
         return found
 
@@ -573,6 +553,27 @@ def _passing_statement(key: Any) -> InList:
     )
 
 
+_CHUNKS_BY_ID = InList(
+    lambda ids: (
+        select(
+            C.chunk_id,
+            C.article_id,
+            C.text,
+            A.title,
+            A.source,
+            A.url,
+            A.published,
+            C.chunk_index,
+            C.start,
+            C.end,
+        )
+        .join(ARTICLES, A.article_id == C.article_id)
+        .where(A.status == "complete", C.chunk_id.in_(ids))
+    )
+)
+_SENTENCES_OF = InList(
+    lambda ids: select(C.chunk_id, C.sentences).where(C.chunk_id.in_(ids), C.sentences.is_not(None))
+)
 _PASSING = {"rowid": _passing_statement(C.rowid), "chunk_id": _passing_statement(C.chunk_id)}
 
 _COMPLETE = (
