@@ -338,8 +338,15 @@ class ChunkIndex:
     def _nearest(
         self, vector: Sequence[float], k: int, where: dict[str, Any] | None
     ) -> list[tuple[str, float]]:
-        self.sync_vectors()
-        return self.vectors.query(vector, k, where)
+        if not self.vectors.embedded:
+            self.sync_vectors()
+            return self.vectors.query(vector, k, where)
+        # Embedded Chroma read while another process writes the same files fails ("Error
+        # finding id"): a search waits for that write (a batch, about a second), then
+        # reloads what it wrote.
+        with self.lock.shared("search the vectors"):
+            self.sync_vectors()
+            return self.vectors.query(vector, k, where)
 
     def lexical_search(
         self, text: str, k: int, filters: Filters, exclude_future: bool = True

@@ -278,3 +278,46 @@ def test_a_stopped_postgres_is_one_line_and_a_running_process_resumes_after_rest
         assert main(["--data-dir", str(data), "stats"]) == 0
     finally:
         server.stop()
+
+
+def test_a_running_app_answers_while_another_process_ingests_200_articles_embedded(
+    tmp_path: Path, embeddings: object
+) -> None:
+    """The embedded default (one data dir, no server): a long-lived app process keeps
+    answering while `newsrag ingest` adds 200 articles, and then answers from them."""
+    data = tmp_path / "data"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "NEWSRAG_DATA_DIR": str(data),
+        "NEWSRAG_CHUNK_TOKENS": "64",
+        "NEWSRAG_CHUNK_OVERLAP_TOKENS": "8",
+    }
+    first, more = tmp_path / "first.jsonl", tmp_path / "more.jsonl"
+    _write_corpus(first, "seed", 20)
+    _write_corpus(more, "harbor", 200)
+    app = AppProcess(env)
+    try:
+        assert len(app.call(ingest=str(first))["added"]) == 20
+        ingest = subprocess.Popen(
+            [*CLI, "ingest", str(more)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        asked = 0
+        while ingest.poll() is None:  # the chat keeps answering meanwhile
+            answer = app.call(ask=f"Which town opened seed library {asked % 20}?")
+            assert answer["found"] and answer["cited"], answer
+            asked += 1
+        out, err = ingest.communicate()
+        assert ingest.returncode == 0, err.decode()
+        assert b"added 200" in out
+        assert asked > 0
+        listed = set(app.call(articles="")["articles"])
+        assert len(listed) == 220 and {f"harbor-{i:04d}" for i in range(200)} <= listed
+        for i in range(0, 200, 20):
+            answer = app.call(ask=f"What does harbor library {i} lend to residents?")
+            assert f"harbor-{i:04d}" in answer["cited"], (i, answer)
+    finally:
+        app.close()
+    index = build_index(make_settings(data, chunk_tokens=64, chunk_overlap_tokens=8))
+    assert sorted(index.chroma_ids()) == sorted(index.chunk_ids_of())
+    assert not index.missing_vectors(), "no vector lost"
