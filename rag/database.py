@@ -192,7 +192,7 @@ def open_engine(url: str, busy_seconds: float = 30.0) -> Engine:
     dialect = url.split(":", 1)[0].split("+", 1)[0]
     if dialect not in DIALECTS:
         msg = (
-            f"unsupported NEWSRAG_DATABASE_URL {_redacted(url)!r}: use one of "
+            f"unsupported NEWSRAG_DATABASE_URL {redacted(url)!r}: use one of "
             "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB"
         )
         raise ConfigError(msg)
@@ -305,23 +305,18 @@ def advisory_key(name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _redacted(url: str) -> str:
-    """``url`` without its password (for messages)."""
-    head, sep, tail = url.partition("@")
-    if not sep or ":" not in head.split("//", 1)[-1]:
-        return url
-    scheme, _, credentials = head.partition("//")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}//{user}:***@{tail}"
-
-
 def redacted(url: str) -> str:
     """``url`` with its password masked, for logs and messages.
 
     >>> redacted("postgresql+psycopg://news:secret@db:5432/news")
     'postgresql+psycopg://news:***@db:5432/news'
     """
-    return _redacted(url)
+    head, sep, tail = url.rpartition("@")
+    if not sep or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, credentials = head.partition("//")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}//{user}:***@{tail}"
 
 
 def batches(items: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from rag import lexical
 from rag.errors import StoreError
-from rag.record_store import ArticleRecord, ChunkRow, RecordStore, stored_hash
+from rag.record_store import UNKNOWN_DAY, ArticleRecord, ChunkRow, RecordStore, stored_hash
 from rag.records import (
     META_ARTICLE_ID,
     META_CHUNK_HASH,
@@ -53,8 +53,6 @@ if TYPE_CHECKING:
     from rag.vectors import ChromaVectorIndex
 
 logger = logging.getLogger(__name__)
-
-UNKNOWN_DAY = -1
 
 
 class LibraryWriter:
