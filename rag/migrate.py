@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, insert, select
 from rag.database import TABLES, redacted
 from rag.errors import ConfigError
 from rag.store import open_record_store
-from rag.vectors import ChromaVectorIndex
+from rag.vectors import VectorIndex
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def copy_records(source_url: str, target_url: str, *, replace: bool = False) -> 
         target.close()
 
 
-def copy_vectors(source: ChromaVectorIndex, target: ChromaVectorIndex) -> int:
+def copy_vectors(source: VectorIndex, target: VectorIndex) -> int:
     """Copy every vector (with its metadata) from one Chroma collection to another;
     returns how many. Ids are kept, so running it twice changes nothing."""
     copied = 0

@@ -59,7 +59,7 @@ from rag.writer import LibraryWriter
 
 if TYPE_CHECKING:
     from rag.locking import Lock
-    from rag.vectors import ChromaVectorIndex
+    from rag.vectors import VectorIndex
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class ChunkIndex:
 
     def __init__(
         self,
-        vectors: ChromaVectorIndex,
+        vectors: VectorIndex,
         records: RecordStore,
         lock: Lock,
         lexical_index: LexicalIndex | None = None,

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -74,6 +74,39 @@ def _shared_client(key: str, factory: ClientFactory) -> _SharedClient:
         if shared is None:
             shared = _SHARED[key] = _SharedClient(factory)
         return shared
+
+
+class VectorIndex(Protocol):
+    """The vector index's interface: chunk vectors with the metadata their filters need,
+    under the chunk ids of the record store.
+
+    Every implementation passes the vector-index suite of tests/test_parts.py.
+    """
+
+    name: str
+    embedded: bool  # a private copy per process, reloaded by refresh()
+    recreated: bool  # the collection was missing and has been created empty
+
+    def refresh(self) -> None: ...
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        metadatas: Sequence[dict[str, Any]],
+        documents: Sequence[str] | None = None,
+    ) -> None: ...
+    def delete(self, ids: Sequence[str]) -> None: ...
+    def delete_where(self, where: dict[str, Any]) -> None: ...
+    def reset(self) -> None: ...
+    def count(self) -> int: ...
+    def ids(self, where: dict[str, Any] | None = None) -> list[str]: ...
+    def missing(self, ids: Sequence[str]) -> list[str]: ...
+    def query(
+        self, vector: Sequence[float], k: int, where: dict[str, Any] | None = None
+    ) -> list[tuple[str, float]]: ...
+    def export(
+        self, batch: int = ...
+    ) -> Iterator[tuple[list[str], np.ndarray, list[dict[str, Any]]]]: ...
 
 
 class ChromaVectorIndex:

@@ -50,7 +50,7 @@ from rag.records import (
 if TYPE_CHECKING:
     from rag.lexical import LexicalIndex
     from rag.locking import Lock
-    from rag.vectors import ChromaVectorIndex
+    from rag.vectors import VectorIndex
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class LibraryWriter:
     def __init__(
         self,
         records: RecordStore,
-        vectors: ChromaVectorIndex,
+        vectors: VectorIndex,
         lexical_index: LexicalIndex,
         lock: Lock,
     ) -> None:

@@ -1,7 +1,8 @@
-"""The index's parts, each through its interface, on every database newsrag supports.
+"""The index's parts, each through its interface, on every store newsrag supports.
 
 One suite per part (record store, lexical index, writer, library lock), run against the
-embedded SQLite file and a real Postgres server (tests/conftest.py starts one): a second
+embedded SQLite file and a real Postgres server (tests/conftest.py starts one), and one
+for the vector index, run against embedded Chroma and a real `chroma run`: a second
 implementation is only done when it passes the same tests as the first.
 """
 
@@ -22,7 +23,7 @@ import pytest
 from sqlalchemy import select
 
 from rag import lexical
-from rag.components import build_index
+from rag.components import build_index, build_vector_index
 from rag.database import CHUNKS, LEX_META, LEX_POSTINGS
 from rag.errors import StoreBusyError
 from rag.lexical import SqlLexicalIndex
@@ -30,6 +31,7 @@ from rag.locking import LibraryLock, Lock, PostgresLibraryLock
 from rag.record_store import ChunkRow, Filters, SqlRecordStore, VectorCheck, pack_rows
 from rag.records import Article, Chunk
 from rag.store import ChunkIndex, open_record_store
+from rag.vectors import VectorIndex
 from tests.conftest import ROOT, make_settings
 from tests.test_lexical import _article, _corpus, _write
 
@@ -336,3 +338,62 @@ def test_the_library_lock_keeps_other_processes_out_until_its_holder_dies(
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+
+
+# -- the vector index ------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["embedded", "server"])
+def vector_index(request: pytest.FixtureRequest, tmp_path: Path) -> VectorIndex:
+    """Each Chroma newsrag supports: embedded in the data dir, and a real `chroma run`."""
+    if request.param == "embedded":
+        return build_vector_index(make_settings(tmp_path / "data"))
+    server = request.getfixturevalue("chroma_server")
+    return build_vector_index(
+        make_settings(tmp_path / "data", chroma_host="127.0.0.1", chroma_port=server.port)
+    )
+
+
+def _unit(rows: int, seed: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((rows, 8)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_stored_vectors_are_found_read_back_and_removed_by_id_or_article(
+    vector_index: VectorIndex,
+) -> None:
+    vectors = _unit(6, 1)
+    ids = [f"a{n // 3}:{n % 3}" for n in range(6)]
+    metadatas = [{"article_id": i.split(":")[0], "published_day": n} for n, i in enumerate(ids)]
+    vector_index.upsert(ids, vectors, metadatas)
+    vector_index.upsert(ids[:1], vectors[:1], metadatas[:1])  # an upsert, not a copy
+    assert vector_index.count() == 6 and sorted(vector_index.ids()) == sorted(ids)
+    assert vector_index.ids({"article_id": "a1"}) == ["a1:0", "a1:1", "a1:2"]
+    assert vector_index.missing([*ids, "a9:0"]) == ["a9:0"]
+    best, score = vector_index.query(vectors[4].tolist(), 2)[0]
+    assert best == "a1:1" and score == pytest.approx(1.0, abs=1e-4)
+    late = vector_index.query(vectors[4].tolist(), 6, {"published_day": {"$lte": 2}})
+    assert {i for i, _ in late} == {"a0:0", "a0:1", "a0:2"}
+    exported = [i for batch, _, _ in vector_index.export(4) for i in batch]
+    assert sorted(exported) == sorted(ids)
+    vector_index.delete_where({"article_id": "a0"})
+    vector_index.delete(["a1:2"])
+    assert sorted(vector_index.ids()) == ["a1:0", "a1:1"]
+    vector_index.reset()
+    assert vector_index.count() == 0
+
+
+def test_a_collection_emptied_behind_the_index_is_re_created_on_the_next_call(
+    vector_index: VectorIndex, tmp_path: Path
+) -> None:
+    vector_index.upsert(["a:0"], _unit(1, 2), [{"article_id": "a"}])
+    other = (
+        build_vector_index(make_settings(tmp_path / "data"))
+        if vector_index.embedded
+        else vector_index
+    )
+    client = other._shared.get()  # type: ignore[attr-defined]
+    client.delete_collection(other.name)
+    other.refresh()
+    assert other.recreated and other.count() == 0
+    assert other.missing(["a:0"]) == ["a:0"]
