@@ -21,6 +21,7 @@ place and searches across the parts.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date
@@ -114,6 +115,8 @@ def open_record_store(url: str, busy_seconds: float = 30.0) -> SqlRecordStore:
         raise StoreError(msg) from exc
     except DatabaseError as exc:
         raise StoreError(_unreadable(where, exc.orig or exc)) from exc
+    except sqlite3.DatabaseError as exc:  # from the schema script, run on the driver
+        raise StoreError(_unreadable(where, exc)) from exc
     return SqlRecordStore(engine)
 
 
