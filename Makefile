@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TORCH := torch==2.13.0
 
-.PHONY: run test lint typecheck pytest venv browser bench-ingest bench-query eval clean
+.PHONY: run test lint typecheck pytest venv browser postgres bench-ingest bench-query eval clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,15 @@ browser:
 	      || echo "warning: could not install chromium; browser tests will be skipped"; \
 	  else echo "warning: chromium missing and not root; browser tests will be skipped"; fi; }
 
+# Debian's PostgreSQL for the shared-library tests (they start their own server with
+# initdb/pg_ctl in a temporary directory; the packaged cluster is not used).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	      || echo "warning: could not install postgresql; Postgres tests will be skipped"; \
+	  else echo "warning: postgresql missing and not root; Postgres tests will be skipped"; fi; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -37,7 +46,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) browser
+pytest: $(STAMP) browser postgres
 	$(BIN)/pytest
 
 test: lint typecheck pytest

@@ -511,6 +511,10 @@ class Assistant:
     @property
     def _where(self) -> str:
         """Where the index lives, for messages."""
+        if self.settings.shared_database:
+            from rag.database import redacted
+
+            return f"record database {redacted(self.settings.resolved_database_url)}"
         if self.settings.chroma_host:
             return (
                 f"record database {self.settings.index_db_path}, Chroma server "

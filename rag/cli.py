@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 
 from rag.errors import NewsragError, QuestionError
 from rag.settings import Settings
@@ -81,6 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--repair",
         action="store_true",
         help="restore lost vectors, drop orphan ones, finish unfinished articles",
+    )
+
+    migrate = sub.add_parser(
+        "migrate",
+        help="copy the library's records to a shared database (e.g. Postgres)",
+        description="Copy articles, chunks, BM25 postings, the embedding cache and the "
+        "library state into the database at --to; with --chroma-host, also copy embedded "
+        "vectors to a Chroma server. Then run with NEWSRAG_DATABASE_URL (and CHROMA_HOST) "
+        "set to them (docs/DEPLOY.md).",
+    )
+    migrate.add_argument(
+        "--to", required=True, metavar="URL", help="postgresql+psycopg://USER:PASSWORD@HOST/DB"
+    )
+    migrate.add_argument("--chroma-host", help="copy the vectors to this Chroma server")
+    migrate.add_argument("--chroma-port", type=int, default=8000, help="its port (8000)")
+    migrate.add_argument(
+        "--replace", action="store_true", help="overwrite a target that holds a library"
     )
 
     ev = sub.add_parser("eval", help="measure retrieval and answers on a QA dataset")
@@ -184,6 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NewsragError as exc:
         print(f"newsrag: error: {exc}", file=sys.stderr)
         return 1
+    except OperationalError as exc:  # the record database went away during the command
+        reason = " ".join(str(exc.orig or exc).split())
+        print(f"newsrag: error: the record database failed: {reason}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("newsrag: interrupted", file=sys.stderr)
         return 130
@@ -227,6 +249,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _stats(settings)
     if args.command == "check":
         return _check(args, settings)
+    if args.command == "migrate":
+        return _migrate(args, settings)
     if args.command == "eval":
         from rag.evaluation import run_cli
 
@@ -390,6 +414,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def _stats(settings: Settings) -> int:
     from rag.components import build_index
+    from rag.database import redacted
 
     index = build_index(settings)
     stats = index.stats()
@@ -399,6 +424,8 @@ def _stats(settings: Settings) -> int:
         else str(settings.data_dir)
     )
     print(f"index: {where} (collection {settings.collection})")
+    if settings.shared_database:
+        print(f"records: {redacted(settings.resolved_database_url)}")
     print(f"articles: {stats.articles}")
     print(f"chunks: {stats.chunks}")
     if stats.pending:
@@ -445,6 +472,44 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     if result.repaired:
         return 0 if not assistant.index.missing_vectors() else 1
     return 0 if result.ok else 1
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.components import build_index, build_vector_index
+    from rag.migrate import copy_records, copy_vectors
+
+    source = build_index(settings)
+    if source.pending_ids():
+        print(
+            "newsrag: the library has unfinished articles: run `newsrag check --repair` "
+            "before migrating",
+            file=sys.stderr,
+        )
+        return 1
+    rows = copy_records(settings.resolved_database_url, args.to, replace=args.replace)
+    for table, n in rows.items():
+        print(f"{table}: {n:,} rows copied")
+    target_settings = settings.model_copy(update={"database_url": args.to})
+    if args.chroma_host:
+        if settings.chroma_host:
+            print("newsrag: the vectors are on a Chroma server already", file=sys.stderr)
+            return 2
+        target_settings = target_settings.model_copy(
+            update={"chroma_host": args.chroma_host, "chroma_port": args.chroma_port}
+        )
+        copied = copy_vectors(source.vectors, build_vector_index(target_settings))
+        print(f"vectors: {copied:,} copied to {args.chroma_host}:{args.chroma_port}")
+    target = build_index(target_settings)
+    missing = target.missing_vectors()
+    if missing:
+        print(
+            f"newsrag: {len(missing):,} chunks have no vector where the migrated library "
+            "looks for them: run with the same Chroma (or pass --chroma-host)",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"done: {target.stats().articles:,} articles; set NEWSRAG_DATABASE_URL to use them")
+    return 0
 
 
 def format_answer(answer: Answer) -> str:

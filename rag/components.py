@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag.embeddings import LocalEmbeddings, SentenceTransformerEmbeddings
 from rag.errors import ConfigError, MissingDependencyError, StoreError, StoreUnavailableError
-from rag.locking import LibraryLock
+from rag.locking import LibraryLock, Lock, PostgresLibraryLock
 from rag.settings import Settings
-from rag.store import ChunkIndex
+from rag.store import ChunkIndex, open_record_store
 from rag.vectors import ChromaVectorIndex
 
 if TYPE_CHECKING:
@@ -113,14 +114,29 @@ def build_vector_index(settings: Settings) -> ChromaVectorIndex:
 
 
 def build_index(settings: Settings, embeddings: Embeddings | None = None) -> ChunkIndex:
-    """The chunk index (Chroma + the local record database) of ``settings.collection``,
-    with the library lock that serialises writes across processes.
+    """The chunk index of ``settings.collection``: its vector index (Chroma), its record
+    store and BM25 postings (the database of ``settings.database_url``), and the library
+    lock that serialises writes across processes (a lock file, or a Postgres advisory
+    lock when the records live on Postgres).
 
     ``embeddings`` is accepted for symmetry with the other builders; the index stores
     vectors computed by the ingest pipeline and never embeds by itself.
     """
-    lock = LibraryLock(settings.index_db_path.with_suffix(".lock"), settings.lock_timeout)
-    return ChunkIndex(build_vector_index(settings), settings.index_db_path, lock)
+    records = open_record_store(settings.resolved_database_url, ChunkIndex.busy_seconds)
+    lock: Lock
+    if records.engine.dialect.name == "postgresql":
+        # Processes on other hosts share the library: the lock lives in the database.
+        lock = PostgresLibraryLock(records.engine, settings.collection, settings.lock_timeout)
+    else:
+        # Beside the database file: every process that opens that file takes this lock.
+        database = Path(records.engine.url.database or settings.index_db_path)
+        lock = LibraryLock(database.with_suffix(".lock"), settings.lock_timeout)
+    try:
+        vectors = build_vector_index(settings)
+    except BaseException:
+        records.close()
+        raise
+    return ChunkIndex(vectors, records, lock)
 
 
 def build_chat_model(settings: Settings) -> BaseChatModel:

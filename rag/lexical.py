@@ -7,8 +7,9 @@ on", "president") match a third of a library. Ranking therefore grew with the li
 three arrays (chunk ids, term frequencies, chunk lengths) in one BLOB row, and a question
 is scored with a few vector operations per term.
 
-Layout (tables in the same SQLite file as the manifest, written in the same transaction
-as the chunks, so the crash-safety protocol of :class:`rag.store.ChunkIndex` covers it):
+Layout (tables in the record database, :mod:`rag.database`, SQLite or Postgres, written in
+the same transaction as the chunks, so the crash-safety protocol of
+:class:`rag.writer.LibraryWriter` covers it; the same SQLAlchemy statements run on both):
 
 - ``lex_postings(term, frag, docs, freqs, lens)``: each write adds one *fragment* per
   term it contains. The newest fragment of a term is merged into the one before it while
@@ -33,14 +34,16 @@ import functools
 import logging
 import math
 import re
-import sqlite3
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import snowballstemmer
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
+from rag.database import ARTICLES, CHUNKS, LEX_META, LEX_POSTINGS, InList, upsert
 from rag.text import STOPWORDS
 
 logger = logging.getLogger(__name__)
@@ -52,17 +55,25 @@ B = 0.75
 MERGE_RATIO = 4
 MAX_QUERY_TERMS = 64
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS lex_postings (
-    term TEXT NOT NULL,
-    frag INTEGER NOT NULL,
-    docs BLOB NOT NULL,
-    freqs BLOB NOT NULL,
-    lens BLOB NOT NULL,
-    PRIMARY KEY (term, frag)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS lex_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-"""
+# Statements of the hot paths, built once (building one costs more than running it).
+_P = LEX_POSTINGS.c
+_META = select(LEX_META.c.key, LEX_META.c.value)
+_TERM_SIZES = InList(
+    lambda terms: (
+        select(_P.term, func.sum(func.length(_P.docs))).where(_P.term.in_(terms)).group_by(_P.term)
+    )
+)
+_POSTINGS_OF = InList(
+    lambda terms: (
+        select(_P.term, _P.docs, _P.freqs, _P.lens).where(_P.term.in_(terms)).order_by(_P.frag)
+    )
+)
+_FRAGMENT_SIZES = select(_P.frag, func.length(_P.docs)).where(_P.term == bindparam("term"))
+_FRAGMENT_SIZES = _FRAGMENT_SIZES.order_by(_P.frag)
+_IN_TAIL = (_P.term == bindparam("term")) & (_P.frag >= bindparam("low"))
+_TAIL = select(_P.docs, _P.freqs, _P.lens).where(_IN_TAIL).order_by(_P.frag)
+_DELETE_TAIL = delete(LEX_POSTINGS).where(_IN_TAIL)
+_INSERT = insert(LEX_POSTINGS)
 
 _DOC = np.dtype("<u4")
 _SMALL = np.dtype("<u2")
@@ -137,32 +148,28 @@ def query_terms(text: str) -> list[str]:
 # -- metadata ---------------------------------------------------------------------------
 
 
-def _meta(con: sqlite3.Connection) -> dict[str, int]:
-    return {str(k): int(v) for k, v in con.execute("SELECT key, value FROM lex_meta")}
+def _meta(con: Connection) -> dict[str, int]:
+    return {str(k): int(v) for k, v in con.execute(_META)}
 
 
-def _set_meta(con: sqlite3.Connection, values: Mapping[str, int]) -> None:
-    con.executemany(
-        "INSERT INTO lex_meta(key, value) VALUES (?,?) "
-        "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-        list(values.items()),
-    )
+def _set_meta(con: Connection, values: Mapping[str, int]) -> None:
+    upsert(con, LEX_META, [{"key": k, "value": v} for k, v in values.items()], ["key"])
 
 
-def needs_build(con: sqlite3.Connection) -> bool:
+def needs_build(con: Connection) -> bool:
     """True when the postings were built by another version (or never)."""
     return _meta(con).get("version") != VERSION
 
 
-def build(con: sqlite3.Connection, batch: int = 5_000) -> int:
+def build(con: Connection, batch: int = 5_000) -> int:
     """(Re)build every posting from the chunks table; returns the chunks indexed.
 
     Runs once on a database written before this index existed (it had FTS5) or by
     another analyzer version. Call inside a write transaction. Chunks are read
     ``batch`` at a time, so memory stays flat whatever the size of the library.
     """
-    con.execute("DELETE FROM lex_postings")
-    total, top = con.execute("SELECT count(*), coalesce(max(rowid), 0) FROM chunks").fetchone()
+    con.execute(delete(LEX_POSTINGS))
+    total, top = con.execute(select(func.count(), func.coalesce(func.max(CHUNKS.c.rowid), 0))).one()
     if total:
         logger.info("building the BM25 index of %d chunks (once, after an upgrade)", total)
     _set_meta(
@@ -180,27 +187,32 @@ def build(con: sqlite3.Connection, batch: int = 5_000) -> int:
     done, after = 0, 0
     while True:
         rows = con.execute(
-            "SELECT c.rowid, a.title, c.text FROM chunks c JOIN articles a "
-            "ON a.article_id = c.article_id WHERE c.rowid > ? ORDER BY c.rowid LIMIT ?",
-            (after, batch),
-        ).fetchall()
+            select(CHUNKS.c.rowid, ARTICLES.c.title, CHUNKS.c.text)
+            .join(ARTICLES, ARTICLES.c.article_id == CHUNKS.c.article_id)
+            .where(CHUNKS.c.rowid > after)
+            .order_by(CHUNKS.c.rowid)
+            .limit(batch)
+        ).all()
         if not rows:
             break
         docs = [(int(rowid), analyze(title, text)) for rowid, title, text in rows]
-        con.executemany(
-            "UPDATE chunks SET lex_len=?, lex_terms=? WHERE rowid=?",
-            [(a.length, len(a.freqs), rowid) for rowid, a in docs],
+        con.execute(
+            update(CHUNKS)
+            .where(CHUNKS.c.rowid == bindparam("b_rowid"))
+            .values(lex_len=bindparam("b_len"), lex_terms=bindparam("b_terms")),
+            [{"b_len": a.length, "b_terms": len(a.freqs), "b_rowid": rowid} for rowid, a in docs],
         )
         _append(con, docs, merge=False)
         done += len(docs)
         after = docs[-1][0]
     if done > batch:
         compact(con)  # one fragment per term (each posting is rewritten once)
-    con.execute("DROP TABLE IF EXISTS chunks_fts")  # the FTS5 index this replaces
+    if con.dialect.name == "sqlite":
+        con.exec_driver_sql("DROP TABLE IF EXISTS chunks_fts")  # the FTS5 index this replaces
     return done
 
 
-def next_doc(con: sqlite3.Connection) -> int:
+def next_doc(con: Connection) -> int:
     """The first unused chunk id (ids are never reused: see the module docstring)."""
     return _meta(con).get("next_doc", 1)
 
@@ -208,7 +220,7 @@ def next_doc(con: sqlite3.Connection) -> int:
 # -- writes (inside the caller's transaction) -----------------------------------------------
 
 
-def add(con: sqlite3.Connection, docs: Sequence[tuple[int, Analyzed]]) -> None:
+def add(con: Connection, docs: Sequence[tuple[int, Analyzed]]) -> None:
     """Index new chunks ``(chunk id, analyzed)``; ids must come from :func:`next_doc`."""
     _append(con, docs, merge=True)
     meta = _meta(con)
@@ -216,7 +228,7 @@ def add(con: sqlite3.Connection, docs: Sequence[tuple[int, Analyzed]]) -> None:
         compact(con)
 
 
-def _append(con: sqlite3.Connection, docs: Sequence[tuple[int, Analyzed]], merge: bool) -> None:
+def _append(con: Connection, docs: Sequence[tuple[int, Analyzed]], merge: bool) -> None:
     if not docs:
         return
     meta = _meta(con)
@@ -235,16 +247,16 @@ def _append(con: sqlite3.Connection, docs: Sequence[tuple[int, Analyzed]], merge
             entry[1].append(freq)
             entry[2].append(length)
     frag = meta["next_frag"]
-    con.executemany(
-        "INSERT INTO lex_postings(term, frag, docs, freqs, lens) VALUES (?,?,?,?,?)",
+    con.execute(
+        insert(LEX_POSTINGS),
         [
-            (
-                term,
-                frag,
-                np.asarray(d, dtype=_DOC).tobytes(),
-                np.asarray(f, dtype=_SMALL).tobytes(),
-                np.asarray(n, dtype=_SMALL).tobytes(),
-            )
+            {
+                "term": term,
+                "frag": frag,
+                "docs": np.asarray(d, dtype=_DOC).tobytes(),
+                "freqs": np.asarray(f, dtype=_SMALL).tobytes(),
+                "lens": np.asarray(n, dtype=_SMALL).tobytes(),
+            }
             for term, (d, f, n) in postings.items()
         ],
     )
@@ -263,7 +275,7 @@ def _append(con: sqlite3.Connection, docs: Sequence[tuple[int, Analyzed]], merge
         _Merger(con).merge_tails(postings)
 
 
-def forget(con: sqlite3.Connection, chunks: int, words_total: int, postings: int) -> None:
+def forget(con: Connection, chunks: int, words_total: int, postings: int) -> None:
     """Account for deleted chunks (their postings stay until merged; see module doc)."""
     meta = _meta(con)
     _set_meta(
@@ -276,17 +288,17 @@ def forget(con: sqlite3.Connection, chunks: int, words_total: int, postings: int
     )
 
 
-def clear(con: sqlite3.Connection) -> None:
+def clear(con: Connection) -> None:
     """Drop every posting (the chunks are being deleted too)."""
-    con.execute("DELETE FROM lex_postings")
+    con.execute(delete(LEX_POSTINGS))
     _set_meta(con, {"docs": 0, "words": 0, "postings": 0, "live_postings": 0})
 
 
-def compact(con: sqlite3.Connection) -> None:
+def compact(con: Connection) -> None:
     """Merge every term's fragments into one, dropping the postings of deleted chunks."""
     merger = _Merger(con)
     fragments: dict[str, list[int]] = {}
-    for term, frag in con.execute("SELECT term, frag FROM lex_postings").fetchall():
+    for term, frag in con.execute(select(LEX_POSTINGS.c.term, LEX_POSTINGS.c.frag)).all():
         fragments.setdefault(term, []).append(frag)
     for term, frags in fragments.items():
         merger.merge(term, frags)
@@ -296,14 +308,15 @@ def compact(con: sqlite3.Connection) -> None:
 class _Merger:
     """Merges fragments of a term, dropping postings whose chunk is gone."""
 
-    def __init__(self, con: sqlite3.Connection) -> None:
+    def __init__(self, con: Connection) -> None:
         self.con = con
         self._alive: np.ndarray | None = None
         self.dropped = 0
 
     def alive(self) -> np.ndarray:
         if self._alive is None:
-            ids = np.fromiter((r[0] for r in self.con.execute("SELECT rowid FROM chunks")), _DOC)
+            rows = self.con.execute(select(CHUNKS.c.rowid))
+            ids = np.fromiter((r[0] for r in rows), _DOC)
             mask = np.zeros(next_doc(self.con) + 1, dtype=bool)
             mask[ids] = True
             self._alive = mask
@@ -313,9 +326,7 @@ class _Merger:
         """Merge each term's newest fragments while the one before them is at most
         ``MERGE_RATIO`` times their size (fragment sizes then fall geometrically)."""
         for term in terms:
-            sizes = self.con.execute(
-                "SELECT frag, length(docs) FROM lex_postings WHERE term=? ORDER BY frag", (term,)
-            ).fetchall()
+            sizes = self.con.execute(_FRAGMENT_SIZES, {"term": term}).all()
             first = len(sizes) - 1
             merged = sizes[first][1] if sizes else 0
             while first >= 1 and sizes[first - 1][1] <= MERGE_RATIO * merged:
@@ -326,31 +337,27 @@ class _Merger:
         self.settle()
 
     def merge(self, term: str, frags: list[int]) -> None:
-        marks = ",".join("?" * len(frags))
-        rows = self.con.execute(
-            f"SELECT docs, freqs, lens FROM lex_postings WHERE term=? AND frag IN ({marks}) "
-            "ORDER BY frag",
-            [term, *frags],
-        ).fetchall()
+        """Merge ``frags``: the term's newest fragments, all of those from ``min(frags)``
+        on (so one range condition selects them)."""
+        these = {"term": term, "low": min(frags)}
+        rows = self.con.execute(_TAIL, these).all()
         docs = np.concatenate([np.frombuffer(r[0], _DOC) for r in rows])
         freqs = np.concatenate([np.frombuffer(r[1], _SMALL) for r in rows])
         lens = np.concatenate([np.frombuffer(r[2], _SMALL) for r in rows])
         alive = self.alive()
         keep = alive[np.minimum(docs, len(alive) - 1)]
         self.dropped += int(len(docs) - keep.sum())
-        self.con.execute(
-            f"DELETE FROM lex_postings WHERE term=? AND frag IN ({marks})", [term, *frags]
-        )
+        self.con.execute(_DELETE_TAIL, these)
         if keep.any():
             self.con.execute(
-                "INSERT INTO lex_postings(term, frag, docs, freqs, lens) VALUES (?,?,?,?,?)",
-                (
-                    term,
-                    max(frags),
-                    docs[keep].tobytes(),
-                    freqs[keep].tobytes(),
-                    lens[keep].tobytes(),
-                ),
+                _INSERT,
+                {
+                    "term": term,
+                    "frag": max(frags),
+                    "docs": docs[keep].tobytes(),
+                    "freqs": freqs[keep].tobytes(),
+                    "lens": lens[keep].tobytes(),
+                },
             )
 
     def settle(self) -> None:
@@ -365,7 +372,7 @@ class _Merger:
 
 
 def score(
-    con: sqlite3.Connection, terms: Sequence[str], at_least: int = 0
+    con: Connection, terms: Sequence[str], at_least: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """BM25 of the chunks containing the terms: ``(chunk ids, scores)``, unordered.
 
@@ -381,16 +388,9 @@ def score(
     n_docs = meta.get("docs", 0)
     if not terms or n_docs <= 0:
         return empty
-    marks = ",".join("?" * len(terms))
-    sizes = {
-        str(t): int(n) // _DOC.itemsize
-        for t, n in con.execute(
-            f"SELECT term, sum(length(docs)) FROM lex_postings WHERE term IN ({marks}) "
-            "GROUP BY term",
-            list(terms),
-        )
-    }
-    idfs = {t: _idf(n_docs, df) for t, df in sizes.items()}
+    sizes = {str(t): int(n) // _DOC.itemsize for t, n in con.execute(*_TERM_SIZES(list(terms)))}
+    # In the question's order, so scores add up the same on every database.
+    idfs = {t: _idf(n_docs, sizes[t]) for t in terms if t in sizes}
     informative = [t for t, idf in idfs.items() if idf > _IDF_FLOOR]
     acc = np.zeros(meta.get("next_doc", 1) + 1, dtype=np.float32)
     norms = K1 * (1.0 - B) + (K1 * B / max(meta.get("words", 0) / n_docs, 1.0)) * _LENGTHS
@@ -415,7 +415,7 @@ def _idf(n_docs: int, df: int) -> float:
 
 
 def _accumulate(
-    con: sqlite3.Connection,
+    con: Connection,
     terms: Sequence[str],
     idfs: Mapping[str, float],
     norms: np.ndarray,
@@ -423,20 +423,20 @@ def _accumulate(
 ) -> None:
     if not terms:
         return
-    marks = ",".join("?" * len(terms))
     grouped: dict[str, list[tuple[bytes, bytes, bytes]]] = {}
-    for name, docs, freqs, lens in con.execute(
-        f"SELECT term, docs, freqs, lens FROM lex_postings WHERE term IN ({marks})", list(terms)
-    ):
+    for name, docs, freqs, lens in con.execute(*_POSTINGS_OF(list(terms))):
         grouped.setdefault(name, []).append((docs, freqs, lens))
-    for name, parts in grouped.items():
+    for name in terms:
+        parts = grouped.get(name)
+        if not parts:
+            continue
         docs = np.concatenate([np.frombuffer(p[0], _DOC) for p in parts])
         freqs = _WEIGHTED[np.concatenate([np.frombuffer(p[1], _SMALL) for p in parts])]
         norm = norms[np.concatenate([np.frombuffer(p[2], _SMALL) for p in parts])]
         acc[docs] += (idfs[name] * (K1 + 1.0)) * freqs / (freqs + norm)
 
 
-def frequencies(con: sqlite3.Connection, words: Sequence[str]) -> tuple[int, dict[str, int]]:
+def frequencies(con: Connection, words: Sequence[str]) -> tuple[int, dict[str, int]]:
     """Live chunk count, and how many chunks hold each word in their body (a title word
     is in every chunk of its article).
 
@@ -449,8 +449,9 @@ def frequencies(con: sqlite3.Connection, words: Sequence[str]) -> tuple[int, dic
     wanted = sorted({t for ts in parts.values() for t in ts})
     if not wanted:
         return n_docs, dict.fromkeys(words, n_docs)
-    marks = ",".join("?" * len(wanted))
-    rows = con.execute(f"SELECT term, freqs FROM lex_postings WHERE term IN ({marks})", wanted)
+    rows = con.execute(
+        select(LEX_POSTINGS.c.term, LEX_POSTINGS.c.freqs).where(LEX_POSTINGS.c.term.in_(wanted))
+    )
     by_term: dict[str, int] = {}
     for name, freqs in rows:
         in_body = int(np.count_nonzero(np.frombuffer(freqs, _SMALL) & 255))
@@ -468,3 +469,66 @@ def top(ids: np.ndarray, scores: np.ndarray, n: int) -> list[tuple[int, float]]:
         ids, scores = ids[part], scores[part]
     order = np.lexsort((ids, -scores))
     return [(int(ids[i]), float(scores[i])) for i in order]
+
+
+class LexicalIndex(Protocol):
+    """BM25 over the chunks. Postings are written in the record store's transaction
+    (``con``), so a chunk and its postings become visible together.
+
+    Every implementation passes tests/test_parts.py (same ranking as SQLite's FTS5).
+    """
+
+    def ensure_built(self, con: Connection) -> bool: ...
+    def next_doc(self, con: Connection) -> int: ...
+    def add(self, con: Connection, docs: Sequence[tuple[int, Analyzed]]) -> None: ...
+    def forget(self, con: Connection, chunks: int, words_total: int, postings: int) -> None: ...
+    def clear(self, con: Connection) -> None: ...
+    def compact(self, con: Connection) -> None: ...
+    def score(
+        self, con: Connection, terms: Sequence[str], at_least: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+    def frequencies(self, con: Connection, words: Sequence[str]) -> tuple[int, dict[str, int]]: ...
+
+
+class SqlLexicalIndex:
+    """The postings in the record database (tables ``lex_postings``, ``lex_meta``), on
+    SQLite or Postgres alike.
+
+    Example:
+        >>> from rag.database import create_schema, open_engine, write_transaction
+        >>> engine = open_engine("sqlite://")
+        >>> create_schema(engine)
+        >>> with write_transaction(engine) as con:
+        ...     SqlLexicalIndex().ensure_built(con)
+        True
+    """
+
+    def ensure_built(self, con: Connection) -> bool:
+        """Build the postings when another version (or none) wrote them; True if built."""
+        if not needs_build(con):
+            return False
+        build(con)
+        return True
+
+    def next_doc(self, con: Connection) -> int:
+        return next_doc(con)
+
+    def add(self, con: Connection, docs: Sequence[tuple[int, Analyzed]]) -> None:
+        add(con, docs)
+
+    def forget(self, con: Connection, chunks: int, words_total: int, postings: int) -> None:
+        forget(con, chunks, words_total, postings)
+
+    def clear(self, con: Connection) -> None:
+        clear(con)
+
+    def compact(self, con: Connection) -> None:
+        compact(con)
+
+    def score(
+        self, con: Connection, terms: Sequence[str], at_least: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return score(con, terms, at_least)
+
+    def frequencies(self, con: Connection, words: Sequence[str]) -> tuple[int, dict[str, int]]:
+        return frequencies(con, words)

@@ -21,6 +21,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -182,15 +184,24 @@ def _quantize(raw: Path, target: Path) -> None:
     # logger as a WARNING; it needs no action from a newsrag user.
     root = logging.getLogger()
     root.addFilter(_drop_quantizer_advice)
+    # quantize_dynamic writes a shape-inferred copy beside its input under a fixed name:
+    # processes starting together (several app processes on a fresh host) would delete
+    # each other's copy. Each quantizes from a link in a directory of its own.
     try:
-        quantize_dynamic(
-            str(raw),
-            str(target),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            reduce_range=True,
-            op_types_to_quantize=["MatMul"],
-        )
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".quantize-") as private:
+            source = Path(private) / raw.name
+            try:
+                os.link(raw, source)
+            except OSError:
+                shutil.copyfile(raw, source)
+            quantize_dynamic(
+                str(source),
+                str(target),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                reduce_range=True,
+                op_types_to_quantize=["MatMul"],
+            )
     finally:
         root.removeFilter(_drop_quantizer_advice)
 

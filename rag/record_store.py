@@ -1,0 +1,729 @@
+"""The record store: articles, chunks, sentence vectors, the embedding cache, library state.
+
+Everything the library knows except the vectors (:mod:`rag.vectors`) and the BM25
+postings (:mod:`rag.lexical`, in the same database). It is the source of truth for what
+is searchable: an article is visible only once its status is ``complete``.
+
+:class:`RecordStore` is the interface; :class:`SqlRecordStore` implements it on any
+database of :mod:`rag.database` (SQLite file by default, Postgres for shared libraries).
+Writes that must be atomic with the postings take the caller's transaction
+(``con``), opened with :meth:`RecordStore.transaction`; :class:`rag.writer.LibraryWriter`
+runs the protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from rag.database import (
+    ARTICLES,
+    CHUNKS,
+    EMBEDDING_CACHE,
+    LIBRARY_STATE,
+    InList,
+    batches,
+    dialect_insert,
+    read_transaction,
+    upsert,
+    write_transaction,
+)
+from rag.records import Article, Chunk, RetrievedChunk, day_number, sha1_hex
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_DAY = -1  # published_day of undated articles: passes "before as-of" filters
+
+A = ARTICLES.c
+C = CHUNKS.c
+
+
+@dataclass(frozen=True)
+class ArticleRecord:
+    """What the manifest knows about an indexed article."""
+
+    article_id: str
+    title: str
+    source: str
+    url: str | None
+    published: date | None
+    origin: str
+    content_hash: str
+    n_chunks: int
+    status: str
+
+
+@dataclass(frozen=True)
+class VectorCheck:
+    """What the last check of the vectors found (by an ingest or ``newsrag check``)."""
+
+    missing: int  # stored chunks whose vector could not be read back
+    checked_chunks: int
+    scope: str  # "ingest" (the chunks it stored or skipped) or "library" (all of them)
+    at: float  # time.time() of the check
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    articles: int
+    chunks: int
+    pending: int
+    newest: tuple[date, ...]
+    sources: tuple[tuple[str, int], ...]
+    vector_check: VectorCheck | None = None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Optional retrieval filters.
+
+    ``sources`` keeps articles whose source (outlet, URL host or path) is in the list;
+    ``date_from``/``date_to`` keep articles published in that closed range (undated
+    articles are then left out); ``as_of`` leaves out articles published after it.
+    """
+
+    sources: tuple[str, ...] = ()
+    date_from: date | None = None
+    date_to: date | None = None
+    as_of: date | None = None
+    exclude_ids: tuple[str, ...] = ()  # article ids left out (e.g. the no-answer eval)
+
+    def day_bounds(self, exclude_future: bool) -> tuple[int | None, int | None]:
+        low = day_number(self.date_from) if self.date_from else None
+        highs = [day_number(d) for d in (self.date_to,) if d]
+        if self.as_of and exclude_future:
+            highs.append(day_number(self.as_of))
+        return low, (min(highs) if highs else None)
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """A chunk as the writer stores it (``rowid`` is its BM25 id)."""
+
+    rowid: int
+    chunk: Chunk
+    sentences: bytes | None
+    lex_len: int
+    lex_terms: int
+
+
+class RecordStore(Protocol):
+    """Articles, chunks, sentence vectors, embedding cache and library state.
+
+    Every implementation passes tests/test_parts.py. Methods taking ``con`` run inside a
+    transaction of :meth:`transaction` (shared with the lexical index's postings).
+    """
+
+    engine: Engine
+
+    def transaction(self) -> AbstractContextManager[Connection]: ...
+    def snapshot(self) -> AbstractContextManager[Connection]: ...
+    def get_records(self, article_ids: Iterable[str] | None = None) -> dict[str, ArticleRecord]: ...
+    def find_by_text_hash(self, text_hash: str) -> ArticleRecord | None: ...
+    def is_empty(self) -> bool: ...
+    def stats(self) -> IndexStats: ...
+    def newest_published(
+        self, on_or_before: date, on_or_after: date | None = None
+    ) -> date | None: ...
+    def complete_chunks(self) -> int: ...
+    def pending_ids(self) -> list[str]: ...
+    def chunk_ids_of(self, article_ids: Iterable[str] | None = None) -> dict[str, str]: ...
+    def chunks_by_id(self, chunk_ids: Sequence[str]) -> dict[str, RetrievedChunk]: ...
+    def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]: ...
+    def article_chunks(self, article_id: str) -> list[tuple[int, str]]: ...
+    def chunk_metadata_rows(self, chunk_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+    def passing(
+        self,
+        column: Literal["chunk_id", "rowid"],
+        values: Sequence[Any],
+        filters: Filters,
+        exclude_future: bool,
+        con: Connection | None = None,
+    ) -> dict[Any, str]: ...
+    def generation(self) -> int: ...
+    def bump_generation(self, con: Connection) -> None: ...
+    def record_vector_check(self, check: VectorCheck) -> None: ...
+    def last_vector_check(self) -> VectorCheck | None: ...
+    def cached_vectors(
+        self, keys: Sequence[str], split: str = ""
+    ) -> tuple[dict[str, np.ndarray], dict[str, bytes]]: ...
+    def cache_vectors(
+        self,
+        vectors: dict[str, np.ndarray],
+        sentences: Mapping[str, bytes | None] | None = None,
+        split: str = "",
+    ) -> None: ...
+    def mark(
+        self, con: Connection, articles: Sequence[Article], status: str, version: str = ""
+    ) -> None: ...
+    def set_status(self, con: Connection, article_ids: Sequence[str], status: str) -> None: ...
+    def delete_chunks(
+        self, con: Connection, article_ids: Sequence[str]
+    ) -> tuple[int, int, int]: ...
+    def insert_chunks(self, con: Connection, article_id: str, rows: Sequence[ChunkRow]) -> None: ...
+    def complete(
+        self, con: Connection, article: Article, n_chunks: int, version: str = ""
+    ) -> None: ...
+    def delete_articles(self, con: Connection, article_ids: Sequence[str]) -> None: ...
+    def clear(self, con: Connection) -> None: ...
+    def close(self) -> None: ...
+
+
+class SqlRecordStore:
+    """The record store on a SQLAlchemy engine (SQLite or Postgres).
+
+    Example:
+        >>> from rag.database import create_schema, open_engine
+        >>> engine = open_engine("sqlite://")
+        >>> create_schema(engine)
+        >>> store = SqlRecordStore(engine)
+        >>> store.is_empty(), store.generation()
+        (True, 0)
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- transactions ----------------------------------------------------------------
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A write transaction (committed when the block ends without an error)."""
+        return write_transaction(self.engine)
+
+    def snapshot(self) -> AbstractContextManager[Connection]:
+        """A read transaction: every read in it sees the same writes."""
+        return read_transaction(self.engine)
+
+    def _rows(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
+        with self.engine.connect() as con:
+            return list(con.execute(statement, params).all())
+
+    # -- manifest --------------------------------------------------------------------
+
+    def get_records(self, article_ids: Iterable[str] | None = None) -> dict[str, ArticleRecord]:
+        """Manifest rows, all or for the given ids."""
+        query = select(*_RECORD_COLUMNS)
+        if article_ids is None:
+            rows = self._rows(query)
+        else:
+            rows = []
+            for batch in batches(list(article_ids)):
+                rows += self._rows(query.where(A.article_id.in_(batch)))
+        return {r[0]: _record(r) for r in rows}
+
+    def find_by_text_hash(self, text_hash: str) -> ArticleRecord | None:
+        """A complete article with the same title and text (a duplicate), if any."""
+        rows = self._rows(
+            select(*_RECORD_COLUMNS)
+            .where(A.text_hash == text_hash, A.status == "complete")
+            .limit(1)
+        )
+        return _record(rows[0]) if rows else None
+
+    def is_empty(self) -> bool:
+        return not self._rows(select(A.article_id).limit(1))
+
+    def stats(self) -> IndexStats:
+        complete = A.status == "complete"
+        with self.engine.connect() as con:
+            articles, chunks = con.execute(
+                select(func.count(), func.coalesce(func.sum(A.n_chunks), 0)).where(complete)
+            ).one()
+            pending = con.execute(select(func.count()).where(A.status != "complete")).scalar()
+            newest = con.execute(
+                select(A.published)
+                .distinct()
+                .where(complete, A.published.is_not(None))
+                .order_by(A.published.desc())
+                .limit(5)
+            ).all()
+            sources = con.execute(
+                select(A.source, func.count())
+                .where(complete)
+                .group_by(A.source)
+                .order_by(func.count().desc(), A.source)
+                .limit(20)
+            ).all()
+        return IndexStats(
+            articles=int(articles),
+            chunks=int(chunks),
+            pending=int(pending or 0),
+            newest=tuple(date.fromisoformat(r[0]) for r in newest),
+            sources=tuple((str(s), int(n)) for s, n in sources),
+            vector_check=self.last_vector_check(),
+        )
+
+    def newest_published(self, on_or_before: date, on_or_after: date | None = None) -> date | None:
+        """The newest publication date of an article in the closed range, if any."""
+        low = day_number(on_or_after) if on_or_after else UNKNOWN_DAY + 1
+        rows = self._rows(
+            select(func.max(A.published_day)).where(
+                A.status == "complete", A.published_day.between(low, day_number(on_or_before))
+            )
+        )
+        if not rows or rows[0][0] is None:
+            return None
+        return date(1970, 1, 1) + timedelta(days=int(rows[0][0]))
+
+    def complete_chunks(self) -> int:
+        rows = self._rows(
+            select(func.coalesce(func.sum(A.n_chunks), 0)).where(A.status == "complete")
+        )
+        return int(rows[0][0])
+
+    def pending_ids(self) -> list[str]:
+        return [r[0] for r in self._rows(select(A.article_id).where(A.status != "complete"))]
+
+    # -- chunks ----------------------------------------------------------------------
+
+    def chunk_ids_of(self, article_ids: Iterable[str] | None = None) -> dict[str, str]:
+        """Chunk ids of complete articles (all, or of ``article_ids``) -> their article."""
+        query = (
+            select(C.chunk_id, C.article_id)
+            .join(ARTICLES, A.article_id == C.article_id)
+            .where(A.status == "complete")
+        )
+        if article_ids is None:
+            return {r[0]: r[1] for r in self._rows(query)}
+        found: dict[str, str] = {}
+        for batch in batches(list(article_ids)):
+            found.update({r[0]: r[1] for r in self._rows(query.where(C.article_id.in_(batch)))})
+        return found
+
+    def chunks_by_id(self, chunk_ids: Sequence[str]) -> dict[str, RetrievedChunk]:
+        """Complete chunks with their article metadata (unknown or pending ids are dropped)."""
+        found: dict[str, RetrievedChunk] = {}
+        for batch in batches(list(chunk_ids)):
+            for r in self._rows(*_CHUNKS_BY_ID(batch)):
+                found[r[0]] = RetrievedChunk(
+                    chunk_id=r[0],
+                    article_id=r[1],
+                    text=r[2],
+                    title=r[3],
+                    source=r[4],
+                    url=r[5],
+                    published=date.fromisoformat(r[6]) if r[6] else None,
+                    chunk_index=r[7],
+                    start=r[8],
+                    end=r[9],
+                    score=0.0,
+                )
+        return found
+
+    def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored sentence vectors of chunks, by chunk id (chunks without are left out)."""
+        found: dict[str, np.ndarray] = {}
+        for batch in batches(list(chunk_ids)):
+            for chunk_id, blob in self._rows(*_SENTENCES_OF(batch)):
+                found[chunk_id] = unpack_rows(bytes(blob))
+        return found
+
+    def article_chunks(self, article_id: str) -> list[tuple[int, str]]:
+        rows = self._rows(
+            select(C.chunk_index, C.text).where(C.article_id == article_id).order_by(C.chunk_index)
+        )
+        return [(int(i), str(t)) for i, t in rows]
+
+    def chunk_metadata_rows(self, chunk_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The vector index's metadata of stored chunks, rebuilt from their records (to
+        write lost vectors again)."""
+        found: dict[str, dict[str, Any]] = {}
+        query = select(
+            C.chunk_id,
+            C.article_id,
+            C.chunk_index,
+            C.start,
+            C.end,
+            C.text,
+            A.title,
+            A.source,
+            A.url,
+            A.published,
+            A.content_hash,
+        ).join(ARTICLES, A.article_id == C.article_id)
+        for batch in batches(list(chunk_ids)):
+            for row in self._rows(query.where(C.chunk_id.in_(batch))):
+                found[row[0]] = restored_metadata(row)
+        return found
+
+    def passing(
+        self,
+        column: Literal["chunk_id", "rowid"],
+        values: Sequence[Any],
+        filters: Filters,
+        exclude_future: bool,
+        con: Connection | None = None,
+    ) -> dict[Any, str]:
+        """Chunk ids of the chunks whose ``column`` is one of ``values``, that are complete
+        and pass ``filters``, by that value."""
+        conditions = _filter_conditions(filters, exclude_future)
+        passing: dict[Any, str] = {}
+        for batch in batches(list(values)):
+            statement, params = _PASSING[column](batch)
+            if conditions:
+                statement = statement.where(*conditions)
+            if con is not None:
+                rows = con.execute(statement, params).all()
+            else:
+                with self.engine.connect() as own:
+                    rows = own.execute(statement, params).all()
+            passing.update({r[0]: r[1] for r in rows})
+        return passing
+
+    # -- library state ---------------------------------------------------------------
+
+    def _state(self, key: str) -> str | None:
+        rows = self._rows(select(LIBRARY_STATE.c.value).where(LIBRARY_STATE.c.key == key))
+        return str(rows[0][0]) if rows else None
+
+    def generation(self) -> int:
+        """The library's write generation: bumped by every write that changes vectors."""
+        value = self._state("generation")
+        return int(value) if value else 0
+
+    def bump_generation(self, con: Connection) -> None:
+        statement = dialect_insert(con, LIBRARY_STATE).values(key="generation", value="1")
+        con.execute(
+            statement.on_conflict_do_update(
+                index_elements=["key"],
+                set_={"value": cast(cast(LIBRARY_STATE.c.value, Integer) + 1, Text)},
+            )
+        )
+
+    def record_vector_check(self, check: VectorCheck) -> None:
+        """Remember what a check found, for ``stats`` (no scan on every refresh)."""
+        value = f"{check.missing}|{check.checked_chunks}|{check.scope}|{check.at}"
+        with self.transaction() as con:
+            upsert(con, LIBRARY_STATE, [{"key": "vector_check", "value": value}], ["key"])
+
+    def last_vector_check(self) -> VectorCheck | None:
+        value = self._state("vector_check")
+        if not value:
+            return None
+        missing, checked, scope, at = value.split("|")
+        return VectorCheck(int(missing), int(checked), scope, float(at))
+
+    # -- embedding cache -------------------------------------------------------------
+
+    def cached_vectors(
+        self, keys: Sequence[str], split: str = ""
+    ) -> tuple[dict[str, np.ndarray], dict[str, bytes]]:
+        """Cached chunk vectors, and the sentence vectors cached with them as
+        :func:`pack_rows` packed them, read in one query.
+
+        Sentence vectors follow a sentence split: only those cached under ``split`` (the
+        splitter's version) are returned, so a new split pools them again, while the
+        chunk vectors (which do not depend on it) are reused.
+        """
+        e = EMBEDDING_CACHE.c
+        vectors: dict[str, np.ndarray] = {}
+        sentences: dict[str, bytes] = {}
+        for batch in batches(list(keys)):
+            for key, blob, packed, cached_split in self._rows(
+                select(e.key, e.vector, e.sentences, e.split).where(e.key.in_(batch))
+            ):
+                vectors[key] = np.frombuffer(bytes(blob), dtype=np.float32)
+                if packed is not None and (cached_split or "") == split:
+                    sentences[key] = bytes(packed)
+        return vectors, sentences
+
+    def cache_vectors(
+        self,
+        vectors: dict[str, np.ndarray],
+        sentences: Mapping[str, bytes | None] | None = None,
+        split: str = "",
+    ) -> None:
+        """Cache chunk vectors by key, with their sentence vectors packed by
+        :func:`pack_rows` under the sentence split ``split``."""
+        sentences = sentences or {}
+        rows = [
+            {
+                "key": key,
+                "vector": np.asarray(vector, dtype=np.float32).tobytes(),
+                "sentences": sentences.get(key),
+                "split": split,
+            }
+            for key, vector in vectors.items()
+        ]
+        with self.transaction() as con:
+            for batch in batches(rows):
+                upsert(con, EMBEDDING_CACHE, batch, ["key"])
+
+    # -- writes (in the caller's transaction) -----------------------------------------
+
+    def mark(
+        self, con: Connection, articles: Sequence[Article], status: str, version: str = ""
+    ) -> None:
+        """Insert the articles with ``status`` (no chunks yet), or set the status and
+        content hash of those already listed."""
+        now = _now()
+        rows = [{**article_row(a, now, version), "n_chunks": 0, "status": status} for a in articles]
+        upsert(con, ARTICLES, rows, ["article_id"], ["status", "content_hash", "updated_at"])
+
+    def set_status(self, con: Connection, article_ids: Sequence[str], status: str) -> None:
+        for batch in batches(list(article_ids)):
+            con.execute(update(ARTICLES).where(A.article_id.in_(batch)).values(status=status))
+
+    def delete_chunks(self, con: Connection, article_ids: Sequence[str]) -> tuple[int, int, int]:
+        """Delete the articles' chunks; returns their count, words and distinct terms
+        (what the lexical index must forget)."""
+        totals = [0, 0, 0]
+        for batch in batches(list(article_ids)):
+            chunks, length, terms = con.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(C.lex_len), 0),
+                    func.coalesce(func.sum(C.lex_terms), 0),
+                ).where(C.article_id.in_(batch))
+            ).one()
+            totals = [totals[0] + int(chunks), totals[1] + int(length), totals[2] + int(terms)]
+            con.execute(delete(CHUNKS).where(C.article_id.in_(batch)))
+        return totals[0], totals[1], totals[2]
+
+    def insert_chunks(self, con: Connection, article_id: str, rows: Sequence[ChunkRow]) -> None:
+        if not rows:
+            return
+        con.execute(
+            insert(CHUNKS),
+            [
+                {
+                    "rowid": r.rowid,
+                    "chunk_id": r.chunk.chunk_id,
+                    "article_id": article_id,
+                    "chunk_index": r.chunk.index,
+                    "start": r.chunk.start,
+                    "end": r.chunk.end,
+                    "text": r.chunk.text,
+                    "sentences": r.sentences,
+                    "lex_len": r.lex_len,
+                    "lex_terms": r.lex_terms,
+                }
+                for r in rows
+            ],
+        )
+
+    def complete(self, con: Connection, article: Article, n_chunks: int, version: str = "") -> None:
+        """The article's metadata as given, its chunk count, and status ``complete``."""
+        values = {f"b_{k}": v for k, v in article_row(article, _now(), version).items()}
+        con.execute(_COMPLETE, {**values, "b_n_chunks": n_chunks})
+
+    def delete_articles(self, con: Connection, article_ids: Sequence[str]) -> None:
+        for batch in batches(list(article_ids)):
+            con.execute(delete(ARTICLES).where(A.article_id.in_(batch)))
+
+    def clear(self, con: Connection) -> None:
+        """Forget every article and chunk (the embedding cache stays)."""
+        con.execute(delete(CHUNKS))
+        con.execute(delete(ARTICLES))
+        con.execute(delete(LIBRARY_STATE).where(LIBRARY_STATE.c.key == "vector_check"))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+# Searches run these on every question: built once.
+def _passing_statement(key: Any) -> InList:
+    return InList(
+        lambda values: (
+            select(key, C.chunk_id)
+            .join(ARTICLES, A.article_id == C.article_id)
+            .where(A.status == "complete", key.in_(values))
+        )
+    )
+
+
+_CHUNKS_BY_ID = InList(
+    lambda ids: (
+        select(
+            C.chunk_id,
+            C.article_id,
+            C.text,
+            A.title,
+            A.source,
+            A.url,
+            A.published,
+            C.chunk_index,
+            C.start,
+            C.end,
+        )
+        .join(ARTICLES, A.article_id == C.article_id)
+        .where(A.status == "complete", C.chunk_id.in_(ids))
+    )
+)
+_SENTENCES_OF = InList(
+    lambda ids: select(C.chunk_id, C.sentences).where(C.chunk_id.in_(ids), C.sentences.is_not(None))
+)
+_PASSING = {"rowid": _passing_statement(C.rowid), "chunk_id": _passing_statement(C.chunk_id)}
+
+_COMPLETE = (
+    update(ARTICLES)
+    .where(A.article_id == bindparam("b_article_id"))
+    .values(
+        status="complete",
+        **{
+            column: bindparam(f"b_{column}")
+            for column in (
+                "title",
+                "source",
+                "url",
+                "published",
+                "published_day",
+                "origin",
+                "content_hash",
+                "text_hash",
+                "updated_at",
+                "n_chunks",
+            )
+        },
+    )
+)
+
+_RECORD_COLUMNS = (
+    A.article_id,
+    A.title,
+    A.source,
+    A.url,
+    A.published,
+    A.origin,
+    A.content_hash,
+    A.n_chunks,
+    A.status,
+)
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _record(row: Sequence[Any]) -> ArticleRecord:
+    return ArticleRecord(
+        article_id=row[0],
+        title=row[1],
+        source=row[2],
+        url=row[3],
+        published=date.fromisoformat(row[4]) if row[4] else None,
+        origin=row[5],
+        content_hash=row[6],
+        n_chunks=int(row[7]),
+        status=row[8],
+    )
+
+
+def stored_hash(article: Article, version: str = "") -> str:
+    """The manifest's content hash: the article's, and how its chunks were made."""
+    return sha1_hex(f"{article.content_hash}|{version}", 40) if version else article.content_hash
+
+
+def article_row(a: Article, now: float, version: str = "") -> dict[str, Any]:
+    return {
+        "article_id": a.article_id,
+        "title": a.title,
+        "source": a.source,
+        "url": a.url,
+        "published": a.published.isoformat() if a.published else None,
+        "published_day": day_number(a.published) if a.published else UNKNOWN_DAY,
+        "origin": a.origin,
+        "content_hash": stored_hash(a, version),
+        "text_hash": a.text_hash,
+        "updated_at": now,
+    }
+
+
+def restored_metadata(row: Sequence[Any]) -> dict[str, Any]:
+    """Vector metadata of a chunk rebuilt from its record row: ``chunk_id, article_id,
+    chunk_index, start, end, text, title, source, url, published, content_hash``."""
+    from rag.records import (
+        META_ARTICLE_ID,
+        META_CHUNK_HASH,
+        META_CHUNK_INDEX,
+        META_CONTENT_HASH,
+        META_END,
+        META_PUBLISHED,
+        META_PUBLISHED_DAY,
+        META_SOURCE,
+        META_START,
+        META_TITLE,
+        META_URL,
+    )
+
+    published = date.fromisoformat(row[9]) if row[9] else None
+    meta: dict[str, Any] = {
+        META_ARTICLE_ID: row[1],
+        META_TITLE: row[6],
+        META_SOURCE: row[7],
+        META_PUBLISHED_DAY: day_number(published) if published else UNKNOWN_DAY,
+        META_CHUNK_INDEX: int(row[2]),
+        META_START: int(row[3]),
+        META_END: int(row[4]),
+        META_CONTENT_HASH: row[10],
+        META_CHUNK_HASH: sha1_hex(row[5], 40),
+    }
+    if row[8]:
+        meta[META_URL] = row[8]
+    if published:
+        meta[META_PUBLISHED] = published.isoformat()
+    return meta
+
+
+def _filter_conditions(filters: Filters, exclude_future: bool) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.sources:
+        conditions.append(A.source.in_(list(filters.sources)))
+    if filters.exclude_ids:
+        conditions.append(A.article_id.not_in(list(filters.exclude_ids)))
+    low, high = filters.day_bounds(exclude_future)
+    if low is not None:
+        conditions.append(A.published_day >= low)
+    if high is not None:
+        conditions.append(A.published_day <= high)
+    return conditions
+
+
+def pack_rows(matrix: np.ndarray) -> bytes:
+    """Unit vectors as int8 with one float32 scale per row (4x smaller than float32;
+    dot products change by < 0.01). NaN rows stay NaN.
+
+    >>> m = np.array([[0.6, 0.8], [np.nan, np.nan]], dtype=np.float32)
+    >>> unpack_rows(pack_rows(m)).round(2)
+    array([[0.6, 0.8],
+           [nan, nan]], dtype=float32)
+    """
+    matrix = np.asarray(matrix, dtype=np.float32)
+    n = matrix.shape[0]
+    with np.errstate(invalid="ignore"):
+        scales = np.abs(matrix).max(axis=1) / 127.0 if matrix.size else np.zeros(n, np.float32)
+        safe = np.where(np.isnan(scales) | (scales == 0), 1.0, scales)
+        quantized = np.nan_to_num(np.round(matrix / safe[:, None])).astype(np.int8)
+    header = np.array([n], dtype=np.uint32).tobytes()
+    return header + scales.astype(np.float32).tobytes() + quantized.tobytes()
+
+
+def unpack_rows(blob: bytes) -> np.ndarray:
+    """The float32 matrix of :func:`pack_rows`."""
+    n = int(np.frombuffer(blob[:4], dtype=np.uint32)[0])
+    if n == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    scales = np.frombuffer(blob[4 : 4 + 4 * n], dtype=np.float32)
+    quantized = np.frombuffer(blob[4 + 4 * n :], dtype=np.int8).reshape(n, -1)
+    return quantized.astype(np.float32) * scales[:, None]

@@ -1,0 +1,399 @@
+"""The index's parts, each through its interface, on every store newsrag supports.
+
+One suite per part (record store, lexical index, writer, library lock), run against the
+embedded SQLite file and a real Postgres server (tests/conftest.py starts one), and one
+for the vector index, run against embedded Chroma and a real `chroma run`: a second
+implementation is only done when it passes the same tests as the first.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from rag import lexical
+from rag.components import build_index, build_vector_index
+from rag.database import CHUNKS, LEX_META, LEX_POSTINGS
+from rag.errors import StoreBusyError
+from rag.lexical import SqlLexicalIndex
+from rag.locking import LibraryLock, Lock, PostgresLibraryLock
+from rag.record_store import ChunkRow, Filters, SqlRecordStore, VectorCheck, pack_rows
+from rag.records import Article, Chunk
+from rag.store import ChunkIndex, open_record_store
+from rag.vectors import VectorIndex
+from tests.conftest import ROOT, make_settings
+from tests.test_lexical import _article, _corpus, _write
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def records(database_url: str) -> SqlRecordStore:
+    return open_record_store(database_url)
+
+
+@pytest.fixture
+def index(database_url: str, tmp_path: Path) -> ChunkIndex:
+    return build_index(make_settings(tmp_path / "data", database_url=database_url))
+
+
+def _store(
+    records: SqlRecordStore, article: Article, chunks: list[Chunk], first_rowid: int = 1
+) -> None:
+    with records.transaction() as con:
+        records.mark(con, [article], "pending")
+    with records.transaction() as con:
+        records.delete_chunks(con, [article.article_id])
+        rows = [
+            ChunkRow(first_rowid + n, chunk, pack_rows(np.eye(2, 4, dtype=np.float32)), 5, 3)
+            for n, chunk in enumerate(chunks)
+        ]
+        records.insert_chunks(con, article.article_id, rows)
+        records.complete(con, article, len(chunks))
+        records.bump_generation(con)
+
+
+# -- the record store ------------------------------------------------------------------
+
+
+def test_a_pending_article_is_listed_but_none_of_its_chunks_is_searchable(
+    records: SqlRecordStore,
+) -> None:
+    article, chunks = _article(1, "Zebras crossed the river. They swam.")
+    with records.transaction() as con:
+        records.mark(con, [article], "pending")
+        records.insert_chunks(
+            con, article.article_id, [ChunkRow(n + 1, c, None, 3, 2) for n, c in enumerate(chunks)]
+        )
+    assert records.get_records()["a0001"].status == "pending"
+    assert records.pending_ids() == ["a0001"]
+    assert records.chunks_by_id(["a0001:0"]) == {}
+    assert records.stats().articles == 0 and records.stats().pending == 1
+
+
+def test_a_complete_article_returns_its_chunks_with_their_article_and_sentence_vectors(
+    records: SqlRecordStore,
+) -> None:
+    article, chunks = _article(2, "Giraffes ate the leaves. Then they slept.")
+    _store(records, article, chunks)
+    found = records.chunks_by_id(["a0002:1", "a0002:0", "nope:0"])
+    assert set(found) == {"a0002:0", "a0002:1"}
+    assert found["a0002:1"].text == "Then they slept."
+    assert found["a0002:1"].title == article.title
+    assert found["a0002:1"].published == date(2022, 7, 3)
+    assert records.sentence_vectors(["a0002:0"])["a0002:0"].shape == (2, 4)
+    assert records.chunk_ids_of(["a0002"]) == {"a0002:0": "a0002", "a0002:1": "a0002"}
+    assert records.article_chunks("a0002") == [
+        (0, "Giraffes ate the leaves."),
+        (1, "Then they slept."),
+    ]
+    assert records.find_by_text_hash(article.text_hash) is not None
+    stats = records.stats()
+    assert (stats.articles, stats.chunks, stats.pending) == (1, 2, 0)
+    assert stats.sources == (("outlet2.example", 1),)
+    assert records.newest_published(date(2022, 12, 31)) == date(2022, 7, 3)
+    assert records.newest_published(date(2022, 7, 2)) is None
+
+
+def test_filters_keep_the_chunks_of_the_sources_and_dates_asked_for(
+    records: SqlRecordStore,
+) -> None:
+    for n in range(6):
+        article, chunks = _article(n, f"Story number {n} happened.")
+        _store(records, article, chunks, first_rowid=10 * n + 1)
+    ids = [f"a{n:04d}:0" for n in range(6)]
+    by_source = records.passing("chunk_id", ids, Filters(sources=("outlet1.example",)), True)
+    assert sorted(by_source) == ["a0001:0", "a0004:0"]
+    dated = Filters(date_from=date(2022, 7, 3), date_to=date(2022, 7, 5))
+    assert sorted(records.passing("chunk_id", ids, dated, True)) == [
+        "a0002:0",
+        "a0003:0",
+        "a0004:0",
+    ]
+    as_of = Filters(as_of=date(2022, 7, 2), exclude_ids=("a0000",))
+    assert records.passing("rowid", [1, 11, 21], as_of, True) == {11: "a0001:0"}
+
+
+def test_every_write_moves_the_generation_that_another_connection_reads(
+    records: SqlRecordStore, database_url: str
+) -> None:
+    other = open_record_store(database_url)  # as another process would open it
+    assert other.generation() == 0
+    article, chunks = _article(3, "Flamingos gathered.")
+    _store(records, article, chunks)
+    _store(records, article, chunks)
+    assert other.generation() == 2
+    assert other.get_records()["a0003"].status == "complete"
+
+
+def test_the_embedding_cache_gives_sentence_vectors_only_of_the_same_split(
+    records: SqlRecordStore,
+) -> None:
+    vector = np.arange(4, dtype=np.float32)
+    records.cache_vectors({"k1": vector}, {"k1": b"packed"}, split="v1")
+    records.cache_vectors({"k2": vector + 1}, split="v1")
+    vectors, sentences = records.cached_vectors(["k1", "k2", "k3"], split="v1")
+    assert set(vectors) == {"k1", "k2"}
+    np.testing.assert_array_equal(vectors["k1"], vector)
+    assert sentences == {"k1": b"packed"}
+    assert records.cached_vectors(["k1"], split="v2")[1] == {}
+    records.cache_vectors({"k1": vector * 2}, {"k1": b"again"}, split="v2")
+    assert records.cached_vectors(["k1"], split="v2")[1] == {"k1": b"again"}
+
+
+def test_deleting_chunks_reports_what_the_lexical_index_must_forget(
+    records: SqlRecordStore,
+) -> None:
+    article, chunks = _article(4, "One sentence. Two sentences.")
+    _store(records, article, chunks)
+    with records.transaction() as con:
+        assert records.delete_chunks(con, ["a0004"]) == (2, 10, 6)
+        records.delete_articles(con, ["a0004"])
+    assert records.is_empty()
+
+
+def test_the_last_vector_check_is_remembered(records: SqlRecordStore) -> None:
+    assert records.last_vector_check() is None
+    records.record_vector_check(VectorCheck(3, 40, "library", 12.5))
+    assert records.last_vector_check() == VectorCheck(3, 40, "library", 12.5)
+
+
+# -- the lexical index ---------------------------------------------------------------------
+
+
+def _fts5_ranking(index: ChunkIndex, query: str, k: int) -> list[tuple[str, float]]:
+    """What SQLite's FTS5 (the reference BM25) returns for ``query`` over these chunks."""
+    with index.records.engine.connect() as con:
+        rows = con.exec_driver_sql(
+            "SELECT c.chunk_id, a.title, c.text FROM chunks c JOIN articles a "
+            "ON a.article_id = c.article_id"
+        ).all()
+    fts = sqlite3.connect(":memory:")
+    fts.execute(
+        "CREATE VIRTUAL TABLE f USING fts5(chunk_id UNINDEXED, title, body, "
+        "tokenize = 'porter unicode61 remove_diacritics 2')"
+    )
+    fts.executemany("INSERT INTO f VALUES (?,?,?)", [tuple(r) for r in rows])
+    match = " OR ".join(f'"{t}"' for t in lexical.tokens(query) if len(t) > 1)
+    found = fts.execute(
+        "SELECT chunk_id, -bm25(f, 0.0, 2.0, 1.0) AS s FROM f WHERE f MATCH ? "
+        "ORDER BY s DESC, chunk_id LIMIT ?",
+        (match, k),
+    )
+    return [(str(c), float(s)) for c, s in found]
+
+
+@pytest.mark.parametrize("query", ["Meloni NATO Ukraine", "story Meloni", "record gas prices"])
+def test_bm25_ranks_as_sqlite_fts5_on_every_database(index: ChunkIndex, query: str) -> None:
+    _write(index, _corpus(40))
+    _write(index, [_article(3, "Flamingos gathered near Meloni's office.")])  # an edit
+    index.delete(["a0005"])
+    # Postings of replaced chunks count in word frequencies until their fragment is
+    # merged (rag.lexical's design): compaction makes the ranking exact again.
+    with index.records.transaction() as con:
+        index.lexical.compact(con)
+    ours = index.lexical_search(query, 1000, Filters())
+    reference = _fts5_ranking(index, query, 1000)
+    assert len(ours) == len(reference) > 10
+    assert dict(ours) == pytest.approx(dict(reference), rel=1e-4)
+    assert [s for _, s in ours] == pytest.approx([s for _, s in reference], rel=1e-4)
+
+
+def test_compaction_keeps_only_live_postings_on_every_database(index: ChunkIndex) -> None:
+    for n in range(24):
+        _write(index, [_article(n, f"Meloni met allies on day {n}.")])
+    for n in range(0, 24, 2):
+        index.delete([f"a{n:04d}"])
+    with index.records.transaction() as con:
+        index.lexical.compact(con)
+    with index.records.engine.connect() as con:
+        meta = {k: v for k, v in con.execute(select(LEX_META.c.key, LEX_META.c.value))}
+        stored = sum(len(b) // 4 for (b,) in con.execute(select(LEX_POSTINGS.c.docs)))
+        chunks = len(con.execute(select(CHUNKS.c.rowid)).all())
+    assert meta["postings"] == meta["live_postings"] == stored
+    assert meta["docs"] == chunks == 12
+    assert len(index.lexical_search("Meloni allies", 50, Filters())) == 12
+
+
+def test_word_frequencies_count_chunks_on_every_database(index: ChunkIndex) -> None:
+    _write(index, _corpus(12))
+    total, freqs = index.document_frequencies(["ukraine", "flamingo"])
+    assert total == index.complete_chunks()
+    with index.records.engine.connect() as con:
+        texts = [t for (t,) in con.execute(select(CHUNKS.c.text))]
+    assert freqs == {"ukraine": sum("Ukraine" in t for t in texts), "flamingo": 0}
+
+
+def test_a_lexical_index_is_built_once_from_existing_chunks(records: SqlRecordStore) -> None:
+    for n, text in enumerate(["Pelicans gathered at the lake.", "Rain fell.", "Sun shone."]):
+        article, chunks = _article(n, text)
+        _store(records, article, chunks, first_rowid=n + 1)
+    with records.transaction() as con:
+        con.execute(LEX_META.delete())  # as if written before the postings existed
+    with records.transaction() as con:
+        assert SqlLexicalIndex().ensure_built(con)
+    with records.transaction() as con:
+        assert not SqlLexicalIndex().ensure_built(con)
+    with records.snapshot() as con:
+        ids, scores = SqlLexicalIndex().score(con, lexical.query_terms("pelicans"))
+    assert list(ids) == [1] and scores[0] > 0
+
+
+# -- the writer ------------------------------------------------------------------------
+
+
+def test_a_write_that_dies_after_the_vectors_leaves_nothing_visible_and_is_repaired(
+    index: ChunkIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(index, _corpus(4))
+
+    def crash(*args: object) -> None:
+        raise RuntimeError("killed between the vector and the record writes")
+
+    monkeypatch.setattr(index.writer, "_delete_chunks", crash)
+    with pytest.raises(RuntimeError):
+        _write(index, [_article(9, "Pelicans gathered at the salt lake.")])
+    assert index.pending_ids() == ["a0009"]
+    assert not index.lexical_search("pelicans", 5, Filters())
+    monkeypatch.undo()
+    _write(index, [_article(9, "Pelicans gathered at the salt lake.")])
+    assert sorted(index.chroma_ids()) == sorted(index.chunk_ids_of())
+    assert [c for c, _ in index.lexical_search("pelicans", 5, Filters())] == ["a0009:0"]
+    assert not index.missing_vectors()
+
+
+def test_vector_ids_follow_the_records_through_edits_and_deletes(index: ChunkIndex) -> None:
+    _write(index, _corpus(10))
+    _write(index, [_article(2, "Short now.")])  # fewer chunks than before
+    index.delete(["a0004", "a0007"])
+    assert sorted(index.chroma_ids()) == sorted(index.chunk_ids_of())
+    assert index.chroma_ids("a0002") == ["a0002:0"]
+    assert index.stats().articles == 8
+    index.reset()
+    assert index.chroma_count() == 0 and index.is_empty()
+
+
+# -- the library lock ------------------------------------------------------------------------
+
+_HOLDER = """
+import sys, time
+from rag.database import open_engine
+from rag.locking import LibraryLock, PostgresLibraryLock
+from pathlib import Path
+url = sys.argv[1]
+lock = (LibraryLock(Path(url)) if not url.startswith("postgresql")
+        else PostgresLibraryLock(open_engine(url), "news"))
+with lock.exclusive("hold"):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def _lock_for(database_url: str, tmp_path: Path) -> tuple[Lock, str]:
+    if database_url.startswith("postgresql"):
+        from rag.database import open_engine
+
+        return PostgresLibraryLock(open_engine(database_url), "news", timeout=0.5), database_url
+    path = tmp_path / "news.lock"
+    return LibraryLock(path, timeout=0.5), str(path)
+
+
+def test_the_library_lock_keeps_other_processes_out_until_its_holder_dies(
+    database_url: str, tmp_path: Path
+) -> None:
+    lock, target = _lock_for(database_url, tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_HOLDER), target],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(StoreBusyError, match="another newsrag process"), lock.shared("read"):
+            pass
+        with pytest.raises(StoreBusyError), lock.exclusive("write"):
+            pass
+        os.kill(holder.pid, signal.SIGKILL)  # released by the kernel / the server
+        holder.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with lock.exclusive("write"), lock.exclusive("nested write"), lock.shared("r"):
+                    break
+            except StoreBusyError:
+                assert time.monotonic() < deadline, "the lock outlived its killed holder"
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+
+
+# -- the vector index ------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["embedded", "server"])
+def vector_index(request: pytest.FixtureRequest, tmp_path: Path) -> VectorIndex:
+    """Each Chroma newsrag supports: embedded in the data dir, and a real `chroma run`."""
+    if request.param == "embedded":
+        return build_vector_index(make_settings(tmp_path / "data"))
+    server = request.getfixturevalue("chroma_server")
+    return build_vector_index(
+        make_settings(tmp_path / "data", chroma_host="127.0.0.1", chroma_port=server.port)
+    )
+
+
+def _unit(rows: int, seed: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((rows, 8)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_stored_vectors_are_found_read_back_and_removed_by_id_or_article(
+    vector_index: VectorIndex,
+) -> None:
+    vectors = _unit(6, 1)
+    ids = [f"a{n // 3}:{n % 3}" for n in range(6)]
+    metadatas = [{"article_id": i.split(":")[0], "published_day": n} for n, i in enumerate(ids)]
+    vector_index.upsert(ids, vectors, metadatas)
+    vector_index.upsert(ids[:1], vectors[:1], metadatas[:1])  # an upsert, not a copy
+    assert vector_index.count() == 6 and sorted(vector_index.ids()) == sorted(ids)
+    assert vector_index.ids({"article_id": "a1"}) == ["a1:0", "a1:1", "a1:2"]
+    assert vector_index.missing([*ids, "a9:0"]) == ["a9:0"]
+    best, score = vector_index.query(vectors[4].tolist(), 2)[0]
+    assert best == "a1:1" and score == pytest.approx(1.0, abs=1e-4)
+    late = vector_index.query(vectors[4].tolist(), 6, {"published_day": {"$lte": 2}})
+    assert {i for i, _ in late} == {"a0:0", "a0:1", "a0:2"}
+    exported = [i for batch, _, _ in vector_index.export(4) for i in batch]
+    assert sorted(exported) == sorted(ids)
+    vector_index.delete_where({"article_id": "a0"})
+    vector_index.delete(["a1:2"])
+    assert sorted(vector_index.ids()) == ["a1:0", "a1:1"]
+    vector_index.reset()
+    assert vector_index.count() == 0
+
+
+def test_a_collection_emptied_behind_the_index_is_re_created_on_the_next_call(
+    vector_index: VectorIndex, tmp_path: Path
+) -> None:
+    vector_index.upsert(["a:0"], _unit(1, 2), [{"article_id": "a"}])
+    other = (
+        build_vector_index(make_settings(tmp_path / "data"))
+        if vector_index.embedded
+        else vector_index
+    )
+    client = other._shared.get()  # type: ignore[attr-defined]
+    client.delete_collection(other.name)
+    other.refresh()
+    assert other.recreated and other.count() == 0
+    assert other.missing(["a:0"]) == ["a:0"]
