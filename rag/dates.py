@@ -77,6 +77,11 @@ _PAST_SPAN = re.compile(
     re.IGNORECASE,
 )
 _YEAR = re.compile(r"^(?:1[89]|20)\d\d$")
+# A question about something still to come: its dates name the event, not the news.
+_FUTURE = re.compile(
+    r"\b(will|(?:expected|scheduled|due|poised|slated|planning|plans?) to|upcoming|later)\b",
+    re.IGNORECASE,
+)
 # "(in) the week of 13 June 2022" / "the week of June 13, 2022".
 _WEEK_OF = re.compile(
     r"\b((?:in|during)\s+)?the\s+week\s+of\s+((?:\d{1,2}(?:st|nd|rd|th)?\s+)?(?:"
@@ -240,6 +245,11 @@ def _window(question: str, span: str, offset: int, as_of: date) -> DateWindow | 
     # is answered by the hearings' coverage), so its articles are preferred instead.
     bounded = lead in _SINCE | _BEFORE or period != "day"
     strict = absolute and lead in _STRICT_LEADS and bounded
+    if strict and lead not in _SINCE | _BEFORE and _FUTURE.search(question):
+        # "Apple is expected to unveil ... in September 2022": the date is the event's,
+        # and its news is published before it: the month before is preferred too.
+        strict, first = False, first - timedelta(days=31)
+        start = first
     if lead in _SINCE:
         start, end = (first if lead == "since" else end + timedelta(1)), as_of
     elif lead in _BEFORE:

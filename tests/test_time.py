@@ -297,6 +297,13 @@ FRIDAY = date(2022, 6, 24)
             True,
             "articles up to 20 June 2022",
         ),
+        (  # an event still to come: its news comes out before it
+            "Which product is Apple expected to unveil in June 2022?",
+            date(2022, 5, 1),
+            date(2022, 6, 24),
+            False,
+            "articles from 1 May to 24 June 2022 first",
+        ),
         (  # a word after the date does not make it describe a thing after "before"
             "Which show was shortly before 16 June 2022 green lit for a new season?",
             None,
