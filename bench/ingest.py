@@ -42,6 +42,12 @@ def _questions(dataset: Path, corpus: Path) -> list[Any]:
     return [q for q in load_questions(dataset) if set(q.gold_ids) <= ids]
 
 
+def dir_mb(path: Path) -> float:
+    """Bytes under ``path`` in MB: the library's footprint on disk (issue 13's target is
+    at most 1.5x the tutorial's Chroma directory on the same articles)."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 1e6
+
+
 def worker_newsrag(args: argparse.Namespace) -> dict[str, Any]:
     from rag.assistant import Assistant
     from rag.settings import Settings
@@ -64,6 +70,7 @@ def worker_newsrag(args: argparse.Namespace) -> dict[str, Any]:
         "articles": len(report.added) + len(report.updated),
         "skipped": len(report.skipped) + len(report.duplicates),
         "rss_mb": peak_rss_mb(),
+        "disk_mb": dir_mb(args.data_dir),
     }
     if args.recall:
         questions = _questions(args.dataset, args.corpus)
@@ -114,6 +121,7 @@ def worker_tutorial(args: argparse.Namespace) -> dict[str, Any]:
         "embedded": len(splits),
         "articles": len(docs),
         "rss_mb": peak_rss_mb(),
+        "disk_mb": dir_mb(args.data_dir),
     }
     if args.recall:
         questions = _questions(args.dataset, args.corpus)
@@ -283,6 +291,7 @@ def main() -> int:
         "chunks/s",
         "vs tutorial",
         "peak RSS MB",
+        "disk MB",
         "recall@5",
     ]
     rows: list[list[Any]] = []
@@ -297,6 +306,7 @@ def main() -> int:
                 f"{rate(base):.1f}",
                 "1.00x",
                 f"{base['rss_mb']:.0f}",
+                f"{base['disk_mb']:.1f}",
                 recall(base),
             ]
         )
@@ -312,6 +322,8 @@ def main() -> int:
                 f"{rate(r):.1f}",
                 vs_base(r),
                 f"{r['rss_mb']:.0f}",
+                f"{r['disk_mb']:.1f}"
+                + (f" ({r['disk_mb'] / base['disk_mb']:.2f}x)" if base and base["disk_mb"] else ""),
                 recall(r),
             ]
         )
@@ -333,6 +345,7 @@ def main() -> int:
                 if base and r["seconds"]
                 else "n/a",
                 f"{r['rss_mb']:.0f}",
+                "",
                 "",
             ]
         )
