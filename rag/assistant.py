@@ -305,9 +305,21 @@ class Assistant:
     ) -> list[ArticleHit]:
         """The articles retrieved for ``question`` (what :meth:`ask` answers from)."""
         question = self.check_question(question)
-        query = self.conversation.resolve(question, self._history(history)).query
+        return self._retrieve(question, as_of, filters, self._history(history), top_k)[2]
+
+    def _retrieve(
+        self,
+        question: str,
+        as_of: date | None,
+        filters: Filters | None,
+        history: History,
+        top_k: int | None = None,
+    ) -> tuple[str, TimeScope, list[ArticleHit]]:
+        """The query searched (a follow-up resolved), the time scope and the hits of a
+        checked question: the one retrieval path of search, stream and astream."""
+        query = self.conversation.resolve(question, history).query
         scope = self.time_scope(question, as_of=as_of, filters=filters, query=query)
-        return self._search(query, scope, top_k)
+        return query, scope, self._search(query, scope, top_k)
 
     def _search(self, query: str, scope: TimeScope, top_k: int | None = None) -> list[ArticleHit]:
         return self.searcher.search(
@@ -354,9 +366,7 @@ class Assistant:
         """Yield partial answers as they are produced; the last one has ``done=True``."""
         question = self.check_question(question)
         history = self._history(history)
-        query = self.conversation.resolve(question, history).query
-        scope = self.time_scope(question, as_of=as_of, filters=filters, query=query)
-        hits = self._search(query, scope)
+        query, scope, hits = self._retrieve(question, as_of, filters, history)
         shown = query if query != question else None
         for answer in self.answer_from(question, hits, history=history, query=query, scope=scope):
             yield replace(answer, question=question, search_query=shown)
@@ -646,12 +656,9 @@ class Assistant:
         question = self.check_question(question)
         turns = self._history(history)
 
-        def retrieve() -> tuple[str, TimeScope, list[ArticleHit]]:
-            query = self.conversation.resolve(question, turns).query
-            scope = self.time_scope(question, as_of=as_of, filters=filters, query=query)
-            return query, scope, self._search(query, scope)
-
-        query, scope, hits = await run_in_executor(None, retrieve)
+        query, scope, hits = await run_in_executor(
+            None, self._retrieve, question, as_of, filters, turns
+        )
         shown = query if query != question else None
         async for answer in self.aanswer_from(
             question, hits, history=turns, query=query, scope=scope

@@ -12,7 +12,6 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from rag.errors import NewsragError, QuestionError
+from rag.records import answer_to_dict
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -531,35 +531,6 @@ def format_answer(answer: Answer) -> str:
         lines.append(f"    {s.link}")
         lines.append(f'    "{" ".join(s.passage.split())}"')
     return "\n".join(lines)
-
-
-def answer_to_dict(answer: Answer) -> dict[str, Any]:
-    window = answer.window
-    return {
-        "question": answer.question,
-        "text": answer.text,
-        "found": answer.found,
-        "mode": answer.mode,
-        "as_of": answer.as_of.isoformat() if answer.as_of else None,
-        "window": None
-        if window is None
-        else {
-            "start": window.start.isoformat() if window.start else None,
-            "end": window.end.isoformat(),
-            "label": window.label,
-            "phrase": window.phrase,
-            "strict": window.strict,
-        },
-        "search_query": answer.search_query,
-        "sources": [
-            {
-                **{k: v for k, v in asdict(s).items() if k not in ("published", "highlights")},
-                "published": s.published.isoformat() if s.published else None,
-                "highlights": list(s.highlights),
-            }
-            for s in answer.sources
-        ],
-    }
 
 
 if __name__ == "__main__":  # pragma: no cover

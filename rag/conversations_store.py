@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import StoreError
-from rag.records import Answer, DateWindow, Source
+from rag.records import Answer, DateWindow, Source, answer_to_dict
 
 logger = logging.getLogger(__name__)
 
@@ -117,41 +117,7 @@ def answer_to_json(answer: Answer) -> str:
     >>> answer_from_json(answer_to_json(Answer("q", "t [1]"))).text
     't [1]'
     """
-    window = answer.window
-    data = {
-        "question": answer.question,
-        "text": answer.text,
-        "found": answer.found,
-        "confidence": answer.confidence,
-        "mode": answer.mode,
-        "model": answer.model,
-        "as_of": answer.as_of.isoformat() if answer.as_of else None,
-        "search_query": answer.search_query,
-        "window": None
-        if window is None
-        else {
-            "start": window.start.isoformat() if window.start else None,
-            "end": window.end.isoformat(),
-            "label": window.label,
-            "phrase": window.phrase,
-            "strict": window.strict,
-        },
-        "sources": [
-            {
-                "number": s.number,
-                "article_id": s.article_id,
-                "title": s.title,
-                "source": s.source,
-                "url": s.url,
-                "published": s.published.isoformat() if s.published else None,
-                "passage": s.passage,
-                "highlights": list(s.highlights),
-                "chunk_id": s.chunk_id,
-            }
-            for s in answer.sources
-        ],
-    }
-    return json.dumps(data, ensure_ascii=False)
+    return json.dumps(answer_to_dict(answer), ensure_ascii=False)
 
 
 def answer_from_json(text: str) -> Answer:

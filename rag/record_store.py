@@ -49,11 +49,18 @@ from rag.database import (
     upsert,
     write_transaction,
 )
-from rag.records import Article, Chunk, RetrievedChunk, day_number, sha1_hex
+from rag.records import (
+    UNKNOWN_DAY,
+    Article,
+    Chunk,
+    RetrievedChunk,
+    chunk_metadata,
+    day_number,
+    sha1_hex,
+)
 
 logger = logging.getLogger(__name__)
 
-UNKNOWN_DAY = -1  # published_day of undated articles: passes "before as-of" filters
 
 A = ARTICLES.c
 C = CHUNKS.c
@@ -650,40 +657,13 @@ def article_row(a: Article, now: float, version: str = "") -> dict[str, Any]:
     }
 
 
-def restored_metadata(row: Sequence[Any]) -> dict[str, Any]:
+def restored_metadata(row: Sequence[Any]) -> dict[str, object]:
     """Vector metadata of a chunk rebuilt from its record row: ``chunk_id, article_id,
     chunk_index, start, end, text, title, source, url, published, content_hash``."""
-    from rag.records import (
-        META_ARTICLE_ID,
-        META_CHUNK_HASH,
-        META_CHUNK_INDEX,
-        META_CONTENT_HASH,
-        META_END,
-        META_PUBLISHED,
-        META_PUBLISHED_DAY,
-        META_SOURCE,
-        META_START,
-        META_TITLE,
-        META_URL,
-    )
-
     published = date.fromisoformat(row[9]) if row[9] else None
-    meta: dict[str, Any] = {
-        META_ARTICLE_ID: row[1],
-        META_TITLE: row[6],
-        META_SOURCE: row[7],
-        META_PUBLISHED_DAY: day_number(published) if published else UNKNOWN_DAY,
-        META_CHUNK_INDEX: int(row[2]),
-        META_START: int(row[3]),
-        META_END: int(row[4]),
-        META_CONTENT_HASH: row[10],
-        META_CHUNK_HASH: sha1_hex(row[5], 40),
-    }
-    if row[8]:
-        meta[META_URL] = row[8]
-    if published:
-        meta[META_PUBLISHED] = published.isoformat()
-    return meta
+    article = Article(row[1], row[6], "", row[7], "", row[8], published)
+    chunk = Chunk(row[0], row[1], int(row[2]), row[5], int(row[3]), int(row[4]))
+    return chunk_metadata(article, chunk, content_hash=row[10])
 
 
 def _filter_conditions(filters: Filters, exclude_future: bool) -> list[ColumnElement[bool]]:

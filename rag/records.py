@@ -22,6 +22,9 @@ META_CONTENT_HASH = "content_hash"  # hash of the whole article this chunk belon
 META_CHUNK_HASH = "chunk_hash"
 
 
+UNKNOWN_DAY = -1  # published_day of undated articles: passes "before as-of" filters
+
+
 def sha1_hex(text: str, length: int = 16) -> str:
     """Return a short, stable hex digest of ``text``.
 
@@ -79,6 +82,35 @@ class Chunk:
     @property
     def chunk_hash(self) -> str:
         return sha1_hex(self.text, 40)
+
+
+def chunk_metadata(
+    article: Article, chunk: Chunk, content_hash: str | None = None
+) -> dict[str, object]:
+    """The vector index's metadata of a chunk (what its filters need), written at ingest
+    and rebuilt from the records when a lost vector is restored (``content_hash`` then
+    comes from the manifest).
+
+    >>> a = Article("a1", "Title", "text", "outlet", "/x.txt")
+    >>> chunk_metadata(a, Chunk("a1:0", "a1", 0, "text", 0, 4))["published_day"]
+    -1
+    """
+    meta: dict[str, object] = {
+        META_ARTICLE_ID: article.article_id,
+        META_TITLE: article.title,
+        META_SOURCE: article.source,
+        META_PUBLISHED_DAY: day_number(article.published) if article.published else UNKNOWN_DAY,
+        META_CHUNK_INDEX: chunk.index,
+        META_START: chunk.start,
+        META_END: chunk.end,
+        META_CONTENT_HASH: content_hash or article.content_hash,
+        META_CHUNK_HASH: chunk.chunk_hash,
+    }
+    if article.url:
+        meta[META_URL] = article.url
+    if article.published:
+        meta[META_PUBLISHED] = article.published.isoformat()
+    return meta
 
 
 @dataclass(frozen=True)
@@ -172,3 +204,47 @@ class Answer:
 NOT_FOUND_TEXT = (
     "Not found in the ingested articles: none of them supports an answer to this question."
 )
+
+
+def answer_to_dict(answer: Answer) -> dict[str, object]:
+    """The answer as JSON-ready data (what ``newsrag ask --json`` prints and the chat
+    saves): text, sources, as-of, window, search query; not the retrieved chunks.
+
+    >>> answer_to_dict(Answer("q", "t [1]"))["text"]
+    't [1]'
+    """
+    window = answer.window
+    return {
+        "question": answer.question,
+        "text": answer.text,
+        "found": answer.found,
+        "confidence": answer.confidence,
+        "mode": answer.mode,
+        "model": answer.model,
+        "as_of": answer.as_of.isoformat() if answer.as_of else None,
+        "window": None
+        if window is None
+        else {
+            "start": window.start.isoformat() if window.start else None,
+            "end": window.end.isoformat(),
+            "label": window.label,
+            "phrase": window.phrase,
+            "strict": window.strict,
+        },
+        "search_query": answer.search_query,
+        "sources": [
+            {
+                "number": s.number,
+                "article_id": s.article_id,
+                "title": s.title,
+                "source": s.source,
+                "url": s.url,
+                "published": s.published.isoformat() if s.published else None,
+                "passage": s.passage,
+                "highlights": list(s.highlights),
+                "chunk_id": s.chunk_id,
+                "score": s.score,
+            }
+            for s in answer.sources
+        ],
+    }

@@ -29,22 +29,12 @@ import numpy as np
 
 from rag import lexical
 from rag.errors import StoreError
-from rag.record_store import UNKNOWN_DAY, ArticleRecord, ChunkRow, RecordStore, stored_hash
+from rag.record_store import ArticleRecord, ChunkRow, RecordStore, stored_hash
 from rag.records import (
     META_ARTICLE_ID,
-    META_CHUNK_HASH,
-    META_CHUNK_INDEX,
-    META_CONTENT_HASH,
-    META_END,
-    META_PUBLISHED,
-    META_PUBLISHED_DAY,
-    META_SOURCE,
-    META_START,
-    META_TITLE,
-    META_URL,
     Article,
     Chunk,
-    day_number,
+    chunk_metadata,
 )
 
 if TYPE_CHECKING:
@@ -277,23 +267,3 @@ def _already_stored(record: ArticleRecord | None, article: Article, version: str
         and record.status == "complete"
         and record.content_hash == stored_hash(article, version)
     )
-
-
-def chunk_metadata(article: Article, chunk: Chunk) -> dict[str, Any]:
-    """The vector index's metadata of a chunk (what its filters need)."""
-    meta: dict[str, Any] = {
-        META_ARTICLE_ID: article.article_id,
-        META_TITLE: article.title,
-        META_SOURCE: article.source,
-        META_PUBLISHED_DAY: day_number(article.published) if article.published else UNKNOWN_DAY,
-        META_CHUNK_INDEX: chunk.index,
-        META_START: chunk.start,
-        META_END: chunk.end,
-        META_CONTENT_HASH: article.content_hash,
-        META_CHUNK_HASH: chunk.chunk_hash,
-    }
-    if article.url:
-        meta[META_URL] = article.url
-    if article.published:
-        meta[META_PUBLISHED] = article.published.isoformat()
-    return meta
