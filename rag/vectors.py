@@ -93,7 +93,6 @@ class VectorIndex(Protocol):
         ids: Sequence[str],
         vectors: np.ndarray,
         metadatas: Sequence[dict[str, Any]],
-        documents: Sequence[str] | None = None,
     ) -> None: ...
     def delete(self, ids: Sequence[str]) -> None: ...
     def delete_where(self, where: dict[str, Any]) -> None: ...
@@ -214,20 +213,18 @@ class ChromaVectorIndex:
         ids: Sequence[str],
         vectors: np.ndarray,
         metadatas: Sequence[dict[str, Any]],
-        documents: Sequence[str] | None = None,
     ) -> None:
         """Store vectors under ``ids`` (replacing any with the same id)."""
         matrix = np.asarray(vectors, dtype=np.float32)
         for start in range(0, len(ids), _UPSERT_BATCH):
             end = start + _UPSERT_BATCH
-            kwargs: dict[str, Any] = {
-                "ids": list(ids[start:end]),
-                "embeddings": matrix[start:end],
-                "metadatas": list(metadatas[start:end]),
-            }
-            if documents is not None:
-                kwargs["documents"] = list(documents[start:end])
-            self._call("store chunks", "upsert", **kwargs)
+            self._call(
+                "store chunks",
+                "upsert",
+                ids=list(ids[start:end]),
+                embeddings=matrix[start:end],
+                metadatas=list(metadatas[start:end]),
+            )
 
     def delete(self, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), _GET_BATCH):
