@@ -323,7 +323,12 @@ class Assistant:
 
     def _search(self, query: str, scope: TimeScope, top_k: int | None = None) -> list[ArticleHit]:
         return self.searcher.search(
-            query, scope.filters, top_k=top_k, recent=scope.recent, around=scope.around
+            query,
+            scope.filters,
+            top_k=top_k,
+            recent=scope.recent,
+            around=scope.around,
+            since=scope.window.start if scope.around else None,
         )
 
     def resolve(self, question: str, history: History = ()) -> Resolution:

@@ -44,6 +44,9 @@ class SearchConfig:
     recency_days: int = 30
     recency_weight: float = 3.0
     exclude_future: bool = True
+    # A window the question names ("the week of 11 July 2022"): its articles count as
+    # fresh, and those outside fade over this many days from its nearest edge.
+    window_days: int = 7
 
 
 class HybridSearcher:
@@ -70,12 +73,15 @@ class HybridSearcher:
         top_k: int | None = None,
         recent: date | None = None,
         around: bool = False,
+        since: date | None = None,
     ) -> list[ArticleHit]:
         """The ``top_k`` best articles for ``query``, each with its best chunks.
 
         Articles published shortly before ``recent`` (default: ``filters.as_of``) are
         preferred; with ``around``, also those shortly after it (the question named a
-        day or week, whose news may be published the days after).
+        day or week, whose news may be published the days after). With ``since`` too,
+        ``since``..``recent`` is the window the question named: every article in it
+        counts as fresh, and one outside fades with its distance to the window.
         """
         cfg = self.config
         filters = filters or Filters()
@@ -97,7 +103,7 @@ class HybridSearcher:
         chunks = self.index.chunks_by_id(list(fused))
         by_article: dict[str, list[RetrievedChunk]] = defaultdict(list)
         for chunk_id, chunk in chunks.items():
-            score = fused[chunk_id] * self._recency(chunk.published, recent, around)
+            score = fused[chunk_id] * self._recency(chunk.published, recent, around, since)
             by_article[chunk.article_id].append(
                 replace(
                     chunk,
@@ -141,13 +147,29 @@ class HybridSearcher:
             for h in hits
         ]
 
-    def _recency(self, published: date | None, recent: date | None, around: bool) -> float:
-        """A boost for articles published shortly before the ``recent`` date."""
+    def _recency(
+        self,
+        published: date | None,
+        recent: date | None,
+        around: bool,
+        since: date | None = None,
+    ) -> float:
+        """A boost for articles published shortly before the ``recent`` date.
+
+        >>> s = HybridSearcher(None, None)  # type: ignore[arg-type]
+        >>> week = date(2022, 7, 11), date(2022, 7, 17)
+        >>> [round(s._recency(date(2022, 7, d), week[1], True, week[0]), 2) for d in (10, 13, 25)]
+        [3.57, 4.0, 1.0]
+        """
         cfg = self.config
         if recent is None or cfg.recency_days <= 0:
             return 1.0
         if published is None:
             return 1.0 + cfg.recency_weight * 0.25
+        if around and since is not None and cfg.window_days > 0:
+            # News of a named week: published in it, or reported the days around it.
+            outside = max((since - published).days, (published - recent).days, 0)
+            return 1.0 + cfg.recency_weight * max(0.0, 1.0 - outside / cfg.window_days)
         age = (recent - published).days
         if around:
             age = abs(age)

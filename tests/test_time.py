@@ -154,6 +154,36 @@ def test_an_archive_asked_years_later_still_prefers_its_own_recent_articles(
     assert f"The newest of these sources is [{newest}] (2022-06-13)." in answer.text
 
 
+def test_a_named_week_asked_of_an_archive_prefers_news_from_around_it_over_later_news(
+    settings: Settings, assistant_factory: Callable[..., Assistant]
+) -> None:
+    """ "The week of 11 July 2022" asked in 2026 (no as-of to leave later news out): the
+    weekend report just before that week outranks the same story told a week later."""
+    archive = assistant_factory(settings)
+    archive.today = lambda: date(2026, 11, 27)
+    body = (
+        "topped the North American box office this weekend with an estimated $143 million "
+        "in ticket sales, the studio said, ahead of last week's leader."
+    )
+    archive.add_text(
+        "Weekend box office", f"Thor: Love and Thunder {body}", published=date(2022, 7, 10)
+    )
+    archive.add_text("Box office report", f"Nope {body}", published=date(2022, 7, 25))
+    archive.add_text("Box office, September", f"Barbarian {body}", published=date(2022, 9, 12))
+    archive.add_text("Heat wave grips Europe", OTHER_TEXT, published=date(2022, 7, 13))
+    question = "Which movie topped the box office in the week of 11 July 2022?"
+    scope = archive.time_scope(question)
+    assert (scope.window.start, scope.recent, scope.around) == (
+        date(2022, 7, 11),
+        date(2022, 7, 13),
+        True,
+    )
+    hits = archive.search(question)
+    assert hits[0].published == date(2022, 7, 10)
+    assert hits[0].score > 1.5 * hits[1].score  # a day outside the week; the other two weeks
+    assert "Thor" in archive.ask(question).text
+
+
 @pytest.mark.slow
 def test_a_month_without_a_year_means_the_one_the_archive_holds(fed: Assistant) -> None:
     fed.today = lambda: date(2026, 11, 27)
