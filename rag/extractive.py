@@ -112,6 +112,31 @@ def question_kind(question: str) -> str:
     return "other"
 
 
+_ASKED = re.compile(
+    r"\b(?:which|what)\s+((?:[a-z][\w'’-]*\s+){0,3}?)([a-z][\w-]*)\s+"
+    r"(?:is|are|was|were|has|have|had|did|does|do|will|would|can|could|remains?|received?|"
+    r"made|won|became|got|took|saw|showed|\w+ed)\b",
+    re.IGNORECASE,
+)
+
+
+def asked_noun(question: str) -> str | None:
+    """The noun a "which/what ... ?" question asks for, or None.
+
+    >>> asked_noun("Which wildly popular show was recently green lit?")
+    'show'
+    >>> asked_noun("A cheese is popular. Which product is it?"), asked_noun("Who won?")
+    ('product', None)
+    """
+    match = _ASKED.search(question)
+    if match is None:
+        return None
+    noun = match.group(2).lower()
+    if noun in STOPWORDS or len(noun) < 3:
+        return None
+    return noun
+
+
 class ExtractiveAnswerer:
     """Picks the sentences that best answer the question and cites their articles.
 
@@ -169,7 +194,8 @@ class ExtractiveAnswerer:
         confidence = best.evidence * self._freshness(best.hit.published, as_of)
         if confidence < self.config.min_evidence:
             return _not_found(question, hits, confidence)
-        chosen = self._contrast(question, ranked, self._select(ranked))
+        chosen = self._with_antecedent(question, ranked, self._select(ranked))
+        chosen = self._contrast(question, ranked, chosen)
         return _compose(question, chosen, hits, confidence)
 
     def _freshness(self, published: date | None, as_of: date | None) -> float:
@@ -387,6 +413,44 @@ class ExtractiveAnswerer:
         # Keep quotes from one article in reading order.
         chosen.sort(key=lambda c: (c.hit_rank, c.chunk_index, c.position))
         return chosen
+
+    @staticmethod
+    def _with_antecedent(
+        question: str, ranked: list[_Candidate], chosen: list[_Candidate]
+    ) -> list[_Candidate]:
+        """Add the sentence a best sentence refers back to when it names the thing asked
+        for only as "the ... <noun>".
+
+        Asked "which popular show was renewed?", the sentence "Netflix announced that the
+        popular South Korean show is renewed" matches best but does not name the show;
+        the sentence before it does ("Squid Game is coming back.").
+        """
+        best = chosen[0]
+        target = asked_noun(question)
+        if target is None or best.position == 0 or best.chunk_index < 0:
+            return chosen
+        if not re.search(
+            rf"\b(?:the|this|that)\s+(?:[\w'’-]+\s+){{0,4}}?{re.escape(target)}s?\b",
+            best.text,
+            re.IGNORECASE,
+        ):
+            return chosen
+        previous = next(
+            (
+                c
+                for c in ranked
+                if c.hit.article_id == best.hit.article_id
+                and c.chunk_index == best.chunk_index
+                and c.position == best.position - 1
+            ),
+            None,
+        )
+        if previous is None or previous in chosen or len(previous.text.split()) < 6:
+            return chosen  # none, or a dateline ("Colombo, Sri Lanka CNN —")
+        if _kind_factor("entity", previous.text, question) < 1:
+            return chosen  # it names nothing the question does not
+        # In reading order, before the sentence it explains; the rest follow.
+        return [previous, best, *chosen[1:]]
 
     def _contrast(
         self, question: str, ranked: list[_Candidate], chosen: list[_Candidate]

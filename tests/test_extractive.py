@@ -31,3 +31,23 @@ def test_the_headline_is_quoted_when_it_is_all_there_is(assistant: Assistant) ->
     answer = assistant.ask("How many tall ships will the harbor festival feature?")
     assert answer.found
     assert answer.text == "Harbor festival will feature 40 tall ships this August [1]"
+
+
+def test_a_sentence_naming_the_asked_thing_only_as_the_noun_brings_the_one_naming_it(
+    assistant: Assistant,
+) -> None:
+    """ "Which show?" answered by "... the popular drama series ..." alone names no show."""
+    assistant.add_text(
+        "Streaming service renews its hit",
+        "Harbor Lights is officially coming back for more episodes. The streaming service "
+        "announced on Sunday that the wildly popular drama series has been renewed for a "
+        "second season, after it became the most watched show in its history. Production "
+        "starts in the spring in Lisbon, the company said.",
+    )
+    answer = assistant.ask("Which wildly popular series was renewed for a second season?")
+    assert answer.found
+    assert "Harbor Lights is officially coming back" in answer.text
+    assert answer.text.index("Harbor Lights") < answer.text.index("wildly popular drama series")
+    # A best sentence that names its subject itself needs nothing before it.
+    named = assistant.ask("Where does production of the renewed series start?")
+    assert "Harbor Lights" not in named.text and "Lisbon" in named.text
