@@ -190,6 +190,12 @@ class ExtractiveAnswerer:
         self._score(candidates, weights, question, hits, own_total or sum(weights.values()))
         ranked = sorted(candidates, key=lambda c: c.score, reverse=True)
         ranked = self._rerank(question, ranked, query)
+        if as_of is not None:
+            # Stale evidence counts less for the answer as it does for the confidence:
+            # a years-old sentence does not lead an answer about this week's news.
+            for c in ranked:
+                c.score *= self._freshness(c.hit.published, as_of)
+            ranked.sort(key=lambda c: c.score, reverse=True)
         best = ranked[0]
         confidence = best.evidence * self._freshness(best.hit.published, as_of)
         if confidence < self.config.min_evidence:

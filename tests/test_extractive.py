@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import pytest
 
 from rag.assistant import Assistant
+from rag.extractive import ExtractiveAnswerer
+from rag.records import RetrievedChunk
+from rag.retrieval import ArticleHit
 
 pytestmark = pytest.mark.slow
 
@@ -51,3 +55,47 @@ def test_a_sentence_naming_the_asked_thing_only_as_the_noun_brings_the_one_namin
     # A best sentence that names its subject itself needs nothing before it.
     named = assistant.ask("Where does production of the renewed series start?")
     assert "Harbor Lights" not in named.text and "Lisbon" in named.text
+
+
+def _hit(article_id: str, text: str, published: date) -> ArticleHit:
+    chunk = RetrievedChunk(
+        f"{article_id}:0",
+        article_id,
+        text,
+        "Menu news",
+        "example",
+        None,
+        published,
+        0,
+        0,
+        len(text),
+        1.0,
+    )
+    return ArticleHit(article_id, "Menu news", "example", None, published, 1.0, (chunk,))
+
+
+def test_a_fresh_sentence_leads_the_answer_over_a_years_old_one_that_matches_better() -> None:
+    """Asked as of a day, that week's news answers: of two equally retrieved articles, a
+    six-year-old sentence worded like the question does not lead the answer."""
+    question = "What new item did the burger chain add to its menu for the fall?"
+    hits = [
+        _hit(
+            "old",
+            "The burger chain added a new item to its menu for the fall: a maple breakfast "
+            "sandwich with sausage, egg and cheese.",
+            date(2016, 7, 6),
+        ),
+        _hit(
+            "new",
+            "The chain's newest menu item for the fall is a cheese danish, the first new "
+            "pastry at its burger restaurants in years, a spokesperson said on Tuesday.",
+            date(2022, 9, 6),
+        ),
+    ]
+    answerer = ExtractiveAnswerer(idf=lambda ws: dict.fromkeys(ws, 1.0))
+    answer = answerer.answer(question, hits, as_of=date(2022, 9, 8))
+    assert answer.found
+    assert answer.text.startswith("The chain's newest menu item for the fall is a cheese")
+    assert answer.sources[0].article_id == "new"
+    # With no date to be fresh for, the better-worded sentence leads.
+    assert answerer.answer(question, hits).sources[0].article_id == "old"
