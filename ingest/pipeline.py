@@ -193,6 +193,10 @@ class Ingestor:
         self.limits = limits
         self.flush_chunks = flush_chunks
         self.story_threshold = story_threshold
+        # The library's stories as of a write generation: reused while no other process
+        # wrote (loading them costs 0.5 s per 2,500 articles; see docs/BENCHMARKS.md).
+        self._stories: LibraryStories | None = None
+        self._stories_at = -1
         # Re-split and re-embed everything when the model or the chunk sizes change.
         # "sv1": chunks carry sentence vectors (an index from before them is redone).
         # "sv2": sentences split with abbreviations, initials and "!"/"?" inside names
@@ -228,12 +232,14 @@ class Ingestor:
             if loaded.failures:
                 plan.failed_origins.add(str(path.resolve()))
         self._plan(articles, plan)
-        report = self._execute(plan, progress, show_progress)
+        report = self._stored(plan, lambda: self._execute(plan, progress, show_progress))
         replaced = self._replace_older(plan, report)
         repaired, restored = self._repair_vectors(plan, report)
         deleted: list[IngestedArticle] = []
         if prune:
             deleted = self._prune(paths, plan)
+            if deleted:
+                self._stories = None  # they are still in its index
         return IngestReport(
             added=report.added,
             updated=report.updated,
@@ -267,7 +273,7 @@ class Ingestor:
             extra += loaded.articles
             plan.failed += loaded.failures
         self._plan([*articles, *extra], plan)
-        report = self._execute(plan, progress, show_progress=False)
+        report = self._stored(plan, lambda: self._execute(plan, progress, show_progress=False))
         replaced = self._replace_older(plan, report)
         repaired, restored = self._repair_vectors(plan, report)
         return IngestReport(
@@ -457,7 +463,7 @@ class Ingestor:
         todo = [*plan.added, *plan.updated]
         if not todo:
             return
-        stories = LibraryStories.load(self.index, self.story_threshold)
+        stories = self._library_stories()
         placements = {}
         titles = {a.article_id: a for a in todo}
         older: set[str] = set()
@@ -485,6 +491,24 @@ class Ingestor:
             plan.updated = [a for a in plan.updated if a.article_id not in older]
         stories.save(placements)
 
+    def _library_stories(self) -> LibraryStories:
+        generation = self.index.generation()
+        if self._stories is None or self._stories_at != generation:
+            self._stories = LibraryStories.load(self.index, self.story_threshold)
+            self._stories_at = generation
+        return self._stories
+
+    def _stored(self, plan: _Plan, execute: Callable[[], IngestReport]) -> IngestReport:
+        """Run the writes of ``plan``; the stories placed for it stay loaded only when
+        they all landed."""
+        try:
+            report = execute()
+        except BaseException:
+            self._stories = None
+            raise
+        self._stories_at = self.index.generation()
+        return report
+
     def _replace_older(
         self, plan: _Plan, report: IngestReport
     ) -> tuple[tuple[IngestedArticle, str], ...]:
@@ -500,6 +524,8 @@ class Ingestor:
             return ()
         records = self.index.get_records(doomed)
         self.index.delete(list(doomed))
+        if self._stories is not None:  # placing the new versions already dropped the old
+            self._stories_at = self.index.generation()
         return tuple(
             (new, _described(records[old].title, records[old].url or records[old].origin))
             for old, new in doomed.items()

@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-anchors", action="store_true", help="skip the BM25/tutorial anchors")
     ev.add_argument("--no-abstention", action="store_true", help="skip the no-answer variants")
     ev.add_argument(
+        "--story-gold",
+        action="store_true",
+        help="also score with a story as gold when any of its members is",
+    )
+    ev.add_argument(
         "--conversations",
         nargs="?",
         const="default",
