@@ -10,8 +10,9 @@ of one library, rebuilt from the MinHash signatures stored beside the articles (
   one named after the article. Exact copies from another outlet join the same way: they
   are kept, as members of the story, instead of being dropped as duplicates;
 - whether it **replaces** an older article: a new version from the same canonical URL, or
-  from the same outlet with a near-identical text (:data:`UPDATE_SIMILARITY`). Copies from
-  different outlets never replace each other; they group.
+  from the same outlet with a near-identical text (:data:`UPDATE_SIMILARITY`) under a
+  related headline (:data:`HEADLINE_OVERLAP`). A version older than the stored one is not
+  stored. Copies from different outlets never replace each other; they group.
 
 Libraries written before stories existed get theirs on open (:func:`backfill_stories`),
 from the chunk texts already stored: nothing is embedded again.
@@ -20,6 +21,7 @@ from the chunk texts already stored: nothing is embedded again.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +47,14 @@ logger = logging.getLogger(__name__)
 # page under two URLs), not two stories. Stricter than the story threshold: two articles of
 # one outlet at 0.5 are often a follow-up story, which must stay a source of its own.
 UPDATE_SIMILARITY = 0.9
+# ... and headlines sharing at least this share of their words. Without it, pages whose
+# scraped text is the same page furniture replaced each other: on RealTime QA dev, 121 of
+# the 124 same-outlet pairs at >= 0.9 were such theweek.co.uk pages (headline overlap
+# <= 0.25); the 3 others (0.36 to 1.0) were CNN articles updated in place.
+HEADLINE_OVERLAP = 0.3
+_HEADLINE_STOPWORDS = frozenset(
+    "a an and are as at be by for from how in is of on the to vs what who why will with".split()
+)
 
 _TRACKING = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "cid", "amp", "ref", "smid")
 
@@ -70,6 +80,22 @@ def canonical_url(url: str) -> str:
     )
     scheme = "https" if parts.scheme in ("http", "https") else parts.scheme
     return urlunsplit((scheme, host, path, query, ""))
+
+
+def headline_overlap(a: str, b: str) -> float:
+    """Jaccard overlap of two headlines' words (site suffixes after " | " or " - " and
+    small words left out).
+
+    >>> round(headline_overlap("Biden calls gas tax holiday - CNN", "Biden calls gas tax pause"), 2)
+    0.67
+    """
+
+    def words(title: str) -> set[str]:
+        head = re.split(r" [|\-–—] ", title)[0]
+        return {w for w in re.findall(r"\w+", head.lower()) if w not in _HEADLINE_STOPWORDS}
+
+    left, right = words(a), words(b)
+    return len(left & right) / len(left | right) if left | right else 0.0
 
 
 def names_outlet(article: Article | ArticleRecord) -> bool:
@@ -189,6 +215,7 @@ class LibraryStories:
                         record.status == "complete"
                         and names_outlet(record)
                         and outlet_key(record) == outlet_key(article)
+                        and headline_overlap(record.title, article.title) >= HEADLINE_OVERLAP
                     ):
                         found[record.article_id] = record
         found.pop(article.article_id, None)

@@ -281,3 +281,28 @@ def test_a_jsonl_record_gives_its_author_and_site_name(
     assert assistant.ingest([corpus]).added
     record = assistant.index.get_records()["a1"]
     assert (record.author, record.site_name) == ("Ana Ruiz, Li Wei", "X News")
+
+
+def test_one_outlets_pages_with_the_same_text_under_unrelated_headlines_are_all_kept(
+    assistant: Assistant,
+) -> None:
+    # A scraper that kept only page furniture gives many pages of one site one text: they
+    # group as one story, but none is taken for an update of another.
+    ingestor = assistant.ingestor()
+    pages = [
+        Article(
+            f"week-{n}",
+            title,
+            WIRE,
+            "week.example",
+            "test",
+            f"https://week.example/{n}",
+            date(2022, 6, 7 + n),
+        )  # fmt: skip
+        for n, title in enumerate(["Will Ukraine join the EU?", "Quiz of the week: 20 August"])
+    ]
+    for page in pages:
+        assert ingestor.ingest_articles([page]).added
+    assert set(assistant.index.get_records()) == {"week-0", "week-1"}
+    members = assistant.index.story_members(["week-1"])["week-1"]
+    assert [m.article_id for m in members] == ["week-0", "week-1"]
