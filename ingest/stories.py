@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from datasketch import LeanMinHash
+
 from ingest.dedupe import (
     DEFAULT_THRESHOLD,
     StoryGrouper,
@@ -193,7 +195,7 @@ class LibraryStories:
             replaces=tuple(replaces),
         )
 
-    def _versions(self, article: Article, minhash: object) -> list[ArticleRecord]:
+    def _versions(self, article: Article, minhash: LeanMinHash) -> list[ArticleRecord]:
         """Stored articles that ``article`` is a version of: same canonical URL, or same
         outlet and a near-identical text."""
         found: dict[str, ArticleRecord] = {}
@@ -206,7 +208,7 @@ class LibraryStories:
         if names_outlet(article):
             close = [
                 other
-                for other, _ in self.grouper.similar(minhash, self.update_similarity)  # type: ignore[arg-type]
+                for other, _ in self.grouper.similar(minhash, self.update_similarity)
                 if other != article.article_id and other not in found
             ]
             if close:

@@ -145,13 +145,24 @@ def test_an_exact_copy_from_a_second_outlet_is_kept_as_a_member_of_the_story(
 ) -> None:
     title = "Earthquake damages Velmora bridge and clock tower"
     wire = Article(
-        "wire-2", title, WIRE, "wire.example", "test", "https://wire.example/quake",
-        date(2022, 6, 7), site_name="Wire Service",
-    )  # fmt: skip
+        "wire-2",
+        title,
+        WIRE,
+        "wire.example",
+        "test",
+        "https://wire.example/quake",
+        date(2022, 6, 7),
+        site_name="Wire Service",
+    )
     copy = Article(
-        "paper-2", title, WIRE, "paper.example", "test", "https://paper.example/world/quake",
+        "paper-2",
+        title,
+        WIRE,
+        "paper.example",
+        "test",
+        "https://paper.example/world/quake",
         date(2022, 6, 9),
-    )  # fmt: skip
+    )
     ingestor = assistant.ingestor()
     assert ingestor.ingest_articles([wire]).added
     report = ingestor.ingest_articles([copy])
@@ -172,15 +183,25 @@ def test_an_exact_copy_from_a_second_outlet_is_kept_as_a_member_of_the_story(
 def test_an_updated_version_from_the_same_url_replaces_the_old_one(assistant: Assistant) -> None:
     ingestor = assistant.ingestor()
     first = Article(
-        "v1", "Quake hits Velmora", "\n\n".join(PARAGRAPHS[:3]), "wire.example", "test",
-        "https://wire.example/quake", date(2022, 6, 7),
-    )  # fmt: skip
+        "v1",
+        "Quake hits Velmora",
+        "\n\n".join(PARAGRAPHS[:3]),
+        "wire.example",
+        "test",
+        "https://wire.example/quake",
+        date(2022, 6, 7),
+    )
     assert ingestor.ingest_articles([first]).added
     # Fetched again under a tracking link: the same canonical URL, a longer text.
     update = Article(
-        "v2", "Quake hits Velmora: 42 hurt", WIRE, "wire.example", "test",
-        "https://wire.example/quake?utm_source=feed", date(2022, 6, 8),
-    )  # fmt: skip
+        "v2",
+        "Quake hits Velmora: 42 hurt",
+        WIRE,
+        "wire.example",
+        "test",
+        "https://wire.example/quake?utm_source=feed",
+        date(2022, 6, 8),
+    )
     report = ingestor.ingest_articles([update])
     assert [a.article_id for a in report.added] == ["v2"]
     assert [(a.article_id, old) for a, old in report.replaced] == [
@@ -197,26 +218,46 @@ def test_a_near_identical_text_from_the_same_outlet_replaces_the_older_version(
 ) -> None:
     ingestor = assistant.ingestor()
     old = Article(
-        "old", "Quake hits Velmora", WIRE, "wire.example", "test",
-        "https://wire.example/quake-live", date(2022, 6, 7),
-    )  # fmt: skip
+        "old",
+        "Quake hits Velmora",
+        WIRE,
+        "wire.example",
+        "test",
+        "https://wire.example/quake-live",
+        date(2022, 6, 7),
+    )
     newer = Article(
-        "new", "Quake hits Velmora (updated)", WIRE + " The bridge reopened at noon.",
-        "wire.example", "test", "https://wire.example/quake-update", date(2022, 6, 8),
-    )  # fmt: skip
+        "new",
+        "Quake hits Velmora (updated)",
+        WIRE + " The bridge reopened at noon.",
+        "wire.example",
+        "test",
+        "https://wire.example/quake-update",
+        date(2022, 6, 8),
+    )
     other_outlet = Article(
-        "other", "Velmora quake", WIRE + " Reporting by our desk.", "daily.example", "test",
-        "https://daily.example/quake", date(2022, 6, 8),
-    )  # fmt: skip
+        "other",
+        "Velmora quake",
+        WIRE + " Reporting by our desk.",
+        "daily.example",
+        "test",
+        "https://daily.example/quake",
+        date(2022, 6, 8),
+    )
     assert ingestor.ingest_articles([old]).added
     report = ingestor.ingest_articles([newer, other_outlet])
     assert [a.article_id for a, _ in report.replaced] == ["new"]
     assert set(assistant.index.get_records()) == {"new", "other"}
     # An older version arriving late is not stored over the newer one.
     late = Article(
-        "late", "Quake hits Velmora (first take)", WIRE + " Early reports.", "wire.example",
-        "test", "https://wire.example/quake-first", date(2022, 6, 6),
-    )  # fmt: skip
+        "late",
+        "Quake hits Velmora (first take)",
+        WIRE + " Early reports.",
+        "wire.example",
+        "test",
+        "https://wire.example/quake-first",
+        date(2022, 6, 6),
+    )
     report = ingestor.ingest_articles([late])
     assert [a.article_id for a, _ in report.superseded] == ["late"]
     assert set(assistant.index.get_records()) == {"new", "other"}
@@ -274,10 +315,15 @@ def test_a_jsonl_record_gives_its_author_and_site_name(
     corpus = _write_jsonl(
         tmp_path / "one.jsonl",
         _record(
-            "a1", "Quake", WIRE, "https://x.example/q", 7,
-            authors=["Ana Ruiz", "Li Wei"], site_name="X News",
+            "a1",
+            "Quake",
+            WIRE,
+            "https://x.example/q",
+            7,
+            authors=["Ana Ruiz", "Li Wei"],
+            site_name="X News",
         ),
-    )  # fmt: skip
+    )
     assert assistant.ingest([corpus]).added
     record = assistant.index.get_records()["a1"]
     assert (record.author, record.site_name) == ("Ana Ruiz, Li Wei", "X News")
@@ -298,7 +344,7 @@ def test_one_outlets_pages_with_the_same_text_under_unrelated_headlines_are_all_
             "test",
             f"https://week.example/{n}",
             date(2022, 6, 7 + n),
-        )  # fmt: skip
+        )
         for n, title in enumerate(["Will Ukraine join the EU?", "Quiz of the week: 20 August"])
     ]
     for page in pages:
