@@ -129,6 +129,20 @@ def test_two_outlets_near_copies_are_one_story_cited_once_listing_both_outlets(
     assert f'href="{expected[source.article_id][1]}"' in card
 
 
+def test_the_langchain_retriever_piped_into_the_answerer_keeps_the_other_outlets(
+    story_library: Assistant,
+) -> None:
+    retriever = story_library.as_retriever(k=3, as_of=date(2022, 6, 10))
+    question = "How many people were treated for injuries after the Velmora earthquake?"
+    documents = retriever.invoke(question)
+    quake = [d for d in documents if d.metadata["article_id"] in ("wire-1", "daily-1")]
+    assert len({d.metadata["article_id"] for d in quake}) == 1
+    assert len(quake[0].metadata["also_reported_by"]) == 1
+    answer = (retriever | story_library.as_answerer()).invoke(question)
+    cited = [s for s in answer.sources if s.article_id in ("wire-1", "daily-1")]
+    assert [len(s.also) for s in cited] == [1]
+
+
 def test_without_the_collapse_both_copies_crowd_the_results(
     story_library: Assistant, assistant_factory: Callable[..., Assistant], settings: Settings
 ) -> None:
