@@ -432,6 +432,8 @@ def _stats(settings: Settings) -> int:
     if settings.shared_database:
         print(f"records: {redacted(settings.resolved_database_url)}")
     print(f"articles: {stats.articles}")
+    if stats.stories and stats.stories < stats.articles:
+        print(f"stories: {stats.stories} (other outlets' copies and near-copies grouped)")
     print(f"chunks: {stats.chunks}")
     if stats.pending:
         print(f"unfinished articles (the next ingest repairs them): {stats.pending}")

@@ -119,6 +119,7 @@ class IndexStats:
     newest: tuple[date, ...]
     sources: tuple[tuple[str, int], ...]
     vector_check: VectorCheck | None = None
+    stories: int = 0  # stories the complete articles form (rag.stories)
 
 
 @dataclass(frozen=True)
@@ -291,6 +292,12 @@ class SqlRecordStore:
                 .order_by(A.published.desc())
                 .limit(5)
             ).all()
+            stories = con.execute(
+                select(func.count(func.distinct(S.story_id)))
+                .select_from(STORIES)
+                .join(ARTICLES, A.article_id == S.article_id)
+                .where(complete)
+            ).scalar()
             sources = con.execute(
                 select(A.source, func.count())
                 .where(complete)
@@ -305,6 +312,7 @@ class SqlRecordStore:
             newest=tuple(date.fromisoformat(r[0]) for r in newest),
             sources=tuple((str(s), int(n)) for s, n in sources),
             vector_check=self.last_vector_check(),
+            stories=int(stories or 0),
         )
 
     def newest_published(self, on_or_before: date, on_or_after: date | None = None) -> date | None:

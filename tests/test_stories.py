@@ -102,6 +102,7 @@ def test_two_outlets_near_copies_are_one_story_cited_once_listing_both_outlets(
     members = story_library.index.story_members(["wire-1", "daily-1", "ferry-1"])
     assert [m.article_id for m in members["wire-1"]] == ["wire-1", "daily-1"]
     assert [m.article_id for m in members["ferry-1"]] == ["ferry-1"]
+    assert (story_library.stats().articles, story_library.stats().stories) == (4, 3)
 
     question = "How many people were treated for injuries after the Velmora earthquake?"
     answer = story_library.ask(question, as_of=date(2022, 6, 10))
