@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -175,14 +174,13 @@ class LibraryStories:
         replaces: list[str] = []
         for older in self._versions(article, minhash):
             if _is_newer(older, article):
-                return Placement(
-                    older.article_id, signature_bytes(minhash), superseded_by=older.article_id
-                )
+                story = self._story_of(older.article_id)
+                return Placement(story, signature_bytes(minhash), superseded_by=older.article_id)
             replaces.append(older.article_id)
         match = self.grouper.add_signature(article.article_id, minhash)
         story = match.story
         if replaces and story == article.article_id:
-            story = self.grouper.story_of(replaces[0])
+            story = self._story_of(replaces[0])
         for old in replaces:
             self.grouper.remove(old)
         if replaces:
@@ -194,6 +192,12 @@ class LibraryStories:
             similarity=match.similarity,
             replaces=tuple(replaces),
         )
+
+    def _story_of(self, article_id: str) -> str:
+        try:
+            return self.grouper.story_of(article_id)
+        except KeyError:  # stored by another process since these stories were loaded
+            return article_id
 
     def _versions(self, article: Article, minhash: LeanMinHash) -> list[ArticleRecord]:
         """Stored articles that ``article`` is a version of: same canonical URL, or same
@@ -222,11 +226,6 @@ class LibraryStories:
                         found[record.article_id] = record
         found.pop(article.article_id, None)
         return sorted(found.values(), key=lambda r: r.article_id)
-
-    def forget(self, article_ids: Sequence[str]) -> None:
-        """Drop articles that will not be stored after all (a failed write)."""
-        for article_id in article_ids:
-            self.grouper.remove(article_id)
 
     def save(self, placements: dict[str, Placement]) -> None:
         """Store the stories and signatures of placed articles (by article id)."""
