@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 # Metadata keys stored with every chunk in Chroma. One place, so a typo cannot split
@@ -86,6 +87,8 @@ def outlet_name(site_name: str | None, url: str | None, source: str) -> str:
     'cnn.com'
     >>> outlet_name("Reuters", "https://reuters.com/a", "x")
     'Reuters'
+    >>> outlet_name(None, None, "/srv/news/seeds/quake.txt")
+    'quake.txt'
     """
     if site_name:
         return site_name
@@ -94,6 +97,8 @@ def outlet_name(site_name: str | None, url: str | None, source: str) -> str:
             host = (urlsplit(candidate).hostname or "").lower()
             if host:
                 return host.removeprefix("www.")
+    if source.startswith("/"):  # a file: its name, never the server's directories
+        return PurePosixPath(source).name
     return source
 
 
