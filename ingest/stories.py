@@ -33,6 +33,7 @@ from ingest.dedupe import (
     DEFAULT_THRESHOLD,
     StoryGrouper,
     from_bytes,
+    is_short,
     signature,
     signature_bytes,
 )
@@ -177,7 +178,9 @@ class LibraryStories:
                 story = self._story_of(older.article_id)
                 return Placement(story, signature_bytes(minhash), superseded_by=older.article_id)
             replaces.append(older.article_id)
-        match = self.grouper.add_signature(article.article_id, minhash)
+        match = self.grouper.add_signature(
+            article.article_id, minhash, exact_only=is_short(article.text)
+        )
         story = match.story
         if replaces and story == article.article_id:
             story = self._story_of(replaces[0])
@@ -272,8 +275,11 @@ def backfill_stories(index: ChunkIndex, threshold: float = DEFAULT_THRESHOLD) ->
             batch = missing[start : start + 200]
             texts = index.article_texts(batch)
             for article_id in batch:
-                minhash = signature(texts.get(article_id, ""))
-                match = stories.grouper.add_signature(article_id, minhash)
+                text = texts.get(article_id, "")
+                minhash = signature(text)
+                match = stories.grouper.add_signature(
+                    article_id, minhash, exact_only=is_short(text)
+                )
                 rows.append(StoryRow(article_id, match.story, signature_bytes(minhash)))
         index.set_stories(rows)
         seconds = time.perf_counter() - started
