@@ -45,7 +45,7 @@ from rag.dates import answer_when
 from rag.errors import NewsragError, QuestionError, disk_full_as_error
 from rag.library_view import SORTS, LibraryRow, added_times, library_page, snapshot
 from rag.library_view import article_text as library_text
-from rag.records import Answer, Article, Source
+from rag.records import Answer, Article, Source, StoryMember
 from rag.settings import Settings
 from rag.store import ArticleRecord, Filters
 
@@ -422,20 +422,50 @@ def _card(source: Source, turn: int = 1) -> str:
     meta: list[str] = []
     if href:
         outlet = source.source if source.source != source.url else urlparse(href).netloc
-        meta.append(f'<span class="outlet">{html.escape(outlet)}</span>')
+        meta.append(f'<span class="outlet">{html.escape(source.site_name or outlet)}</span>')
+        if source.author:
+            meta.append(f'<span class="author">by {html.escape(source.author)}</span>')
         meta.append(published)
         link = html.escape(href, quote=True)
         meta.append(f'<a href="{link}" target="_blank" rel="noopener noreferrer">{link}</a>')
     else:
-        meta.append(f'<span class="outlet">{html.escape(source.link)}</span>')
+        meta.append(f'<span class="outlet">{html.escape(source.site_name or source.link)}</span>')
+        if source.author:
+            meta.append(f'<span class="author">by {html.escape(source.author)}</span>')
         meta.append(published)
     return (
         f'<article class="source-card" id="src-{turn}-{source.number}" tabindex="-1">'
         f'<div class="card-title"><span class="num">[{source.number}]</span>'
         f"<strong>{html.escape(source.title)}</strong></div>"
         f'<div class="meta">{" · ".join(meta)}</div>'
-        f"<blockquote>{highlight(source.passage, source.highlights)}</blockquote></article>"
+        f"<blockquote>{highlight(source.passage, source.highlights)}</blockquote>"
+        f"{render_also(source.also)}</article>"
     )
+
+
+def render_also(members: Sequence[StoryMember]) -> str:
+    """The card's "Also reported by" line: each other outlet's copy of the story, linked,
+    with its date.
+
+    >>> render_also([StoryMember("a2", "Quake", "AP", "https://ap.example/q", date(2022, 6, 1))])
+    '<div class="also">Also reported by <a href="https://ap.example/q" target="_blank" \
+rel="noopener noreferrer" title="Quake">AP</a> (2022-06-01)</div>'
+    """
+    if not members:
+        return ""
+    items = []
+    for m in members:
+        when = f" ({m.published.isoformat()})" if m.published else ""
+        href = _safe_href(m.url)
+        name = html.escape(m.outlet)
+        if href:
+            link = html.escape(href, quote=True)
+            name = (
+                f'<a href="{link}" target="_blank" rel="noopener noreferrer" '
+                f'title="{_attr(m.title)}">{name}</a>'
+            )
+        items.append(f"{name}{when}")
+    return f'<div class="also">Also reported by {", ".join(items)}</div>'
 
 
 def highlight(passage: str, sentences: Sequence[str]) -> str:

@@ -316,6 +316,8 @@ def _article(
     url: str | None = None,
     source: str | None = None,
     published: date | None = None,
+    author: str | None = None,
+    site_name: str | None = None,
 ) -> Article:
     origin = os.path.realpath(path)
     return Article(
@@ -326,6 +328,8 @@ def _article(
         origin=origin,
         url=url,
         published=published,
+        author=author,
+        site_name=site_name,
     )
 
 
@@ -807,6 +811,8 @@ def _load_html(path: Path, text: str, deadline: _Deadline | None = None) -> Arti
         text=page.text,
         url=page.url,
         published=page.published,
+        author=page.author,
+        site_name=page.site_name,
     )
 
 
@@ -1151,7 +1157,25 @@ def _jsonl_article(line: str, origin: str, line_no: int) -> Article:
         origin=origin,
         url=url,
         published=_parse_date(record.get("published")),
+        author=_names_field(record, "author", "authors", "byline"),
+        site_name=_string_field(record, "site_name") or _string_field(record, "sitename"),
     )
+
+
+def _names_field(record: dict[str, object], *keys: str) -> str | None:
+    """A byline from the first of ``keys`` present: a string, or a list of names.
+
+    >>> _names_field({"authors": ["Ana Ruiz", "Li Wei"]}, "author", "authors")
+    'Ana Ruiz, Li Wei'
+    """
+    for key in keys:
+        value = record.get(key)
+        if isinstance(value, list):
+            names = [_collapse(_clean_text(v)) for v in value if isinstance(v, str)]
+            value = ", ".join(n for n in names if n)
+        if isinstance(value, str) and (name := _collapse(_clean_text(value))):
+            return name
+    return None
 
 
 def _string_field(record: dict[str, object], key: str) -> str | None:

@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from ingest.dedupe import DEFAULT_THRESHOLD
 from ingest.loaders import LoadFailure, LoadLimits, discover, load_file
 from ingest.splitter import SentenceSplitter
+from ingest.stories import LibraryStories, other_outlet_copy
 from rag.embeddings import LocalEmbeddings
 from rag.records import Article, Chunk, sha1_hex
 from rag.store import ChunkIndex, VectorCheck, pack_rows, stored_hash
@@ -63,6 +65,14 @@ class IngestReport:
     repaired: tuple[IngestedArticle, ...] = ()  # stored articles whose lost vectors were restored
     vectors_restored: int = 0
     unfinished_repaired: tuple[IngestedArticle, ...] = ()  # left unfinished by an earlier run
+    # Joined the story of a stored or earlier article (another outlet's copy, a near-copy):
+    # the article and the closest member it joined.
+    grouped: tuple[tuple[IngestedArticle, str], ...] = ()
+    # Newer versions (same canonical URL, or same outlet and near-identical text) and the
+    # older article each replaced (deleted once the new version was stored).
+    replaced: tuple[tuple[IngestedArticle, str], ...] = ()
+    # Older versions of a stored article: not stored, the newer one stays.
+    superseded: tuple[tuple[IngestedArticle, str], ...] = ()
 
     def summary(self) -> str:
         """One line, e.g. ``added 2, updated 0, skipped 5, deleted 0, failed 1``."""
@@ -73,6 +83,8 @@ class IngestReport:
         )
         if self.repaired:
             line += f", repaired {len(self.repaired)}"
+        if self.replaced:
+            line += f", replaced {len(self.replaced)}"
         return f"{line} ({self.chunks_written} chunks written, {self.seconds:.1f}s)"
 
     def details(self) -> list[str]:
@@ -87,6 +99,12 @@ class IngestReport:
         ]
         lines += [f"failed: {f.path}: {f.reason}" for f in self.failed]
         lines += [f"duplicate: {a.origin} has the same text as {d}" for a, d in self.duplicates]
+        lines += [f"same story: {a.title!r} ({a.origin}) joins {d}" for a, d in self.grouped]
+        lines += [f"replaced: {d} by its newer version {a.title!r}" for a, d in self.replaced]
+        lines += [
+            f"older version: {a.title!r} ({a.origin}) not stored, {d} is newer"
+            for a, d in self.superseded
+        ]
         lines += [f"deleted: {a.title} ({a.origin})" for a in self.deleted]
         lines += [f"warning: {w}" for w in self.warnings]
         return lines
@@ -138,6 +156,9 @@ class _Plan:
     seen_ids: set[str] = field(default_factory=set)
     failed_origins: set[str] = field(default_factory=set)
     unfinished: set[str] = field(default_factory=set)  # article ids an earlier run left
+    grouped: list[tuple[IngestedArticle, str]] = field(default_factory=list)
+    superseded: list[tuple[IngestedArticle, str]] = field(default_factory=list)
+    replaces: dict[str, tuple[str, ...]] = field(default_factory=dict)  # new id -> old ids
 
 
 class Ingestor:
@@ -161,6 +182,7 @@ class Ingestor:
         limits: LoadLimits | None = None,
         flush_chunks: int = 256,
         version: str | None = None,
+        story_threshold: float = DEFAULT_THRESHOLD,
     ) -> None:
         self.index = index
         self.embeddings = embeddings
@@ -170,6 +192,11 @@ class Ingestor:
         self.max_article_chars = max_article_chars
         self.limits = limits
         self.flush_chunks = flush_chunks
+        self.story_threshold = story_threshold
+        # The library's stories as of a write generation: reused while no other process
+        # wrote (loading them costs 0.5 s per 2,500 articles; see docs/BENCHMARKS.md).
+        self._stories: LibraryStories | None = None
+        self._stories_at = -1
         # Re-split and re-embed everything when the model or the chunk sizes change.
         # "sv1": chunks carry sentence vectors (an index from before them is redone).
         # "sv2": sentences split with abbreviations, initials and "!"/"?" inside names
@@ -205,11 +232,14 @@ class Ingestor:
             if loaded.failures:
                 plan.failed_origins.add(str(path.resolve()))
         self._plan(articles, plan)
-        report = self._execute(plan, progress, show_progress)
+        report = self._stored(plan, lambda: self._execute(plan, progress, show_progress))
+        replaced = self._replace_older(plan, report)
         repaired, restored = self._repair_vectors(plan, report)
         deleted: list[IngestedArticle] = []
         if prune:
             deleted = self._prune(paths, plan)
+            if deleted:
+                self._stories = None  # they are still in its index
         return IngestReport(
             added=report.added,
             updated=report.updated,
@@ -226,6 +256,9 @@ class Ingestor:
             unfinished_repaired=tuple(
                 a for a in (*report.added, *report.updated) if a.article_id in plan.unfinished
             ),
+            grouped=tuple(plan.grouped),
+            replaced=replaced,
+            superseded=tuple(plan.superseded),
         )
 
     def ingest_articles(
@@ -240,7 +273,8 @@ class Ingestor:
             extra += loaded.articles
             plan.failed += loaded.failures
         self._plan([*articles, *extra], plan)
-        report = self._execute(plan, progress, show_progress=False)
+        report = self._stored(plan, lambda: self._execute(plan, progress, show_progress=False))
+        replaced = self._replace_older(plan, report)
         repaired, restored = self._repair_vectors(plan, report)
         return IngestReport(
             added=report.added,
@@ -257,6 +291,9 @@ class Ingestor:
             unfinished_repaired=tuple(
                 a for a in (*report.added, *report.updated) if a.article_id in plan.unfinished
             ),
+            grouped=tuple(plan.grouped),
+            replaced=replaced,
+            superseded=tuple(plan.superseded),
         )
 
     # -- repairs ---------------------------------------------------------------------
@@ -401,17 +438,99 @@ class Ingestor:
             if record and record.content_hash == digest and record.status == "complete":
                 plan.skipped.append(entry)
                 continue
+            # The same text again is a duplicate, unless another outlet published it: then
+            # it is kept, as a member of the story (its outlet, link and date are shown).
             twin = hashes_in_run.get(article.text_hash)
             if twin is None:
                 existing = self.index.find_by_text_hash(article.text_hash)
-                if existing and existing.article_id != article.article_id:
+                if (
+                    existing
+                    and existing.article_id != article.article_id
+                    and not other_outlet_copy(article, existing)
+                ):
                     plan.duplicates.append((entry, f"{existing.title!r} ({existing.origin})"))
                     continue
-            else:
+            elif not other_outlet_copy(article, twin):
                 plan.duplicates.append((entry, f"{twin.title!r} ({twin.origin})"))
                 continue
-            hashes_in_run[article.text_hash] = article
+            hashes_in_run.setdefault(article.text_hash, article)
             (plan.updated if record else plan.added).append(article)
+        self._place_stories(plan)
+
+    def _place_stories(self, plan: _Plan) -> None:
+        """Give each article to store its story (:mod:`ingest.stories`); an older version
+        of a stored article is left out, a newer one will replace the stored one."""
+        todo = [*plan.added, *plan.updated]
+        if not todo:
+            return
+        stories = self._library_stories()
+        placements = {}
+        titles = {a.article_id: a for a in todo}
+        older: set[str] = set()
+        for article in todo:
+            entry = IngestedArticle(article.article_id, article.title, article.origin)
+            placed = stories.place(article)
+            if placed.superseded_by is not None:
+                newer = self.index.get_records([placed.superseded_by])[placed.superseded_by]
+                plan.superseded.append((entry, _described(newer.title, newer.url or newer.origin)))
+                older.add(article.article_id)
+                continue
+            placements[article.article_id] = placed
+            if placed.replaces:
+                plan.replaces[article.article_id] = placed.replaces
+            elif placed.similar_to is not None:
+                other = titles.get(placed.similar_to)
+                if other is not None:
+                    where = _described(other.title, other.url or other.origin)
+                else:
+                    record = self.index.get_records([placed.similar_to]).get(placed.similar_to)
+                    where = _described(record.title, record.url or record.origin) if record else ""
+                plan.grouped.append((entry, f"{where} ({placed.similarity:.0%} similar)"))
+        if older:
+            plan.added = [a for a in plan.added if a.article_id not in older]
+            plan.updated = [a for a in plan.updated if a.article_id not in older]
+        stories.save(placements)
+
+    def _library_stories(self) -> LibraryStories:
+        generation = self.index.generation()
+        if self._stories is None or self._stories_at != generation:
+            self._stories = LibraryStories.load(self.index, self.story_threshold)
+            self._stories_at = generation
+        return self._stories
+
+    def _stored(self, plan: _Plan, execute: Callable[[], IngestReport]) -> IngestReport:
+        """Run the writes of ``plan``; the stories placed for it stay loaded only when
+        they all landed."""
+        try:
+            report = execute()
+        except BaseException:
+            self._stories = None
+            raise
+        self._stories_at = self.index.generation()
+        return report
+
+    def _replace_older(
+        self, plan: _Plan, report: IngestReport
+    ) -> tuple[tuple[IngestedArticle, str], ...]:
+        """Delete the older versions of the articles just stored (never before the new
+        version is safely in)."""
+        stored = {a.article_id: a for a in (*report.added, *report.updated)}
+        doomed: dict[str, IngestedArticle] = {}
+        for article_id, old_ids in plan.replaces.items():
+            if article_id in stored:
+                for old in old_ids:
+                    doomed[old] = stored[article_id]
+        if not doomed:
+            return ()
+        records = self.index.get_records(doomed)
+        self.index.delete(list(doomed))
+        if self._stories is not None:  # placing the new versions already dropped the old
+            self._stories_at = self.index.generation()
+        return tuple(
+            (new, _described(records[old].title, records[old].url or records[old].origin))
+            for old, new in doomed.items()
+            if old in records
+        )
 
     # -- execution -------------------------------------------------------------------
 
@@ -528,6 +647,10 @@ class Ingestor:
                 doomed.append(IngestedArticle(record.article_id, record.title, record.origin))
         self.index.delete([d.article_id for d in doomed])
         return doomed
+
+
+def _described(title: str, where: str) -> str:
+    return f"{title!r} ({where})"
 
 
 def _is_under(origin: str, root: str) -> bool:

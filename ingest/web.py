@@ -172,6 +172,8 @@ class WebIngestor:
             origin=url,
             url=link,
             published=page.published or published,
+            author=page.author,
+            site_name=page.site_name,
         )
 
     def _remember(self, url: str, article: Article, fetched: Fetched) -> None:

@@ -29,6 +29,7 @@ from rag.records import Answer, Article, DateWindow, sha1_hex
 from rag.retrieval import ArticleHit, HybridSearcher, SearchConfig
 from rag.settings import Settings
 from rag.store import ArticleRecord, ChunkIndex, Filters, IndexStats
+from rag.stories import with_story_members
 
 if TYPE_CHECKING:
     from langchain_core.documents import Document
@@ -178,6 +179,7 @@ class Assistant:
                 recency_days=settings.recency_days,
                 recency_weight=settings.recency_boost,
                 exclude_future=settings.exclude_future,
+                collapse_stories=settings.collapse_stories,
             ),
         )
         self.extractive = ExtractiveAnswerer(
@@ -394,7 +396,7 @@ class Assistant:
         history = self._history(history)
         if self.llm is not None:
             for answer in self.llm.stream_answer(question, hits, history, as_of=scope.as_of):
-                yield dated(answer)
+                yield with_story_members(dated(answer), hits)
             return
         if query is None:  # as :meth:`search` read it (search + answer_from = ask)
             query = self.conversation.resolve(self.check_question(question), history).query
@@ -404,7 +406,7 @@ class Assistant:
         answer = self.extractive.answer(
             words, hits, query=_without(query or question, scope.window), as_of=scope.fresh
         )
-        yield dated(replace(answer, question=question))
+        yield with_story_members(dated(replace(answer, question=question)), hits)
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - the assistant lives as long as the app
     def _idf_cached(self, word: str, generation: int) -> float:
@@ -449,6 +451,7 @@ class Assistant:
                 pdf_max_pages=self.settings.pdf_max_pages,
                 pdf_max_content_bytes=int(self.settings.pdf_max_content_mb * 1_000_000),
             ),
+            story_threshold=self.settings.story_threshold,
         )
 
     def ingest(
@@ -703,7 +706,7 @@ class Assistant:
             )
         turns = self._history(history)
         async for answer in self.llm.astream_answer(question, hits, turns, as_of=scope.as_of):
-            yield replace(answer, as_of=scope.as_of, window=scope.window)
+            yield with_story_members(replace(answer, as_of=scope.as_of, window=scope.window), hits)
 
 
 def _without(text: str, window: DateWindow) -> str:

@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-anchors", action="store_true", help="skip the BM25/tutorial anchors")
     ev.add_argument("--no-abstention", action="store_true", help="skip the no-answer variants")
     ev.add_argument(
+        "--story-gold",
+        action="store_true",
+        help="also score with a story as gold when any of its members is",
+    )
+    ev.add_argument(
         "--conversations",
         nargs="?",
         const="default",
@@ -427,6 +432,8 @@ def _stats(settings: Settings) -> int:
     if settings.shared_database:
         print(f"records: {redacted(settings.resolved_database_url)}")
     print(f"articles: {stats.articles}")
+    if stats.stories and stats.stories < stats.articles:
+        print(f"stories: {stats.stories} (other outlets' copies and near-copies grouped)")
     print(f"chunks: {stats.chunks}")
     if stats.pending:
         print(f"unfinished articles (the next ingest repairs them): {stats.pending}")

@@ -136,7 +136,13 @@ def build_index(settings: Settings, embeddings: Embeddings | None = None) -> Chu
     except BaseException:
         records.close()
         raise
-    return ChunkIndex(vectors, records, lock)
+    index = ChunkIndex(vectors, records, lock)
+    if index.unstoried_ids():
+        # A library from before stories: group its articles once, from their stored text.
+        from ingest.stories import backfill_stories
+
+        backfill_stories(index, settings.story_threshold)
+    return index
 
 
 def build_chat_model(settings: Settings) -> BaseChatModel:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import StoreError
-from rag.records import Answer, DateWindow, Source, answer_to_dict
+from rag.records import Answer, DateWindow, Source, answer_to_dict, member_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +153,9 @@ def answer_from_json(text: str) -> Answer:
                 passage=s.get("passage", ""),
                 highlights=tuple(s.get("highlights", ())),
                 chunk_id=s.get("chunk_id", ""),
+                author=s.get("author"),
+                site_name=s.get("site_name"),
+                also=tuple(member_from_dict(m) for m in s.get("also_reported_by", ())),
             )
             for s in data.get("sources", ())
         ),

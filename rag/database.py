@@ -64,6 +64,8 @@ ARTICLES = Table(
     Column("n_chunks", Integer, nullable=False, server_default="0"),
     Column("status", Text, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("author", Text),
+    Column("site_name", Text),
     Index("articles_origin", "origin"),
     Index("articles_text_hash", "text_hash"),
     # The as-of's newest-article lookup on every question.
@@ -85,6 +87,17 @@ CHUNKS = Table(
     Column("lex_len", Integer, nullable=False, server_default="0"),
     Column("lex_terms", Integer, nullable=False, server_default="0"),
     Index("chunks_article", "article_id"),
+)
+
+# One story, many outlets (rag.stories): each article's story and the MinHash signature
+# of its text, so the near-duplicate index is rebuilt on open without re-reading texts.
+STORIES = Table(
+    "stories",
+    METADATA,
+    Column("article_id", Text, primary_key=True),
+    Column("story_id", Text, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Index("stories_story", "story_id"),
 )
 
 EMBEDDING_CACHE = Table(
@@ -122,7 +135,7 @@ LEX_META = Table(
     Column("value", BigInteger, nullable=False),
 )
 
-TABLES = (ARTICLES, CHUNKS, EMBEDDING_CACHE, LIBRARY_STATE, LEX_POSTINGS, LEX_META)
+TABLES = (ARTICLES, CHUNKS, EMBEDDING_CACHE, LIBRARY_STATE, LEX_POSTINGS, LEX_META, STORIES)
 
 # The embedded default's DDL, as earlier versions wrote it (see the module docstring).
 _SQLITE_SCHEMA = """
@@ -138,7 +151,9 @@ CREATE TABLE IF NOT EXISTS articles (
     text_hash TEXT NOT NULL,
     n_chunks INTEGER NOT NULL DEFAULT 0,
     status TEXT NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    author TEXT,
+    site_name TEXT
 );
 CREATE INDEX IF NOT EXISTS articles_origin ON articles(origin);
 CREATE INDEX IF NOT EXISTS articles_text_hash ON articles(text_hash);
@@ -175,7 +190,16 @@ CREATE TABLE IF NOT EXISTS lex_postings (
     PRIMARY KEY (term, frag)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS lex_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS stories (
+    article_id TEXT PRIMARY KEY,
+    story_id TEXT NOT NULL,
+    signature BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stories_story ON stories(story_id);
 """
+
+# Article columns added after the table first shipped (on SQLite and on Postgres).
+_ADDED_ARTICLE_COLUMNS = ("author", "site_name")
 
 DIALECTS = ("sqlite", "postgresql")
 _WRITE = "newsrag_write"
@@ -243,6 +267,9 @@ def create_schema(engine: Engine) -> None:
         # Two processes opening a new database at once must not both create its tables.
         con.execute(select(func.pg_advisory_xact_lock(advisory_key("schema"))))
         METADATA.create_all(con)
+        # create_all leaves existing tables alone: add the columns newer versions use.
+        for column in _ADDED_ARTICLE_COLUMNS:
+            con.exec_driver_sql(f"ALTER TABLE articles ADD COLUMN IF NOT EXISTS {column} TEXT")
 
 
 def _add_missing_sqlite_columns(con: Any) -> None:
@@ -254,6 +281,7 @@ def _add_missing_sqlite_columns(con: Any) -> None:
             "lex_terms": "INTEGER NOT NULL DEFAULT 0",
         },
         "embedding_cache": {"sentences": "BLOB", "split": "TEXT"},
+        "articles": dict.fromkeys(_ADDED_ARTICLE_COLUMNS, "TEXT"),
     }
     for table, columns in wanted.items():
         present = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}

@@ -34,6 +34,8 @@ from rag.records import (
     META_URL,
     Article,
     RetrievedChunk,
+    member_from_dict,
+    member_to_dict,
     sha1_hex,
 )
 from rag.retrieval import ArticleHit
@@ -73,6 +75,9 @@ META_DENSE_RANK = "dense_rank"
 META_LEXICAL_RANK = "lexical_rank"
 META_QUERY = "query"  # what was searched: lets ``retriever | answerer`` know the question
 META_AS_OF = "as_of"  # the date the question was asked (ISO), for the answerer
+META_AUTHOR = "author"
+META_SITE_NAME = "site_name"
+META_ALSO = "also_reported_by"  # the story's other outlets' copies (rag.stories), as dicts
 
 _HTTP = re.compile(r"https?://\S+", re.IGNORECASE)
 
@@ -133,6 +138,8 @@ def article_from_document(document: Document) -> Article:
         origin=origin,
         url=url,
         published=published,
+        author=_first_text(meta, ("author", "byline")),
+        site_name=_first_text(meta, ("site_name", "sitename")),
     )
 
 
@@ -202,6 +209,12 @@ def documents_from_hits(
                 META_DENSE_RANK: chunk.dense_rank,
                 META_LEXICAL_RANK: chunk.lexical_rank,
             }
+            if hit.author:
+                metadata[META_AUTHOR] = hit.author
+            if hit.site_name:
+                metadata[META_SITE_NAME] = hit.site_name
+            if hit.also:
+                metadata[META_ALSO] = [member_to_dict(m) for m in hit.also]
             if query is not None:
                 metadata[META_QUERY] = query
             if as_of is not None:
@@ -224,10 +237,12 @@ def hits_from_documents(documents: Iterable[Document]) -> list[ArticleHit]:
     """
     grouped: dict[str, list[RetrievedChunk]] = {}
     scores: dict[str, float] = {}
+    metas: dict[str, Mapping[str, Any]] = {}
     for position, document in enumerate(documents):
         chunk = _chunk(document, position)
         grouped.setdefault(chunk.article_id, []).append(chunk)
         scores.setdefault(chunk.article_id, float(document.metadata.get(META_SCORE) or 0.0))
+        metas.setdefault(chunk.article_id, document.metadata)
     hits = []
     for article_id, chunks in grouped.items():
         first = chunks[0]
@@ -240,6 +255,13 @@ def hits_from_documents(documents: Iterable[Document]) -> list[ArticleHit]:
                 published=first.published,
                 score=scores[article_id],
                 chunks=tuple(chunks),
+                author=_first_text(metas[article_id], (META_AUTHOR,)),
+                site_name=_first_text(metas[article_id], (META_SITE_NAME,)),
+                also=tuple(
+                    member_from_dict(m)
+                    for m in metas[article_id].get(META_ALSO) or ()
+                    if isinstance(m, dict) and m.get("article_id")
+                ),
             )
         )
     return hits

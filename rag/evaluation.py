@@ -182,6 +182,33 @@ def summarize(system: str, questions: list[Question], results: list[Result]) -> 
     )
 
 
+def story_gold(
+    questions: Sequence[Question], members: Mapping[str, Sequence[str]]
+) -> list[Question]:
+    """The questions with each gold article's story as gold: a story counts as gold when
+    any of its members is (``members`` maps an article id to its story's article ids).
+
+    >>> q = Question("q1", "?", None, "x", "x", ("a",))
+    >>> story_gold([q], {"a": ["a", "b"]})[0].gold_ids
+    ('a', 'b')
+    """
+    return [
+        replace(
+            q,
+            gold_ids=tuple(
+                dict.fromkeys(m for g in q.gold_ids for m in members.get(g, (g,)) or (g,))
+            ),
+        )
+        for q in questions
+    ]
+
+
+def rescore(questions: Sequence[Question], results: Sequence[Result]) -> list[Result]:
+    """``results`` scored again against ``questions`` (e.g. with :func:`story_gold`)."""
+    by_id = {q.id: q for q in questions}
+    return [_score(replace(r), by_id[r.id]) for r in results]
+
+
 def _mean(values: Sequence[float | bool]) -> float:
     return float(sum(values)) / len(values) if values else 0.0
 
@@ -693,6 +720,23 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
         fair = fair_exclusion_sets(dataset, questions)
     results = run_newsrag(assistant, questions, abstention=not args.no_abstention, fair=fair)
     summaries = [summarize(f"newsrag ({args.mode})", questions, results)]
+    story_note = ""
+    if args.story_gold:
+        ids = [str(d["id"]) for d in _corpus(dataset)]
+        members = {
+            a: [m.article_id for m in ms] for a, ms in assistant.index.story_members(ids).items()
+        }
+        stories = {ms[0] for ms in members.values() if ms}
+        shared = sum(1 for ms in members.values() if len(ms) > 1)
+        story_note = (
+            f"stories: {len(stories):,} of {len(members):,} articles "
+            f"({shared:,} articles share a story with another); a story counts as gold when "
+            "any of its members is"
+        )
+        by_story = story_gold(questions, members)
+        summaries.append(
+            summarize(f"newsrag ({args.mode}), story as gold", by_story, rescore(by_story, results))
+        )
     if not args.no_anchors:
         summaries.append(summarize("BM25 1000/200", questions, run_bm25_anchor(dataset, questions)))
         summaries.append(
@@ -703,6 +747,8 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
             )
         )
     sections = [("all questions", markdown_table(summaries))]
+    if story_note:
+        sections.append(("stories", story_note))
     if fair:
         left_out = [len(ids) for ids in fair.values()]
         sections.append(

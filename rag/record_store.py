@@ -42,6 +42,7 @@ from rag.database import (
     CHUNKS,
     EMBEDDING_CACHE,
     LIBRARY_STATE,
+    STORIES,
     InList,
     batches,
     dialect_insert,
@@ -54,8 +55,10 @@ from rag.records import (
     Article,
     Chunk,
     RetrievedChunk,
+    StoryMember,
     chunk_metadata,
     day_number,
+    outlet_name,
     sha1_hex,
 )
 
@@ -64,6 +67,7 @@ logger = logging.getLogger(__name__)
 
 A = ARTICLES.c
 C = CHUNKS.c
+S = STORIES.c
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,22 @@ class ArticleRecord:
     content_hash: str
     n_chunks: int
     status: str
+    text_hash: str = ""
+    author: str | None = None
+    site_name: str | None = None
+
+    @property
+    def outlet(self) -> str:
+        return outlet_name(self.site_name, self.url, self.source)
+
+
+@dataclass(frozen=True)
+class StoryRow:
+    """An article's story and the MinHash signature of its text (see :mod:`rag.stories`)."""
+
+    article_id: str
+    story_id: str
+    signature: bytes
 
 
 @dataclass(frozen=True)
@@ -99,6 +119,7 @@ class IndexStats:
     newest: tuple[date, ...]
     sources: tuple[tuple[str, int], ...]
     vector_check: VectorCheck | None = None
+    stories: int = 0  # stories the complete articles form (rag.stories)
 
 
 @dataclass(frozen=True)
@@ -194,6 +215,12 @@ class RecordStore(Protocol):
     ) -> None: ...
     def delete_articles(self, con: Connection, article_ids: Sequence[str]) -> None: ...
     def clear(self, con: Connection) -> None: ...
+    def find_by_url(self, urls: Iterable[str]) -> dict[str, ArticleRecord]: ...
+    def story_rows(self) -> list[StoryRow]: ...
+    def set_stories(self, rows: Sequence[StoryRow]) -> None: ...
+    def unstoried_ids(self) -> list[str]: ...
+    def story_members(self, article_ids: Sequence[str]) -> dict[str, list[StoryMember]]: ...
+    def article_texts(self, article_ids: Sequence[str]) -> dict[str, str]: ...
     def close(self) -> None: ...
 
 
@@ -265,6 +292,12 @@ class SqlRecordStore:
                 .order_by(A.published.desc())
                 .limit(5)
             ).all()
+            stories = con.execute(
+                select(func.count(func.distinct(S.story_id)))
+                .select_from(STORIES)
+                .join(ARTICLES, A.article_id == S.article_id)
+                .where(complete)
+            ).scalar()
             sources = con.execute(
                 select(A.source, func.count())
                 .where(complete)
@@ -279,6 +312,7 @@ class SqlRecordStore:
             newest=tuple(date.fromisoformat(r[0]) for r in newest),
             sources=tuple((str(s), int(n)) for s, n in sources),
             vector_check=self.last_vector_check(),
+            stories=int(stories or 0),
         )
 
     def newest_published(self, on_or_before: date, on_or_after: date | None = None) -> date | None:
@@ -538,12 +572,87 @@ class SqlRecordStore:
     def delete_articles(self, con: Connection, article_ids: Sequence[str]) -> None:
         for batch in batches(list(article_ids)):
             con.execute(delete(ARTICLES).where(A.article_id.in_(batch)))
+            con.execute(delete(STORIES).where(S.article_id.in_(batch)))
 
     def clear(self, con: Connection) -> None:
         """Forget every article and chunk (the embedding cache stays)."""
         con.execute(delete(CHUNKS))
         con.execute(delete(ARTICLES))
+        con.execute(delete(STORIES))
         con.execute(delete(LIBRARY_STATE).where(LIBRARY_STATE.c.key == "vector_check"))
+
+    # -- stories -------------------------------------------------------------------------
+
+    def find_by_url(self, urls: Iterable[str]) -> dict[str, ArticleRecord]:
+        """Complete articles stored under one of ``urls``, by URL (one per URL)."""
+        found: dict[str, ArticleRecord] = {}
+        for batch in batches(list(dict.fromkeys(urls))):
+            query = select(*_RECORD_COLUMNS).where(A.url.in_(batch), A.status == "complete")
+            for row in self._rows(query.order_by(A.updated_at)):
+                found[row[3]] = _record(row)
+        return found
+
+    def story_rows(self) -> list[StoryRow]:
+        """Story and signature of every complete article, oldest first (by publication
+        date, then id): the order :mod:`rag.stories` placed them in."""
+        query = (
+            select(S.article_id, S.story_id, S.signature)
+            .join(ARTICLES, A.article_id == S.article_id)
+            .where(A.status == "complete")
+            .order_by(A.published_day, A.article_id)
+        )
+        return [StoryRow(r[0], r[1], bytes(r[2])) for r in self._rows(query)]
+
+    def set_stories(self, rows: Sequence[StoryRow]) -> None:
+        """Store (or replace) the story and signature of articles."""
+        values = [
+            {"article_id": r.article_id, "story_id": r.story_id, "signature": r.signature}
+            for r in rows
+        ]
+        with self.transaction() as con:
+            for batch in batches(values):
+                upsert(con, STORIES, batch, ["article_id"])
+
+    def unstoried_ids(self) -> list[str]:
+        """Complete articles without a story yet (written by an older version), oldest
+        first."""
+        query = (
+            select(A.article_id)
+            .outerjoin(STORIES, S.article_id == A.article_id)
+            .where(A.status == "complete", S.article_id.is_(None))
+            .order_by(A.published_day, A.article_id)
+        )
+        return [r[0] for r in self._rows(query)]
+
+    def article_texts(self, article_ids: Sequence[str]) -> dict[str, str]:
+        """Articles' texts put back together from their stored chunks (which overlap and
+        keep their offsets into the text)."""
+        texts: dict[str, str] = {}
+        for batch in batches(list(article_ids)):
+            query = (
+                select(C.article_id, C.start, C.text)
+                .where(C.article_id.in_(batch))
+                .order_by(C.article_id, C.chunk_index)
+            )
+            for article_id, start, text in self._rows(query):
+                so_far = texts.get(article_id, "")
+                texts[article_id] = (
+                    so_far[:start] + text if start <= len(so_far) else f"{so_far} {text}"
+                )
+        return texts
+
+    def story_members(self, article_ids: Sequence[str]) -> dict[str, list[StoryMember]]:
+        """Every complete member of each article's story (the article itself included,
+        oldest first); an article without a story is its own only member."""
+        found: dict[str, list[StoryMember]] = {}
+        for batch in batches(list(dict.fromkeys(article_ids))):
+            for r in self._rows(*_STORY_MEMBERS(batch)):
+                found.setdefault(r[0], []).append(_member(r[1:]))
+            alone = [a for a in batch if a not in found]
+            if alone:
+                for r in self._rows(*_ARTICLE_MEMBER(alone)):
+                    found[r[0]] = [_member(r)]
+        return found
 
     def close(self) -> None:
         self.engine.dispose()
@@ -578,6 +687,21 @@ _CHUNKS_BY_ID = InList(
         .where(A.status == "complete", C.chunk_id.in_(ids))
     )
 )
+_MEMBER_COLUMNS = (A.article_id, A.title, A.source, A.url, A.published, A.site_name, A.author)
+_OWN = STORIES.alias("own")
+_STORY_MEMBERS = InList(
+    lambda ids: (
+        select(_OWN.c.article_id, *_MEMBER_COLUMNS)
+        .select_from(_OWN)
+        .join(STORIES, S.story_id == _OWN.c.story_id)
+        .join(ARTICLES, A.article_id == S.article_id)
+        .where(A.status == "complete", _OWN.c.article_id.in_(ids))
+        .order_by(A.published_day, A.article_id)
+    )
+)
+_ARTICLE_MEMBER = InList(
+    lambda ids: select(*_MEMBER_COLUMNS).where(A.status == "complete", A.article_id.in_(ids))
+)
 _SENTENCES_OF = InList(
     lambda ids: select(C.chunk_id, C.sentences).where(C.chunk_id.in_(ids), C.sentences.is_not(None))
 )
@@ -601,6 +725,8 @@ _COMPLETE = (
                 "text_hash",
                 "updated_at",
                 "n_chunks",
+                "author",
+                "site_name",
             )
         },
     )
@@ -616,6 +742,9 @@ _RECORD_COLUMNS = (
     A.content_hash,
     A.n_chunks,
     A.status,
+    A.text_hash,
+    A.author,
+    A.site_name,
 )
 
 
@@ -634,6 +763,22 @@ def _record(row: Sequence[Any]) -> ArticleRecord:
         content_hash=row[6],
         n_chunks=int(row[7]),
         status=row[8],
+        text_hash=row[9],
+        author=row[10],
+        site_name=row[11],
+    )
+
+
+def _member(row: Sequence[Any]) -> StoryMember:
+    """A story member from ``article_id, title, source, url, published, site_name, author``."""
+    return StoryMember(
+        article_id=row[0],
+        title=row[1],
+        outlet=outlet_name(row[5], row[3], row[2]),
+        url=row[3],
+        published=date.fromisoformat(row[4]) if row[4] else None,
+        author=row[6],
+        site_name=row[5],
     )
 
 
@@ -654,6 +799,8 @@ def article_row(a: Article, now: float, version: str = "") -> dict[str, Any]:
         "content_hash": stored_hash(a, version),
         "text_hash": a.text_hash,
         "updated_at": now,
+        "author": a.author,
+        "site_name": a.site_name,
     }
 
 

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
 
 # Metadata keys stored with every chunk in Chroma. One place, so a typo cannot split
 # the index into two vocabularies.
@@ -54,18 +56,67 @@ class Article:
     origin: str
     url: str | None = None
     published: date | None = None
+    author: str | None = None  # the byline, when the page or record gives one
+    site_name: str | None = None  # the outlet's name ("Reuters"), when given
 
     @property
     def content_hash(self) -> str:
         """Hash of everything that ends up in the index; a change re-ingests the article."""
         published = self.published.isoformat() if self.published else ""
-        payload = "\x1f".join([self.title, self.source, self.url or "", published, self.text])
-        return sha1_hex(payload, 40)
+        parts = [self.title, self.source, self.url or "", published, self.text]
+        # Only when present: articles without them keep the hash they were stored under.
+        if self.author or self.site_name:
+            parts += [self.author or "", self.site_name or ""]
+        return sha1_hex("\x1f".join(parts), 40)
+
+    @property
+    def outlet(self) -> str:
+        """Who published it, for "also reported by": see :func:`outlet_name`."""
+        return outlet_name(self.site_name, self.url, self.source)
 
     @property
     def text_hash(self) -> str:
         """Hash of the words alone: the same story saved under two names is one article."""
         return sha1_hex(" ".join(f"{self.title}\n{self.text}".split()), 40)
+
+
+def outlet_name(site_name: str | None, url: str | None, source: str) -> str:
+    """The outlet a reader knows: the site name, else the URL's host, else the source.
+
+    >>> outlet_name(None, "https://www.cnn.com/2022/06/12/x", "cnn.com")
+    'cnn.com'
+    >>> outlet_name("Reuters", "https://reuters.com/a", "x")
+    'Reuters'
+    >>> outlet_name(None, None, "/srv/news/seeds/quake.txt")
+    'quake.txt'
+    """
+    if site_name:
+        return site_name
+    for candidate in (url, source):
+        if candidate and "://" in candidate:
+            host = (urlsplit(candidate).hostname or "").lower()
+            if host:
+                return host.removeprefix("www.")
+    if source.startswith("/"):  # a file: its name, never the server's directories
+        return PurePosixPath(source).name
+    return source
+
+
+@dataclass(frozen=True)
+class StoryMember:
+    """One outlet's copy of a story: what "also reported by" lists under a source."""
+
+    article_id: str
+    title: str
+    outlet: str
+    url: str | None
+    published: date | None
+    author: str | None = None
+    site_name: str | None = None
+
+    @property
+    def link(self) -> str:
+        return self.url or self.outlet
 
 
 @dataclass(frozen=True)
@@ -147,6 +198,11 @@ class Source:
     highlights: tuple[str, ...] = ()
     chunk_id: str = ""
     score: float = 0.0
+    author: str | None = None
+    site_name: str | None = None
+    # Other outlets' copies of the same story (near-duplicates and exact copies), which
+    # retrieval collapsed into this source: cited once, listed here.
+    also: tuple[StoryMember, ...] = ()
 
     @property
     def link(self) -> str:
@@ -244,7 +300,42 @@ def answer_to_dict(answer: Answer) -> dict[str, object]:
                 "highlights": list(s.highlights),
                 "chunk_id": s.chunk_id,
                 "score": s.score,
+                "author": s.author,
+                "site_name": s.site_name,
+                "also_reported_by": [member_to_dict(m) for m in s.also],
             }
             for s in answer.sources
         ],
     }
+
+
+def member_to_dict(member: StoryMember) -> dict[str, object]:
+    """One "also reported by" entry as JSON-ready data (see :func:`member_from_dict`)."""
+    return {
+        "article_id": member.article_id,
+        "title": member.title,
+        "outlet": member.outlet,
+        "url": member.url,
+        "published": member.published.isoformat() if member.published else None,
+        "author": member.author,
+        "site_name": member.site_name,
+    }
+
+
+def member_from_dict(data: dict[str, object]) -> StoryMember:
+    """The inverse of :func:`member_to_dict`.
+
+    >>> m = StoryMember("a2", "T", "AP", "https://ap.example/x", date(2022, 6, 1))
+    >>> member_from_dict(member_to_dict(m)) == m
+    True
+    """
+    published = data.get("published")
+    return StoryMember(
+        article_id=str(data["article_id"]),
+        title=str(data.get("title") or ""),
+        outlet=str(data.get("outlet") or ""),
+        url=str(data["url"]) if data.get("url") else None,
+        published=date.fromisoformat(published) if isinstance(published, str) else None,
+        author=str(data["author"]) if data.get("author") else None,
+        site_name=str(data["site_name"]) if data.get("site_name") else None,
+    )

@@ -8,8 +8,9 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING
 
-from rag.records import RetrievedChunk
+from rag.records import RetrievedChunk, StoryMember
 from rag.store import ChunkIndex, Filters
+from rag.stories import collapse_stories
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -28,6 +29,10 @@ class ArticleHit:
     published: date | None
     score: float
     chunks: tuple[RetrievedChunk, ...]
+    author: str | None = None
+    site_name: str | None = None
+    # The other outlets' copies of its story (see rag.stories), best hit kept, these listed.
+    also: tuple[StoryMember, ...] = ()
 
     @property
     def best_dense(self) -> float:
@@ -47,6 +52,7 @@ class SearchConfig:
     # A window the question names ("the week of 11 July 2022"): its articles count as
     # fresh, and those outside fade over this many days from its nearest edge.
     window_days: int = 7
+    collapse_stories: bool = True  # one hit per story (rag.stories)
 
 
 class HybridSearcher:
@@ -132,7 +138,12 @@ class HybridSearcher:
                 )
             )
         hits.sort(key=lambda h: h.score, reverse=True)
-        return self._with_leads(hits[: top_k or cfg.top_k])
+        k = top_k or cfg.top_k
+        # A story rarely has more than a few copies: 4k hits are enough to fill k.
+        hits = hits[: 4 * k] if cfg.collapse_stories else hits[:k]
+        members = self.index.story_members([h.article_id for h in hits])
+        hits = collapse_stories(hits, members, collapse=cfg.collapse_stories)
+        return self._with_leads(hits[:k])
 
     def _with_leads(self, hits: list[ArticleHit]) -> list[ArticleHit]:
         """Add each article's first chunk: the lede of a news story holds its main facts."""

@@ -223,6 +223,24 @@ class Settings(BaseSettings):
     exclude_future: bool = Field(
         True, description="With an as-of date, leave out articles published after it."
     )
+    collapse_stories: bool = Field(
+        True,
+        description=(
+            "Cite a story once: of near-copies of one article (other outlets' copies, "
+            "updated versions) only the best match is a source, listing the others as "
+            "'also reported by'."
+        ),
+    )
+    story_threshold: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "Share of word 5-shingles two articles need in common (MinHash estimate) to be "
+            "one story. 0.5 was measured on RealTime QA dev (docs/BENCHMARKS.md); a change "
+            "applies to articles ingested afterwards."
+        ),
+    )
     recency_from: Literal["library", "as_of"] = Field(
         "library",
         description=(

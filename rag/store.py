@@ -43,6 +43,7 @@ from rag.record_store import (
     IndexStats,
     RecordStore,
     SqlRecordStore,
+    StoryRow,
     VectorCheck,
     pack_rows,
     stored_hash,
@@ -55,6 +56,7 @@ from rag.records import (
     Article,
     Chunk,
     RetrievedChunk,
+    StoryMember,
 )
 from rag.writer import LibraryWriter
 
@@ -220,6 +222,31 @@ class ChunkIndex:
     def generation(self) -> int:
         """The library's write generation: bumped by every write that changes vectors."""
         return self.records.generation()
+
+    # -- stories (see ingest.stories and rag.stories) ---------------------------------
+
+    def find_by_url(self, urls: Iterable[str]) -> dict[str, ArticleRecord]:
+        """Complete articles stored under one of ``urls``, by URL."""
+        return self.records.find_by_url(urls)
+
+    def story_rows(self) -> list[StoryRow]:
+        """Story and MinHash signature of every complete article, oldest first."""
+        return self.records.story_rows()
+
+    def set_stories(self, rows: Sequence[StoryRow]) -> None:
+        self.records.set_stories(rows)
+
+    def unstoried_ids(self) -> list[str]:
+        """Complete articles without a story yet (a library from an older version)."""
+        return self.records.unstoried_ids()
+
+    def story_members(self, article_ids: Sequence[str]) -> dict[str, list[StoryMember]]:
+        """Every member of each article's story, itself included, oldest first."""
+        return self.records.story_members(article_ids)
+
+    def article_texts(self, article_ids: Sequence[str]) -> dict[str, str]:
+        """Stored articles' texts, put back together from their chunks."""
+        return self.records.article_texts(article_ids)
 
     def record_vector_check(self, check: VectorCheck) -> None:
         """Remember what a check found, for ``stats`` (no scan on every refresh)."""

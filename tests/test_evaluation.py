@@ -511,3 +511,36 @@ def test_an_unknown_grid_setting_is_a_usage_error(
     dataset = _dataset(tmp_path / "tiny")
     assert main(["eval", str(dataset), "--grid", "speed=9"]) == 2
     assert "speed=9" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_with_story_gold_another_outlets_copy_of_the_gold_article_counts_as_gold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset = _dataset(tmp_path / "tiny")
+    gold = ARTICLES[0]
+    copy = {
+        **gold,
+        "id": "copy-bridge",
+        "url": "https://wire.example/harbor-bridge-repairs",
+        "title": "Harbor Bridge repairs cost 40 million dollars",
+        "source": "wire.example",
+        "text": f"{gold['text']} Traffic returned to the bridge within the hour.",
+    }
+    with (dataset / "corpus.jsonl").open("a") as corpus:
+        corpus.write(json.dumps(copy) + "\n")
+    out = tmp_path / "results"
+    args = ["eval", str(dataset), "--no-anchors", "--story-gold", "--out", str(out)]
+    assert main(["--data-dir", str(tmp_path / "data"), *args]) == 0
+    printed = capsys.readouterr().out
+    assert "stories: 3 of 4 articles (2 articles share a story with another)" in printed
+    payload = json.loads(next(out.glob("eval-*.json")).read_text())
+    by_article, by_story = payload["summaries"]
+    assert by_story["system"] == "newsrag (extractive), story as gold"
+    # One copy of the bridge story is retrieved and cited: the dataset's gold or the wire
+    # copy; as a story, it is gold either way.
+    q1 = payload["per_question"]["newsrag (extractive)"][0]
+    assert len({"gold-bridge", "copy-bridge"} & set(q1["ranked"])) == 1
+    assert by_story["recall_at_5"] == 1.0
+    assert by_story["citation_precision"] == 1.0
+    assert by_article["citation_precision"] == (1.0 if q1["cited"] == ["gold-bridge"] else 0.5)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -28,7 +29,14 @@ from rag.database import CHUNKS, LEX_META, LEX_POSTINGS
 from rag.errors import StoreBusyError
 from rag.lexical import SqlLexicalIndex
 from rag.locking import LibraryLock, Lock, PostgresLibraryLock
-from rag.record_store import ChunkRow, Filters, SqlRecordStore, VectorCheck, pack_rows
+from rag.record_store import (
+    ChunkRow,
+    Filters,
+    SqlRecordStore,
+    StoryRow,
+    VectorCheck,
+    pack_rows,
+)
 from rag.records import Article, Chunk
 from rag.store import ChunkIndex, open_record_store
 from rag.vectors import VectorIndex
@@ -161,6 +169,41 @@ def test_deleting_chunks_reports_what_the_lexical_index_must_forget(
         assert records.delete_chunks(con, ["a0004"]) == (2, 10, 6)
         records.delete_articles(con, ["a0004"])
     assert records.is_empty()
+
+
+def test_stories_their_members_and_texts_are_kept_and_go_with_their_articles(
+    records: SqlRecordStore,
+) -> None:
+    first, first_chunks = _article(1, "Zebras crossed the river. They swam. All of them.")
+    copy = replace(first, article_id="a0002", url="https://paper.example/z", site_name="Paper")
+    _store(records, first, first_chunks)
+    copy_chunks = [
+        replace(c, article_id="a0002", chunk_id=f"a0002:{c.index}") for c in first_chunks
+    ]
+    _store(records, copy, copy_chunks, 10)
+    assert records.unstoried_ids() == ["a0001", "a0002"]
+    records.set_stories(
+        [StoryRow("a0001", "a0001", b"\x01" * 16), StoryRow("a0002", "a0001", b"\x02" * 16)]
+    )
+    assert records.unstoried_ids() == []
+    assert [(r.article_id, r.story_id, r.signature) for r in records.story_rows()] == [
+        ("a0001", "a0001", b"\x01" * 16),
+        ("a0002", "a0001", b"\x02" * 16),
+    ]
+    members = records.story_members(["a0002"])["a0002"]
+    assert [(m.article_id, m.outlet, m.url) for m in members] == [
+        ("a0001", "outlet1.example", None),
+        ("a0002", "Paper", "https://paper.example/z"),
+    ]
+    assert records.find_by_url(["https://paper.example/z"])[
+        "https://paper.example/z"
+    ].site_name == ("Paper")
+    assert records.article_texts(["a0001"]) == {"a0001": first.text}
+    with records.transaction() as con:
+        records.delete_chunks(con, ["a0001"])
+        records.delete_articles(con, ["a0001"])
+    assert [r.article_id for r in records.story_rows()] == ["a0002"]
+    assert [m.article_id for m in records.story_members(["a0002"])["a0002"]] == ["a0002"]
 
 
 def test_the_last_vector_check_is_remembered(records: SqlRecordStore) -> None:
