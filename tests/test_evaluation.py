@@ -518,7 +518,17 @@ def test_with_story_gold_another_outlets_copy_of_the_gold_article_counts_as_gold
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     dataset = _dataset(tmp_path / "tiny")
-    gold = ARTICLES[0]
+    # Near-copies are grouped only past 50 words (shorter texts only as exact copies).
+    gold = {
+        **ARTICLES[0],
+        "text": ARTICLES[0]["text"]
+        + " Engineers replaced the deck, the cables and the lighting, and the city added a"
+        " protected bike lane on the north side. Commuters had used a ferry and two detour"
+        " routes since the closure, which added about twenty minutes to many trips. The"
+        " council will review the final bill at its next meeting in June.",
+    }
+    rows = [gold, *ARTICLES[1:]]
+    (dataset / "corpus.jsonl").write_text("\n".join(json.dumps(a) for a in rows) + "\n")
     copy = {
         **gold,
         "id": "copy-bridge",
