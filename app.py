@@ -43,7 +43,7 @@ from rag.assistant import Assistant
 from rag.conversations_store import ConversationStore, SavedTurn, new_owner_id
 from rag.dates import answer_when
 from rag.errors import NewsragError, QuestionError, disk_full_as_error
-from rag.library_view import SORTS, LibraryRow, added_times, library_page, snapshot
+from rag.library_view import SORTS, library_page, snapshot
 from rag.library_view import article_text as library_text
 from rag.records import Answer, Article, Source
 from rag.settings import Settings
@@ -1288,26 +1288,14 @@ class ChatApp:
 
     # -- the articles table --------------------------------------------------------------
 
-    def library_rows(self) -> list[LibraryRow]:
-        """Every indexed article as a row of the table."""
-        added = added_times(self.settings.index_db_path)
-        return [
-            LibraryRow(
-                r.article_id,
-                r.title,
-                self.outlet_of(r),
-                r.published,
-                added.get(r.article_id),
-                r.n_chunks,
-            )
-            for r in self.assistant.articles()
-        ]
-
     def library_table(
         self, query: str = "", sort: str = "published", page: int = 1
     ) -> tuple[list[list[str | int]], str, list[str], int]:
-        """(table rows, "page x of y" line, the rows' article ids, the page shown)."""
-        shown = library_page(self.library_rows(), query, sort, page)
+        """(table rows, "page x of y" line, the rows' article ids, the page shown).
+
+        One page is read from the database, searched and sorted there.
+        """
+        shown = library_page(self.assistant.index, query, sort, page, outlet=self.outlet_of)
         table: list[list[str | int]] = [
             [
                 r.title,
@@ -1319,7 +1307,8 @@ class ChatApp:
             for r in shown.rows
         ]
         line = (
-            f"Page {shown.page} of {shown.pages} · {shown.total} {_plural(shown.total, 'article')}"
+            f"Page {shown.page:,} of {shown.pages:,} · {shown.total:,} "
+            f"{_plural(shown.total, 'article')}"
         )
         return table, line, [r.article_id for r in shown.rows], shown.page
 
@@ -1650,7 +1639,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                     label="Search titles and outlets", elem_id="lib-search", scale=3
                 )
                 lib_sort = gr.Dropdown(
-                    choices=[(label, key) for key, (label, _) in SORTS.items()],
+                    choices=[(label, key) for key, label in SORTS.items()],
                     value="published",
                     label="Sort by",
                     elem_id="lib-sort",
@@ -1995,9 +1984,8 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
         def ask_to_delete(article_id: str | None) -> list[Any]:
             if not article_id:
                 return [gr.update(visible=False), ""]
-            title = next(
-                (r.title for r in chat.assistant.articles() if r.article_id == article_id), ""
-            )
+            record = chat.assistant.index.get_records([article_id]).get(article_id)
+            title = record.title if record else ""
             note = (
                 f"<p>Delete “{html.escape(title)}” from the library? Answers will no longer "
                 "cite it.</p>"

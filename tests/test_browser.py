@@ -15,7 +15,9 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,13 +31,16 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
+from sqlalchemy import event
+from sqlalchemy import insert as sql_insert
 
 import app
 from rag.assistant import Assistant
 from rag.components import build_index
 from rag.conversations_store import ConversationStore
+from rag.database import ARTICLES
 from rag.embeddings import LocalEmbeddings
-from rag.records import NOT_FOUND_TEXT
+from rag.records import NOT_FOUND_TEXT, day_number
 from rag.settings import Settings
 from tests.conftest import ROOT, SEEDS, free_port, make_settings, wait_for_http
 
@@ -52,6 +57,7 @@ CHROMIUM_ARGS = [
 ]
 # The settings behind each test server, by its URL (for tests that look at its library).
 SERVED: dict[str, Settings] = {}
+ASSISTANTS: dict[str, Assistant] = {}  # the assistant behind each test server, by its URL
 SEED_TITLE = "Italian PM proposes extending NATO's Article 5 security umbrella to Ukraine"
 ANSWER_TIMEOUT_MS = 60_000
 
@@ -868,3 +874,118 @@ def test_copy_answer_puts_the_answer_and_its_numbered_sources_on_the_clipboard(
     copied = page.evaluate("navigator.clipboard.readText()")
     assert "Article 5" in copied and "<a" not in copied and "\\" not in copied
     assert f"\n\n[1] {SEED_TITLE} · seeds/meloni-article5-ukraine.txt" in copied
+
+
+# -- issue 14 leftovers: the library at scale, dates, settings, keyboard, phone, web -----
+
+
+@contextmanager
+def _serving(settings: Settings, assistant: Assistant) -> Iterator[str]:
+    """The chat of ``assistant`` on a free loopback port, until the block ends."""
+    demo = app.build_ui(assistant)
+    port = free_port()
+    demo.queue().launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        **app.launch_options(settings),
+    )
+    url = f"http://127.0.0.1:{port}/"
+    SERVED[url] = settings
+    ASSISTANTS[url] = assistant
+    try:
+        wait_for_http(url)
+        yield url
+    finally:
+        demo.close()
+
+
+@contextmanager
+def _clean_environment(**env_vars: str) -> Iterator[None]:
+    """No NEWSRAG_/LLM_ variables of the developer, plus ``env_vars`` (module setup is
+    not covered by conftest's function-scoped isolation)."""
+    with pytest.MonkeyPatch.context() as env:
+        for key in list(os.environ):
+            if key.startswith(("NEWSRAG_", "LLM_", "CHROMA_", "OPENAI_")):
+                env.delenv(key)
+        env.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+        for key, value in env_vars.items():
+            env.setenv(key, value)
+        yield
+
+
+BIG_LIBRARY = 30_000
+
+
+@pytest.fixture(scope="module")
+def big_server(
+    tmp_path_factory: pytest.TempPathFactory, embeddings: LocalEmbeddings
+) -> Iterator[str]:
+    """The chat over a library of 30,000 article rows, bulk-loaded (no chunks): every
+    1,000th is a "Quillon harbor notice"."""
+    with _clean_environment():
+        settings = make_settings(tmp_path_factory.mktemp("big") / "data")
+        assistant = Assistant(settings, build_index(settings, embeddings), embeddings)
+        rows = []
+        for i in range(BIG_LIBRARY):
+            day = date(2020, 1, 1) + timedelta(days=i % 1500)
+            title = f"Quillon harbor notice {i:05d}" if i % 1000 == 0 else f"Bulk story {i:05d}"
+            rows.append(
+                {
+                    "article_id": f"big-{i:05d}",
+                    "title": title,
+                    "source": "bulk.example",
+                    "url": f"https://bulk.example/{i}",
+                    "published": day.isoformat(),
+                    "published_day": day_number(day),
+                    "origin": "bulk",
+                    "content_hash": f"{i:040d}",
+                    "text_hash": f"{i:040d}",
+                    "n_chunks": 1,
+                    "status": "complete",
+                    "updated_at": 1_700_000_000.0 + i,
+                }
+            )
+        with assistant.index.records.transaction() as con:
+            con.execute(sql_insert(ARTICLES), rows)
+        with _serving(settings, assistant) as url:
+            yield url
+
+
+def test_a_page_of_a_big_library_is_searched_sorted_and_read_from_the_database_alone(
+    browser: Browser, big_server: str, tmp_path: Path
+) -> None:
+    statements: list[str] = []
+
+    def on_execute(*args: object) -> None:
+        statement = str(args[2])
+        if "FROM articles" in statement:
+            statements.append(statement)
+
+    engine = ASSISTANTS[big_server].index.records.engine
+    for seen in _watch(browser, big_server):
+        page = seen.page
+        page.locator("#library-view").get_by_text("Articles in the library").click()
+        line, rows = page.locator("#lib-page"), page.locator("#lib-table .virtual-row")
+        expect(line).to_contain_text("Page 1 of 1,500 · 30,000 articles")
+        event.listen(engine, "before_cursor_execute", on_execute)
+        try:
+            page.locator("#lib-search textarea, #lib-search input").fill("quillon HARBOR")
+            expect(line).to_contain_text("Page 1 of 2 · 30 articles")
+            expect(rows.first).to_contain_text("Quillon harbor notice 01000")  # newest, then A-Z
+            page.locator("#lib-sort input").click()
+            page.get_by_role("option", name="Title A-Z").click()
+            expect(rows.first).to_contain_text("Quillon harbor notice 00000")
+            page.locator("#lib-next").click()
+            expect(line).to_contain_text("Page 2 of 2 · 30 articles")
+            expect(rows).to_have_count(10)
+            expect(rows.first).to_contain_text("Quillon harbor notice 20000")
+            page.screenshot(path=str(tmp_path / "big-library.png"))
+        finally:
+            event.remove(engine, "before_cursor_execute", on_execute)
+    # Every read of the articles was one page (LIMIT) or a count: never the library.
+    assert statements, "the table read the articles table"
+    for statement in statements:
+        assert "LIMIT" in statement or statement.lstrip().startswith("SELECT count(*)"), statement
+
