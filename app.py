@@ -104,6 +104,20 @@ button.copy-answer { margin-left: 6px; font-size: 0.9em; padding: 0 8px; cursor:
   cursor: pointer; color: var(--color-accent); }
 .related button.suggest:hover, .related button.suggest:focus-visible {
   background: var(--color-accent-soft); }
+/* The calendar beside a date field: only its icon shows (the box takes typed dates). */
+.has-date-pick .input-container { position: relative; }
+.has-date-pick textarea, .has-date-pick input:not(.date-pick) { padding-right: 40px !important; }
+input.date-pick { position: absolute; z-index: 2; right: 6px; top: 50%; transform: translateY(-50%);
+  width: 30px; height: 28px; padding: 0; border: none; color: transparent; cursor: pointer;
+  background: url("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' \
+viewBox='0 0 24 24' fill='none' stroke='%236b7280' stroke-width='2'%3E%3Crect x='3' y='5' \
+width='18' height='16' rx='2'/%3E%3Cpath d='M3 10h18M8 3v4M16 3v4'/%3E%3C/svg%3E")
+    center / 18px no-repeat; }
+/* The native calendar button covers the icon, invisible: a click opens the calendar. */
+input.date-pick::-webkit-datetime-edit { display: none; }
+input.date-pick::-webkit-calendar-picker-indicator { position: absolute; inset: 0;
+  width: auto; height: auto; margin: 0; padding: 0; opacity: 0; cursor: pointer; }
+input.date-pick:focus-visible { outline: 2px solid var(--color-accent); border-radius: 4px; }
 .reader { max-height: 60vh; overflow-y: auto; padding: 4px 8px; }
 .reader .meta { font-size: 0.85em; opacity: 0.85; overflow-wrap: anywhere; }
 """
@@ -111,7 +125,7 @@ button.copy-answer { margin-left: 6px; font-size: 0.9em; padding: 0 8px; cursor:
 # Click on a ``[n]`` marker: show the sources of that answer, scroll its card into view
 # and flash it; hover: outline the card. Capture phase, so the chatbot's own handlers
 # never treat the marker as a navigation.
-HEAD = """
+HEAD = r"""
 <script>
 (() => {
   const cardOf = (link) => {
@@ -202,6 +216,40 @@ HEAD = """
     closeSidebar();
   }, 50);
   narrow.addEventListener("change", closeSidebar);
+  // Date fields: the text box takes a typed date (checked on the server, with an inline
+  // message when it is no date); the calendar beside it picks one. A picked date is
+  // written into the box as if typed, so the chips, checks and questions see it alike.
+  const DATE_FIELDS = {
+    "as-of": "Pick the as-of date", "date-from": "Pick the first publication date",
+    "date-to": "Pick the last publication date", "paste-date": "Pick the publication date",
+  };
+  const isoDay = /^\d{4}-\d{2}-\d{2}$/;
+  const addPickers = () => {
+    for (const [id, label] of Object.entries(DATE_FIELDS)) {
+      const field = document.getElementById(id);
+      const box = field && field.querySelector("textarea, input:not(.date-pick)");
+      if (!box || field.querySelector("input.date-pick")) continue;
+      const picker = document.createElement("input");
+      picker.type = "date";
+      picker.className = "date-pick";
+      picker.setAttribute("aria-label", label);
+      picker.title = label;
+      const sync = () => { picker.value = isoDay.test(box.value.trim()) ? box.value.trim() : ""; };
+      picker.addEventListener("focus", sync);
+      picker.addEventListener("pointerdown", sync);
+      picker.addEventListener("change", () => {
+        if (!picker.value) return;
+        box.value = picker.value;
+        box.dispatchEvent(new Event("input", { bubbles: true }));
+        box.dispatchEvent(new Event("blur"));  // the field's check runs on leaving it
+      });
+      box.insertAdjacentElement("afterend", picker);
+      field.classList.add("has-date-pick");
+    }
+  };
+  new MutationObserver(addPickers).observe(
+    document.documentElement, { childList: true, subtree: true });
+  addPickers();
 })();
 </script>
 """

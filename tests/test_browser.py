@@ -989,3 +989,42 @@ def test_a_page_of_a_big_library_is_searched_sorted_and_read_from_the_database_a
     for statement in statements:
         assert "LIMIT" in statement or statement.lstrip().startswith("SELECT count(*)"), statement
 
+
+def test_dates_picked_from_the_calendars_fill_their_fields_and_set_the_as_of_and_filter(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    page.locator("#filters").get_by_text("Date and filters").click()
+    as_of_box = page.locator("#as-of textarea, #as-of input:not(.date-pick)")
+    picker = page.get_by_label("Pick the as-of date")
+    expect(picker).to_have_attribute("type", "date")
+    picker.click()  # on top, where it shows: the click reaches the calendar (opens it)
+    page.keyboard.press("Escape")
+
+    picker.fill("2025-03-21")  # what choosing a day in the calendar does
+
+    expect(as_of_box).to_have_value("2025-03-21")
+    expect(page.locator("#chip-as-of")).to_have_text("As of 2025-03-21 ✕")
+    answer = ask(page, "what did Meloni propose?")
+    expect(answer.locator("small.answer-when")).to_contain_text("As of 21 March 2025")
+
+    page.get_by_label("Pick the first publication date").fill("2030-01-01")
+    expect(page.locator("#date-from textarea, #date-from input:not(.date-pick)")).to_have_value(
+        "2030-01-01"
+    )
+    answer = ask(page, "what did Meloni propose?")
+    expect(answer).to_contain_text("Not found")  # nothing published from 2030 on
+    page.screenshot(path=str(tmp_path / "date-pickers.png"))
+
+    # A typed date that is no date still gets its inline message; the calendar of the
+    # field opens empty rather than on a wrong day.
+    to_box = page.locator("#date-to textarea, #date-to input:not(.date-pick)")
+    to_box.fill("31/02/2025")
+    to_box.blur()
+    expect(page.locator("#date-to-msg")).to_contain_text("Not a date")
+    to_picker = page.get_by_label("Pick the last publication date")
+    to_picker.focus()
+    expect(to_picker).to_have_value("")
+    to_picker.fill("2031-12-31")
+    expect(to_box).to_have_value("2031-12-31")
+    expect(page.locator("#date-to-msg")).to_have_text("")
