@@ -112,6 +112,10 @@ ARTICLE_ORDERS: dict[str, tuple[tuple[Any, bool], ...]] = {
 }
 
 
+# A search's pages that start before this row are read with their count in one scan.
+_ONE_PASS_OFFSET = 1000
+
+
 def _order_by(order: str, reverse: bool = False) -> list[Any]:
     return [
         key.desc() if descending != reverse else key.asc()
@@ -360,6 +364,20 @@ class SqlRecordStore:
         offset, limit = max(0, offset), max(0, limit)
         columns = (*_RECORD_COLUMNS, A.updated_at)
         with self.engine.connect() as con:
+            if len(conditions) > 1 and offset < _ONE_PASS_OFFSET:
+                # A search's first pages: its rows and their count in one scan. (Without
+                # a search, counting apart is cheaper: the database can then sort for the
+                # first rows only.)
+                rows = con.execute(
+                    select(*columns, func.count().over())
+                    .where(*conditions)
+                    .order_by(*_order_by(order))
+                    .offset(offset)
+                    .limit(limit)
+                ).all()
+                if rows or offset == 0:
+                    found = tuple(ListedArticle(_record(r), float(r[-2])) for r in rows)
+                    return ArticleList(found, int(rows[0][-1]) if rows else 0)
             total = int(con.execute(select(func.count()).where(*conditions)).scalar() or 0)
             # A page past the middle is read from the other end: the database then sorts
             # (total - offset) rows to find it, not offset + limit.

@@ -148,9 +148,16 @@ def test_the_library_table_is_searched_sorted_and_paged_by_the_database(
     assert [i.record.article_id for i in newest.items] == ["t11", "t10", "t09", "t08", "t07"]
     last = records.list_articles("HARBOR", "published", 10, 5)
     assert [i.record.article_id for i in last.items] == ["t01", "t00", "t20"]  # undated last
-    # Pages past the middle are read from the other end, in the same order.
     middle = records.list_articles("harbor", "published", 6, 5).items
     assert [i.record.article_id for i in middle] == ["t05", "t04", "t03", "t02", "t01"]
+    # Without a search (counted apart), and a page past the middle, read from the end.
+    everything = records.list_articles("", "published", 0, 20).items
+    assert [i.record.article_id for i in everything][:3] == ["t22", "t21", "t11"]
+    assert everything[-1].record.article_id == "t20"
+    for offset in range(15):
+        page = records.list_articles("", "published", offset, 4)
+        assert page.items == everything[offset : offset + 4]
+        assert page.total == 15
     assert records.list_articles("harbor", "published", 100, 5) == ArticleList((), 13)
     oldest = records.list_articles("harbor", "published-asc", 0, 2).items
     assert [i.record.article_id for i in oldest] == ["t00", "t01"]
