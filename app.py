@@ -39,7 +39,7 @@ from starlette.middleware import Middleware
 
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import IngestReport, ProgressCallback
-from rag.assistant import Assistant
+from rag.assistant import AnswerMode, Assistant
 from rag.conversations_store import ConversationStore, SavedTurn, new_owner_id
 from rag.dates import answer_when
 from rag.errors import NewsragError, QuestionError, disk_full_as_error
@@ -856,6 +856,9 @@ class Pending:
     date_from: str = ""
     date_to: str = ""
     as_of: str = ""
+    top_k: int | None = None  # the number of sources (None: the settings')
+    mode: AnswerMode | None = None  # extractive or llm (None: the settings')
+    regenerate: bool = False  # answers again the last question, replacing its answer
 
 
 @dataclass
@@ -892,6 +895,12 @@ def render_status(session: ChatSession) -> str:
 
 STOPPED = "\n\n<small class='stopped'>Stopped before the end.</small>"
 
+# The answer modes as the settings panel offers them.
+_MODE_LABELS: dict[str, Callable[[Assistant], str]] = {
+    "extractive": lambda _: "Quotes from the articles (extractive)",
+    "llm": lambda a: f"Written by the LLM ({a.settings.llm_provider}/{a.settings.llm_model})",
+}
+
 
 class ChatApp:
     """The handlers behind the UI, callable without a browser (see ``tests/test_app.py``).
@@ -925,10 +934,13 @@ class ChatApp:
         date_from: str = "",
         date_to: str = "",
         as_of: str = "",
+        top_k: int | None = None,
+        mode: AnswerMode | None = None,
     ) -> Generator[tuple[list[dict[str, Any]], list[Turn], str, str], None, None]:
         """Stream one chat turn: yields (chat messages, turns, source panel, input box).
 
-        ``as_of`` is the date the question is asked (empty: today).
+        ``as_of`` is the date the question is asked (empty: today); ``top_k`` and ``mode``
+        are the settings panel's number of sources and answer mode (None: the settings').
         """
         history = list(history or [])
         # The chat may have been cleared in the browser; the turns follow the messages.
@@ -965,7 +977,7 @@ class ChatApp:
         current = [*turns, Turn(message, None)]
         try:
             for answer in self.assistant.stream(
-                message, as_of=asked_on, filters=filters, history=pairs
+                message, as_of=asked_on, filters=filters, history=pairs, top_k=top_k, mode=mode
             ):
                 history[-1] = {"role": "assistant", "content": render_answer(answer, number)}
                 # Only the text and sources are shown; the retrieved chunks stay server-side.
@@ -1008,13 +1020,16 @@ class ChatApp:
         date_from: str = "",
         date_to: str = "",
         as_of: str = "",
+        top_k: int | None = None,
+        mode: AnswerMode | None = None,
     ) -> dict[str, str]:
         """Queue a question of tab ``key``; returns the date fields' messages.
 
         A non-empty result means nothing was queued: the question stays in the input and
-        each message is shown next to its field.
+        each message is shown next to its field. ``top_k`` and ``mode`` are the settings
+        panel's (None: the settings').
 
-        >>> chat.enqueue("tab1", "what did Meloni propose?")  # doctest: +SKIP
+        >>> chat.enqueue("tab1", "what did Meloni propose?", top_k=3)  # doctest: +SKIP
         {}
         """
         problems = check_filter_fields(as_of, date_from, date_to)
@@ -1023,7 +1038,49 @@ class ChatApp:
         session = self.session(key)
         with session.lock:
             session.pending.append(
-                Pending(message, tuple(sources or ()), date_from or "", date_to or "", as_of or "")
+                Pending(
+                    message,
+                    tuple(sources or ()),
+                    date_from or "",
+                    date_to or "",
+                    as_of or "",
+                    top_k,
+                    mode,
+                )
+            )
+        return {}
+
+    def regenerate(
+        self,
+        key: str,
+        sources: Sequence[str] | None = None,
+        date_from: str = "",
+        date_to: str = "",
+        as_of: str = "",
+        top_k: int | None = None,
+        mode: AnswerMode | None = None,
+    ) -> dict[str, str]:
+        """Answer the last question of tab ``key`` again, with the filters and settings
+        given (as they are now); the new answer replaces the old one, also in the saved
+        conversation. Returns the date fields' messages, as :meth:`enqueue`.
+        """
+        problems = check_filter_fields(as_of, date_from, date_to)
+        session = self.session(key)
+        with session.lock:
+            if problems or not session.turns:
+                return problems
+            question = session.turns[-1].question
+            session.pending.append(
+                Pending(
+                    question,
+                    tuple(sources or ()),
+                    date_from or "",
+                    date_to or "",
+                    as_of or "",
+                    top_k,
+                    mode,
+                    regenerate=True,
+                )
             )
         return {}
 
@@ -1064,6 +1121,11 @@ class ChatApp:
                     item = session.pending.popleft()
                     session.current = item.question
                     session.stop.clear()
+                    last = session.turns[-1] if session.turns else None
+                    if item.regenerate and last is not None and last.question == item.question:
+                        # The old answer goes; the new one takes its place (and number).
+                        session.turns = session.turns[:-1]
+                        session.history = session.history[:-2]
                 yield from self._answer(session, item)
                 self._save_last_turn(session)
             yield session
@@ -1081,6 +1143,8 @@ class ChatApp:
             item.date_from,
             item.date_to,
             item.as_of,
+            item.top_k,
+            item.mode,
         )
         generation = session.generation
         first = True
@@ -1618,7 +1682,38 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                         visible=False,
                     )
                     feedback_send = gr.Button("Send comment", size="sm", elem_id="feedback-send")
-                with gr.Accordion("Date and filters", open=False, elem_id="filters") as panel:
+                with gr.Accordion(
+                    "Answer settings and filters", open=False, elem_id="filters"
+                ) as panel:
+                    # What answers the next questions (a change applies from the next one,
+                    # or to the last one with its Retry button).
+                    with gr.Row(equal_height=True):
+                        modes = assistant.answer_modes
+                        answer_mode = gr.Radio(
+                            choices=[(_MODE_LABELS[m](assistant), m) for m in modes],
+                            value=modes[-1],
+                            label="Answer mode",
+                            elem_id="answer-mode",
+                            visible=len(modes) > 1,
+                            scale=2,
+                        )
+                        top_k = gr.Slider(
+                            minimum=1,
+                            maximum=max(10, settings.top_k),
+                            step=1,
+                            value=settings.top_k,
+                            label="Number of sources",
+                            elem_id="top-k",
+                            scale=1,
+                            min_width=160,
+                        )
+                    if len(modes) == 1:
+                        gr.HTML(
+                            "<p class='mode-note'>Answers quote the articles. No LLM is "
+                            "configured (set LLM_PROVIDER and LLM_MODEL for written answers)."
+                            "</p>",
+                            elem_id="mode-note",
+                        )
                     # No library data in the page as built: Gradio shows the page's API
                     # description (choices included) to visitors who have not logged in.
                     # The choices, stats and article list are loaded with the page.
@@ -1731,16 +1826,27 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
         def field_messages(problems: dict[str, str]) -> list[str]:
             return [render_field_message(problems.get(key)) for key in messages]
 
+        answer_inputs: list[Any] = [answer_mode, top_k]
+
         def on_ask(
             message: str,
             sources: list[str] | None,
             low: str,
             high: str,
             asked_on: str,
+            mode: AnswerMode | None,
+            k: float | None,
             request: gr.Request,
         ) -> list[Any]:
             problems = chat.enqueue(
-                request.session_hash or "", message, sources, low, high, asked_on
+                request.session_hash or "",
+                message,
+                sources,
+                low,
+                high,
+                asked_on,
+                int(k) if k else None,
+                mode,
             )
             if problems:  # the question stays in the input; each field says what is wrong
                 return [gr.update(), *field_messages(problems), gr.update(open=True)]
@@ -1772,10 +1878,11 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                     *listed,
                 ]
 
+        drain_outputs = [chatbot, sources_html, status, send, stop, conversation_list, open_id]
         for trigger in (question.submit, send.click):
             trigger(
                 on_ask,
-                [question, *filter_inputs],
+                [question, *filter_inputs, *answer_inputs],
                 [question, *messages.values(), panel],
                 queue=False,
                 trigger_mode="multiple",
@@ -1783,11 +1890,42 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
             ).then(
                 on_drain,
                 None,
-                [chatbot, sources_html, status, send, stop, conversation_list, open_id],
+                drain_outputs,
                 show_progress="hidden",
                 concurrency_id="chat",
                 trigger_mode="multiple",
             )
+
+        def on_retry(
+            sources: list[str] | None,
+            low: str,
+            high: str,
+            asked_on: str,
+            mode: AnswerMode | None,
+            k: float | None,
+            request: gr.Request,
+        ) -> list[Any]:
+            key = request.session_hash or ""
+            problems = chat.regenerate(
+                key, sources, low, high, asked_on, int(k) if k else None, mode
+            )
+            return [*field_messages(problems), gr.update(open=True) if problems else gr.update()]
+
+        # The Retry button under the last answer: answered again with the settings now.
+        chatbot.retry(
+            on_retry,
+            [*filter_inputs, *answer_inputs],
+            [*messages.values(), panel],
+            queue=False,
+            show_progress="hidden",
+        ).then(
+            on_drain,
+            None,
+            drain_outputs,
+            show_progress="hidden",
+            concurrency_id="chat",
+            trigger_mode="multiple",
+        )
 
         def on_stop(request: gr.Request) -> None:
             chat.request_stop(request.session_hash or "")

@@ -371,7 +371,7 @@ def test_an_answer_shows_its_as_of_and_the_as_of_field_sets_it(
     watched: Watched, tmp_path: Path
 ) -> None:
     page = watched.page
-    page.locator("#filters").get_by_text("Date and filters").click()
+    page.locator("#filters").get_by_text("Answer settings and filters").click()
     page.locator("#as-of textarea, #as-of input").first.fill("2025-03-21")
 
     answer = ask(page, "what did Meloni propose?")
@@ -451,7 +451,7 @@ def test_an_invalid_date_is_reported_next_to_its_field_and_the_chat_stays(
 ) -> None:
     page = watched.page
     first = ask(page, "what did Meloni propose?")
-    page.locator("#filters").get_by_text("Date and filters").click()
+    page.locator("#filters").get_by_text("Answer settings and filters").click()
     page.locator("#date-from textarea, #date-from input").fill("March 2022")
     box = page.locator("#question textarea")
     box.fill("and what did Zelenskyy say?")
@@ -480,10 +480,10 @@ def test_active_filters_show_as_removable_chips_with_the_panel_closed(
     page = watched.page
     chips = page.locator("#filter-chips")
     expect(chips).to_be_hidden()
-    page.locator("#filters").get_by_text("Date and filters").click()
+    page.locator("#filters").get_by_text("Answer settings and filters").click()
     page.locator("#date-from textarea, #date-from input").fill("2030-01-01")
     page.locator("#as-of textarea, #as-of input").fill("2031-06-01")
-    page.locator("#filters").get_by_text("Date and filters").click()  # close the panel
+    page.locator("#filters").get_by_text("Answer settings and filters").click()  # close the panel
     expect(page.locator("#date-from")).to_be_hidden()
 
     expect(page.locator("#chip-date-from")).to_have_text("From 2030-01-01 ✕")
@@ -672,7 +672,7 @@ def test_sources_filter_by_outlet_with_counts_and_no_server_path_is_shown(
     page.locator("#upload input[type='file']").set_input_files(str(feed))
     expect(page.locator("#report")).to_contain_text("added 2", timeout=ANSWER_TIMEOUT_MS)
 
-    page.locator("#filters").get_by_text("Date and filters").click()
+    page.locator("#filters").get_by_text("Answer settings and filters").click()
     page.locator("#source-filter input").click()
     options = page.get_by_role("option")
     expect(options.filter(has_text="cnn.com (1)")).to_have_count(1)
@@ -994,7 +994,7 @@ def test_dates_picked_from_the_calendars_fill_their_fields_and_set_the_as_of_and
     watched: Watched, tmp_path: Path
 ) -> None:
     page = watched.page
-    page.locator("#filters").get_by_text("Date and filters").click()
+    page.locator("#filters").get_by_text("Answer settings and filters").click()
     as_of_box = page.locator("#as-of textarea, #as-of input:not(.date-pick)")
     picker = page.get_by_label("Pick the as-of date")
     expect(picker).to_have_attribute("type", "date")
@@ -1028,3 +1028,57 @@ def test_dates_picked_from_the_calendars_fill_their_fields_and_set_the_as_of_and
     to_picker.fill("2031-12-31")
     expect(to_box).to_have_value("2031-12-31")
     expect(page.locator("#date-to-msg")).to_have_text("")
+
+
+def test_retry_answers_the_last_question_again_with_the_answer_mode_and_sources_set(
+    slow: Watched, tmp_path: Path
+) -> None:
+    page = slow.page
+    for n, fact in ((1, "12 million euros"), (2, "9 million euros"), (3, "3 million euros")):
+        _paste(
+            page,
+            f"Brindlemoor dam repairs, part {n}",
+            f"The Brindlemoor dam repairs of part {n} cost {fact}, the Brindlemoor council said.",
+        )
+    bots = page.locator("#chat [data-testid='bot']")
+    head = page.locator("#sources #answer-1 .sources-head").first
+    cards = page.locator("#sources #answer-1 .source-card")
+    box = page.locator("#question textarea")
+    box.fill("How much did the Brindlemoor dam repairs cost?")
+    box.press("Enter")
+    expect(bots.first).to_contain_text(SLOW_REPLY, timeout=ANSWER_TIMEOUT_MS)
+    expect(head).to_contain_text("llm: slow")
+    expect(page.locator("#ask")).to_have_text("Ask", timeout=ANSWER_TIMEOUT_MS)
+
+    page.locator("#filters").get_by_text("Answer settings and filters").click()
+    page.locator("#answer-mode").get_by_label("Quotes from the articles (extractive)").check()
+    sources = page.locator("#top-k input[type='number']")
+    sources.fill("1")
+    sources.press("Enter")
+    bots.first.hover()
+    page.locator("#chat").get_by_role("button", name="Retry").click()
+
+    expect(head).to_contain_text("extractive", timeout=ANSWER_TIMEOUT_MS)
+    expect(bots).to_have_count(1)  # the answer was replaced, not added
+    expect(page.locator("#chat [data-testid='user']")).to_have_count(1)
+    expect(bots.first).not_to_contain_text(SLOW_REPLY)
+    expect(bots.first).to_contain_text("million euros")
+    expect(cards).to_have_count(1)  # one source, as set
+    page.screenshot(path=str(tmp_path / "retried.png"))
+
+    # The settings apply to the next questions too: up to three sources now.
+    sources.fill("3")
+    sources.press("Enter")
+    box.fill("What did the Brindlemoor council say about the dam repairs?")
+    box.press("Enter")
+    expect(bots).to_have_count(2, timeout=ANSWER_TIMEOUT_MS)
+    expect(page.locator("#sources #answer-2 .sources-head").first).to_contain_text(
+        "extractive", timeout=ANSWER_TIMEOUT_MS
+    )
+    expect(page.locator("#sources #answer-2 .source-card").nth(1)).to_be_visible()  # >1
+
+    # The saved conversation holds the new answer in the old one's place.
+    page.reload()
+    expect(bots).to_have_count(2, timeout=30_000)
+    expect(bots.first).not_to_contain_text(SLOW_REPLY)
+    expect(bots.first).to_contain_text("million euros")
