@@ -143,6 +143,7 @@ HEAD = r"""
     const section = card.closest(".answer-sources");
     document.querySelectorAll(".answer-sources").forEach(
       (s) => s.classList.toggle("current", s === section));
+    keyboardOrder();  // the cards shown come next after the markers
     document.querySelectorAll(".source-card.active").forEach(
       (c) => c.classList.remove("active"));
     const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
@@ -187,6 +188,20 @@ HEAD = r"""
     box.dispatchEvent(new Event("input", { bubbles: true }));
     setTimeout(() => ask.click(), 50);
   });
+  // A dropdown's list closes when the focus leaves the dropdown (Gradio leaves the list
+  // of a dropdown opened from the keyboard showing over the page once Tab moves on).
+  document.addEventListener("focusout", (event) => {
+    const input = event.target instanceof Element ? event.target : null;
+    if (!input || !input.matches("input[role='combobox']")) return;
+    const block = input.closest(".block");
+    setTimeout(() => {
+      if (!block || block.contains(document.activeElement)) return;
+      const list = block.querySelector("ul.option-list");
+      if (list && list.offsetParent) {
+        input.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", bubbles: true }));
+      }
+    }, 0);
+  });
   // Screen readers name a chat message by its aria-label, which Gradio fills with the
   // message's raw markup: name it by the text a reader sees instead.
   let pending = false;
@@ -198,6 +213,41 @@ HEAD = r"""
         const label = `${who}: ${el.innerText.replace(/\s+/g, " ").trim()}`;
         if (el.getAttribute("aria-label") !== label) el.setAttribute("aria-label", label);
       });
+    keyboardOrder();
+  };
+  // Keyboard order: the question box (and its buttons), the latest answer, its markers,
+  // the cards of the answer shown, then everything else (panels, earlier answers) in page
+  // order. Positive tabindex values put exactly these first, in this order.
+  const setTab = (el, n) => {
+    if (el && el.getAttribute("tabindex") !== String(n)) el.setAttribute("tabindex", String(n));
+  };
+  const keyboardOrder = () => {
+    const box = document.querySelector("#question textarea");
+    if (!box) return;
+    setTab(box, 1);
+    document.querySelectorAll("#ask, #stop").forEach((b) => setTab(b, 1));
+    const bots = [...document.querySelectorAll("#chat [data-testid='bot']")];
+    const latest = bots[bots.length - 1];
+    bots.forEach((bot) => {
+      setTab(bot, bot === latest ? 2 : 0);
+      bot.querySelectorAll("a.cite").forEach((a) => setTab(a, bot === latest ? 3 : 0));
+    });
+    // The latest answer's own buttons (retry, like, dislike) follow its markers.
+    document.querySelectorAll("#chat button").forEach((button) => {
+      const after = latest && latest.compareDocumentPosition(button) & Node.DOCUMENT_POSITION_FOLLOWING;
+      setTab(button, after ? 3 : 0);
+    });
+    document.querySelectorAll("#sources .answer-sources").forEach((section) => {
+      const shown = section.classList.contains("current");
+      section.querySelectorAll("button, a[href]").forEach((el) => setTab(el, shown ? 4 : -1));
+      section.querySelectorAll(".source-card").forEach((card) => {
+        setTab(card, shown ? 4 : -1);
+        const num = (card.querySelector(".num") || {}).textContent || "";
+        const title = (card.querySelector(".card-title strong") || {}).textContent || "";
+        const label = `Source ${num.replace(/[^0-9]/g, "")}: ${title}`;
+        if (card.getAttribute("aria-label") !== label) card.setAttribute("aria-label", label);
+      });
+    });
   };
   new MutationObserver(() => {
     if (!pending) { pending = true; requestAnimationFrame(plainLabels); }
@@ -234,6 +284,7 @@ HEAD = r"""
       picker.className = "date-pick";
       picker.setAttribute("aria-label", label);
       picker.title = label;
+      picker.tabIndex = -1;  // the keyboard types the date in the box (one stop per field)
       const sync = () => { picker.value = isoDay.test(box.value.trim()) ? box.value.trim() : ""; };
       picker.addEventListener("focus", sync);
       picker.addEventListener("pointerdown", sync);
