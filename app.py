@@ -118,6 +118,15 @@ input.date-pick::-webkit-datetime-edit { display: none; }
 input.date-pick::-webkit-calendar-picker-indicator { position: absolute; inset: 0;
   width: auto; height: auto; margin: 0; padding: 0; opacity: 0; cursor: pointer; }
 input.date-pick:focus-visible { outline: 2px solid var(--color-accent); border-radius: 4px; }
+#card-sheet { position: fixed; left: 0; right: 0; z-index: 60; max-height: 45dvh;
+  font-family: var(--font); font-size: var(--text-md); color: var(--body-text-color);
+  overflow-y: auto; padding: 6px 12px 10px; background: var(--background-fill-primary);
+  border-top: 2px solid var(--color-accent); box-shadow: 0 -6px 18px rgba(0, 0, 0, 0.18); }
+#card-sheet[hidden] { display: none; }
+#card-sheet .sheet-close { float: right; font-size: 1.1em; padding: 2px 10px;
+  border: 1px solid var(--border-color-primary); border-radius: 6px;
+  background: transparent; cursor: pointer; }
+#card-sheet .source-card { margin: 4px 0 0; }
 .reader { max-height: 60vh; overflow-y: auto; padding: 4px 8px; }
 .reader .meta { font-size: 0.85em; opacity: 0.85; overflow-wrap: anywhere; }
 """
@@ -146,13 +155,69 @@ HEAD = r"""
     keyboardOrder();  // the cards shown come next after the markers
     document.querySelectorAll(".source-card.active").forEach(
       (c) => c.classList.remove("active"));
+    card.classList.add("active");
+    if (phone.matches) {  // the cards are below the chat: show this one over it instead
+      showSheet(card, link);
+      return;
+    }
     const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
     card.scrollIntoView({ behavior: still ? "auto" : "smooth", block: "nearest" });
     card.classList.remove("flash");
     void card.offsetWidth;  // restart the animation
-    card.classList.add("active", "flash");
+    card.classList.add("flash");
     card.focus({ preventScroll: true });
   }, true);
+  // On a phone a tapped marker shows its card in a sheet above the question box: the
+  // page and the chat stay where they were, and closing the sheet returns to the marker.
+  const phone = window.matchMedia("(max-width: 900px)");
+  let sheetMarker = null;
+  const closeSheet = () => {
+    const sheet = document.getElementById("card-sheet");
+    if (!sheet || sheet.hidden) return;
+    sheet.hidden = true;
+    if (sheetMarker) sheetMarker.focus({ preventScroll: true });
+    sheetMarker = null;
+  };
+  const showSheet = (card, link) => {
+    let sheet = document.getElementById("card-sheet");
+    if (!sheet) {
+      sheet = document.createElement("div");
+      sheet.id = "card-sheet";
+      sheet.setAttribute("role", "dialog");
+      sheet.tabIndex = -1;
+      sheet.hidden = true;
+      const close = document.createElement("button");
+      close.type = "button";
+      close.className = "sheet-close";
+      close.textContent = "✕";
+      close.setAttribute("aria-label", "Close the source");
+      close.addEventListener("click", closeSheet);
+      const body = document.createElement("div");
+      body.className = "sheet-body";
+      sheet.append(close, body);
+      sheet.addEventListener("keydown", (event) => {
+        if (event.key === "Escape") closeSheet();
+      });
+      document.body.append(sheet);
+    }
+    const copy = card.cloneNode(true);
+    copy.removeAttribute("id");
+    copy.removeAttribute("tabindex");
+    copy.classList.remove("active", "flash");
+    sheet.querySelector(".sheet-body").replaceChildren(copy);
+    sheet.setAttribute("aria-label", card.getAttribute("aria-label") || "Source");
+    const row = document.getElementById("ask-row");
+    const top = row ? row.getBoundingClientRect().top : window.innerHeight;
+    sheet.style.bottom = `${Math.max(0, window.innerHeight - Math.min(top, window.innerHeight))}px`;
+    sheet.hidden = false;
+    sheetMarker = link;
+    sheet.focus({ preventScroll: true });
+  };
+  document.addEventListener("click", (event) => {  // a tap elsewhere closes the sheet
+    const target = event.target instanceof Element ? event.target : null;
+    if (target && !target.closest("#card-sheet, a.cite")) closeSheet();
+  });
+  phone.addEventListener("change", closeSheet);
   document.addEventListener("mouseover", (event) => {
     const link = citeOf(event);
     const card = link && cardOf(link);
@@ -218,6 +283,7 @@ HEAD = r"""
   // Keyboard order: the question box (and its buttons), the latest answer, its markers,
   // the cards of the answer shown, then everything else (panels, earlier answers) in page
   // order. Positive tabindex values put exactly these first, in this order.
+  const FOLLOWS = Node.DOCUMENT_POSITION_FOLLOWING;
   const setTab = (el, n) => {
     if (el && el.getAttribute("tabindex") !== String(n)) el.setAttribute("tabindex", String(n));
   };
@@ -234,7 +300,7 @@ HEAD = r"""
     });
     // The latest answer's own buttons (retry, like, dislike) follow its markers.
     document.querySelectorAll("#chat button").forEach((button) => {
-      const after = latest && latest.compareDocumentPosition(button) & Node.DOCUMENT_POSITION_FOLLOWING;
+      const after = latest && latest.compareDocumentPosition(button) & FOLLOWS;
       setTab(button, after ? 3 : 0);
     });
     document.querySelectorAll("#sources .answer-sources").forEach((section) => {

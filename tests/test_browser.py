@@ -362,10 +362,15 @@ def test_the_chat_works_with_the_keyboard_on_a_narrow_window(
     marker = answer.locator("a.cite").first
     marker.focus()
     page.keyboard.press("Enter")
-    card = page.locator("#sources #src-1-1")
-    expect(card).to_have_class(re.compile(r"\bactive\b"))
-    expect(card).to_be_in_viewport()
+    expect(page.locator("#sources #src-1-1")).to_have_class(re.compile(r"\bactive\b"))
+    sheet = page.locator("#card-sheet")  # the card, shown over the chat
+    expect(sheet).to_be_focused()
+    expect(sheet.locator(".source-card")).to_contain_text(SEED_TITLE)
+    expect(sheet).to_be_in_viewport()
     page.screenshot(path=str(tmp_path / "narrow.png"))
+    page.keyboard.press("Escape")
+    expect(sheet).to_be_hidden()
+    expect(marker).to_be_focused()
 
 
 def test_an_answer_shows_its_as_of_and_the_as_of_field_sets_it(
@@ -807,7 +812,7 @@ def test_on_a_phone_the_chat_fills_the_screen_and_the_input_stays_visible(
 
     answer = ask(page, "what did Meloni propose?")
     answer.locator("a.cite").first.click()
-    card = page.locator("#sources #src-1-1")
+    card = page.locator("#card-sheet .source-card")
     expect(card).to_be_in_viewport()  # the tapped marker shows its card...
     expect(box).to_be_in_viewport()  # ...and the question box is still there
     page.screenshot(path=str(tmp_path / "phone.png"))
@@ -1147,3 +1152,61 @@ def test_the_keyboard_goes_from_the_question_to_the_answer_its_markers_cards_the
     page.keyboard.press("Tab")
     expect(page.locator("ul.option-list")).to_have_count(0)
     page.screenshot(path=str(tmp_path / "keyboard.png"))
+
+
+# The chat's scrolling message list; where it and the page are scrolled.
+FIND_CHAT_LIST = """
+() => {
+  const chat = document.getElementById("chat");
+  return [chat, ...chat.querySelectorAll("*")].find(
+    (el) => el.scrollHeight > el.clientHeight + 20 && getComputedStyle(el).overflowY !== "visible");
+}
+"""
+SCROLLS = f"""
+() => {{
+  const list = ({FIND_CHAT_LIST.strip()})();
+  return {{ page: window.scrollY, chat: list ? list.scrollTop : null }};
+}}
+"""
+
+
+def test_on_a_phone_a_tapped_marker_shows_its_card_and_the_chat_keeps_its_place(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    first = ask(page, "what did Meloni propose?")
+    for question in ("and what did Zelenskyy say?", "who proposed the security umbrella?"):
+        ask(page, question)
+    expect(page.locator("#chat-status")).to_have_text("")
+    page.wait_for_timeout(1000)  # the last answer's updates have landed (they scroll down)
+    # Back up the chat to the first answer, as a reader checking its source would, and
+    # tap its marker where it shows (a tap, not a click that scrolls it into view first).
+    page.evaluate(f"() => {{ ({FIND_CHAT_LIST.strip()})().scrollTop = 0; window.scrollTo(0, 0); }}")
+    marker = first.locator("a.cite").first
+    expect(marker).to_be_in_viewport()
+    before = page.evaluate(SCROLLS)
+    assert before["chat"] == 0 and before["page"] >= 0, before
+    spot = marker.bounding_box()
+    assert spot is not None
+    x, y = spot["x"] + spot["width"] / 2, spot["y"] + spot["height"] / 2
+    hit = f"() => (document.elementFromPoint({x}, {y}) || document.body).closest('a.cite') !== null"
+    assert page.evaluate(hit), f"the marker shows at {x}, {y}"
+    page.mouse.click(x, y)
+
+    sheet = page.locator("#card-sheet")
+    expect(sheet.locator(".source-card")).to_contain_text(SEED_TITLE)
+    expect(sheet.locator(".source-card")).to_contain_text("[1]")
+    expect(sheet).to_be_in_viewport()
+    page.wait_for_timeout(600)  # a smooth scroll would have moved by now
+    assert page.evaluate(SCROLLS) == before, "neither the page nor the chat moved"
+    expect(marker).to_be_in_viewport()
+    expect(page.locator("#question textarea")).to_be_in_viewport()
+    sheet_box = sheet.bounding_box()
+    input_box = page.locator("#question textarea").bounding_box()
+    assert sheet_box and input_box and sheet_box["y"] + sheet_box["height"] <= input_box["y"] + 1
+    page.screenshot(path=str(tmp_path / "phone-card.png"))
+
+    sheet.get_by_role("button", name="Close the source").click()
+    expect(sheet).to_be_hidden()
+    assert page.evaluate(SCROLLS) == before
