@@ -28,7 +28,7 @@ import unicodedata
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
@@ -37,8 +37,11 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 from starlette.middleware import Middleware
 
+from ingest.following import WebLibrary
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import IngestReport, ProgressCallback
+from ingest.web import UrlOutcome
+from ingest.webstate import FeedState
 from rag.assistant import AnswerMode, Assistant
 from rag.conversations_store import ConversationStore, SavedTurn, new_owner_id
 from rag.dates import answer_when
@@ -127,6 +130,10 @@ input.date-pick:focus-visible { outline: 2px solid var(--color-accent); border-r
   border: 1px solid var(--border-color-primary); border-radius: 6px;
   background: transparent; cursor: pointer; }
 #card-sheet .source-card { margin: 4px 0 0; }
+ul.feeds { list-style: none; padding: 0; margin: 4px 0; font-size: 0.9em; }
+ul.feeds li { padding: 4px 0; border-bottom: 1px solid var(--border-color-primary); }
+.feed-url, .feed-meta { font-size: 0.85em; opacity: 0.85; overflow-wrap: anywhere; }
+.feed-error { color: var(--error-text-color, #b91c1c); }
 .reader { max-height: 60vh; overflow-y: auto; padding: 4px 8px; }
 .reader .meta { font-size: 0.85em; opacity: 0.85; overflow-wrap: anywhere; }
 """
@@ -732,6 +739,53 @@ def render_field_message(message: str | None) -> str:
     return f'<p class="field-error" role="alert">{html.escape(message)}</p>'
 
 
+def render_feeds(feeds: Sequence[FeedState]) -> str:
+    """The followed feeds, one line each: name, address, last fetch, new articles, error.
+
+    >>> render_feeds([])
+    "<p class='empty'>No feeds followed yet.</p>"
+    """
+    if not feeds:
+        return "<p class='empty'>No feeds followed yet.</p>"
+    items = []
+    for feed in feeds:
+        when = (
+            datetime.fromtimestamp(feed.last_fetch).strftime("%Y-%m-%d %H:%M")
+            if feed.last_fetch
+            else "never"
+        )
+        status = (
+            f"<span class='feed-error' role='alert'>error: {html.escape(feed.last_error)}</span>"
+            if feed.last_error
+            else "ok"
+        )
+        items.append(
+            f"<li><strong>{html.escape(feed.title or feed.url)}</strong>"
+            f"<div class='feed-url'>{html.escape(feed.url)}</div>"
+            f"<div class='feed-meta'>last fetch {when} · {feed.last_new} new "
+            f"({feed.total_new} in all) · {status}</div></li>"
+        )
+    return f"<ul class='feeds' aria-label='Followed feeds'>{''.join(items)}</ul>"
+
+
+def url_report_markdown(outcomes: Sequence[UrlOutcome], head: str) -> str:
+    """The short report of pages fetched: ``head``, then one line per page.
+
+    >>> print(url_report_markdown([UrlOutcome("https://x.example/a", "failed", "HTTP 404")],
+    ...                           "Page"))
+    **Page: failed 1**
+    <BLANKLINE>
+    - failed: https://x\\.example/a: HTTP 404
+    """
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    summary = ", ".join(f"{status} {n}" for status, n in counts.items()) or "nothing new"
+    lines = [f"**{escape_markdown(head)}: {summary}**", ""]
+    lines += [f"- {escape_markdown(str(outcome))}" for outcome in outcomes]
+    return "\n".join(lines)
+
+
 def stats_markdown(assistant: Assistant) -> str:
     """Article count, chunk count and newest dates (or how to fill an empty library)."""
     stats = assistant.stats()
@@ -1039,6 +1093,8 @@ class ChatApp:
         self.sessions: dict[str, ChatSession] = {}
         self._sessions_lock = threading.Lock()
         self.conversations = ConversationStore(self.settings.index_db_path)
+        self._web: WebLibrary | None = None
+        self._web_lock = threading.Lock()
 
     # -- chat ------------------------------------------------------------------------
 
@@ -1678,6 +1734,74 @@ class ChatApp:
             return (f"**⚠ {escape_markdown(self.scrub(str(exc)))}**", *self.refresh())
         return (report_markdown(report, self.scrub), *self.refresh())
 
+    # -- web pages and feeds ---------------------------------------------------------
+
+    @property
+    def web(self) -> WebLibrary:
+        """The library's pages and feeds (opened on first use, kept while the app runs)."""
+        with self._web_lock:
+            if self._web is None:
+                self._web = WebLibrary.open(self.assistant.ingestor(), self.settings)
+            return self._web
+
+    def add_url(self, url: str) -> tuple[str, str, Any, Any]:
+        """Fetch and ingest the page at ``url``: (report, stats, sources, URL box)."""
+        if not url or not url.strip():
+            return ("Paste the address of a news page first.", *self.refresh(), gr.update())
+        outcome = self.web.add_page(url)
+        report = url_report_markdown([outcome], "Page")
+        box = gr.update() if outcome.status == "failed" else gr.update(value="")
+        return (self.scrub(report), *self.refresh(), box)
+
+    def follow_feed(self, url: str) -> tuple[str, str, Any, Any, str, Any]:
+        """Follow the feed at ``url`` and ingest its items: (report, stats, sources, feed
+        box, the feeds table, the feed choices)."""
+        if not url or not url.strip():
+            report = "Paste the address of an RSS or Atom feed first."
+            return (report, *self.refresh(), gr.update(), *self.feeds_view())
+        result = self.web.follow(url)
+        if result.already:
+            report = f"**Already following {escape_markdown(result.url)}.**"
+        elif result.poll is None:
+            reason = result.error or "unknown error"
+            report = f"**⚠ Not followed: {escape_markdown(result.url)}: {escape_markdown(reason)}**"
+        else:
+            name = result.poll.title or result.url
+            head = f"Following {name}: {result.poll.new_articles} new articles"
+            report = url_report_markdown(result.poll.outcomes, head)
+            report += "".join(
+                f"\n- broken item: {escape_markdown(p)}" for p in result.poll.problems
+            )
+        box = gr.update() if result.poll is None and not result.already else gr.update(value="")
+        return (self.scrub(report), *self.refresh(), box, *self.feeds_view())
+
+    def unfollow_feed(self, url: str | None) -> tuple[str, str, Any]:
+        """Stop following a feed: (report, the feeds table, the feed choices)."""
+        if not url:
+            return ("Choose a feed to stop following.", *self.feeds_view())
+        if self.web.unfollow(url):
+            report = f"Stopped following {escape_markdown(url)} (its articles stay)."
+        else:
+            report = f"{escape_markdown(url)} was not followed."
+        return (report, *self.feeds_view())
+
+    def poll_feeds(self) -> tuple[str, str, Any, str, Any]:
+        """Fetch every followed feed now: (report, stats, sources, feeds table, choices)."""
+        polls = self.web.poll_all()
+        if not polls:
+            report = "No feeds followed yet."
+        else:
+            lines = [f"**Feeds fetched: {sum(p.new_articles for p in polls)} new articles**", ""]
+            lines += [f"- {escape_markdown(line.strip())}" for p in polls for line in p.lines()]
+            report = "\n".join(lines)
+        return (self.scrub(report), *self.refresh(), *self.feeds_view())
+
+    def feeds_view(self) -> tuple[str, Any]:
+        """The feeds table and the choices of the "stop following" list."""
+        feeds = self.web.feeds()
+        choices = [(feed.title or feed.url, feed.url) for feed in feeds]
+        return render_feeds(feeds), gr.update(choices=choices, value=None)
+
     def delete(self, article_id: str | None) -> tuple[str, str, Any]:
         """Delete the chosen article and its chunks."""
         if not article_id:
@@ -1891,6 +2015,38 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                             elem_id="paste-date",
                         )
                     paste_btn = gr.Button("Add article", elem_id="paste-add")
+                with gr.Accordion("Web pages and feeds", open=False, elem_id="web"):
+                    with gr.Row(equal_height=True):
+                        url_box = gr.Textbox(
+                            label="Add a page (its web address)",
+                            placeholder="https://…",
+                            elem_id="url",
+                            scale=3,
+                            max_length=2000,
+                        )
+                        url_btn = gr.Button(
+                            "Add page", elem_id="url-add", scale=1, min_width=90, size="sm"
+                        )
+                    with gr.Row(equal_height=True):
+                        feed_box = gr.Textbox(
+                            label="Follow a feed (RSS or Atom address)",
+                            placeholder="https://…/rss",
+                            elem_id="feed-url",
+                            scale=3,
+                            max_length=2000,
+                        )
+                        feed_btn = gr.Button(
+                            "Follow", elem_id="feed-add", scale=1, min_width=90, size="sm"
+                        )
+                    feeds_html = gr.HTML("", elem_id="feeds")
+                    with gr.Row(equal_height=True):
+                        feed_choice = gr.Dropdown(
+                            choices=[], label="Followed feed", elem_id="feed-choice", scale=2
+                        )
+                        feed_remove = gr.Button(
+                            "Stop following", elem_id="feed-remove", size="sm", scale=1
+                        )
+                    feed_poll = gr.Button("Fetch the feeds now", elem_id="feed-poll", size="sm")
                 report = gr.Markdown(elem_id="report", latex_delimiters=no_latex)
                 reseed_btn = gr.Button("Re-ingest seeds/", elem_id="reseed", size="sm")
         with gr.Accordion("Articles in the library", open=False, elem_id="library-view"):
@@ -2224,6 +2380,33 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
             ),
             reseed_btn.click(on_reseed, None, library, **ingest_options),
         ]
+        # Web pages and feeds: fetched and ingested one batch at a time, as uploads.
+        feed_outputs = [feeds_html, feed_choice]
+        for trigger in (url_btn.click, url_box.submit):
+            after_ingest.append(
+                trigger(chat.add_url, [url_box], [*library, url_box], **ingest_options)
+            )
+        for trigger in (feed_btn.click, feed_box.submit):
+            after_ingest.append(
+                trigger(
+                    chat.follow_feed,
+                    [feed_box],
+                    [*library, feed_box, *feed_outputs],
+                    **ingest_options,
+                )
+            )
+        after_ingest.append(
+            feed_poll.click(chat.poll_feeds, None, [*library, *feed_outputs], **ingest_options)
+        )
+        feed_remove.click(
+            chat.unfollow_feed,
+            [feed_choice],
+            [report, *feed_outputs],
+            concurrency_limit=1,
+            concurrency_id="library",
+            show_progress="hidden",
+        )
+        demo.load(chat.feeds_view, None, feed_outputs, show_progress="hidden")
         # The library as it is now (never part of the page as built, see above).
         demo.load(chat.refresh, None, [stats, source_filter], show_progress="hidden")
 

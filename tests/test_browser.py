@@ -44,6 +44,7 @@ from rag.embeddings import LocalEmbeddings
 from rag.records import NOT_FOUND_TEXT, day_number
 from rag.settings import Settings
 from tests.conftest import ROOT, SEEDS, free_port, make_settings, wait_for_http
+from tests.webserver import LocalWeb, Route
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -1210,3 +1211,147 @@ def test_on_a_phone_a_tapped_marker_shows_its_card_and_the_chat_keeps_its_place(
     sheet.get_by_role("button", name="Close the source").click()
     expect(sheet).to_be_hidden()
     assert page.evaluate(SCROLLS) == before
+
+
+# -- issue 16: pages and feeds from the chat's library panel ----------------------------
+
+
+def _news_page(headline: str, text: str) -> bytes:
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{headline}</title>"
+        f"<meta property='og:title' content='{headline}'></head><body>"
+        "<nav><a href='/'>Home</a></nav>"
+        f"<article><h1>{headline}</h1><p>{text}</p></article>"
+        "<footer>Copyright Loopback News</footer></body></html>"
+    ).encode()
+
+
+def _rss(title: str, items: list[tuple[str, str]]) -> bytes:
+    entries = "".join(
+        f"<item><title>{t}</title><link>{link}</link><guid>{link}</guid>"
+        "<pubDate>Tue, 17 Sep 2024 08:00:00 GMT</pubDate></item>"
+        for t, link in items
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>{title}</title>'
+        f"<link>http://news.example/</link>{entries}</channel></rss>"
+    ).encode()
+
+
+@pytest.fixture(scope="module")
+def loopback_web() -> Iterator[LocalWeb]:
+    server = LocalWeb()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def web_server(
+    tmp_path_factory: pytest.TempPathFactory, embeddings: LocalEmbeddings
+) -> Iterator[str]:
+    """The chat over an empty library that may fetch from 127.0.0.1 (the test's web)."""
+    with _clean_environment(NEWSRAG_FETCH_ALLOW_PRIVATE="true"):
+        settings = make_settings(
+            tmp_path_factory.mktemp("web") / "data", fetch_host_delay=0.0, fetch_timeout=5.0
+        )
+        assert settings.fetch_allow_private
+        assistant = Assistant(settings, build_index(settings, embeddings), embeddings)
+        with _serving(settings, assistant) as url:
+            yield url
+
+
+def test_a_pasted_page_address_and_a_followed_feed_are_ingested_listed_and_removed(
+    browser: Browser,
+    web_server: str,
+    loopback_web: LocalWeb,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    web = loopback_web
+    web.routes["/news/quarry.html"] = Route(
+        _news_page(
+            "Tollerby quarry closes after eighty years",
+            "The Tollerby quarry closed on Friday after eighty years; its last 41 workers "
+            "will move to the new recycling plant, the owner said.",
+        )
+    )
+    web.routes["/news/kiln.html"] = Route(
+        _news_page(
+            "Tollerby kiln becomes a museum",
+            "The old Tollerby lime kiln opens as a museum in May, with tickets at 6 euros.",
+        )
+    )
+    web.routes["/news/market.html"] = Route(
+        _news_page(
+            "Tollerby market moves to the harbour",
+            "The weekly Tollerby market moves to the harbour square from June.",
+        )
+    )
+    web.routes["/feed.xml"] = Route(
+        _rss(
+            "Tollerby Gazette",
+            [
+                ("Kiln museum", web.url("/news/kiln.html")),
+                ("Market moves", web.url("/news/market.html")),
+            ],
+        ),
+        content_type="application/rss+xml",
+    )
+    web.routes["/not-a-feed.html"] = Route(_news_page("Just a page", "No feed here."))
+
+    for seen in _watch(browser, web_server):
+        page = seen.page
+        report, feeds = page.locator("#report"), page.locator("#feeds")
+        page.locator("#web").get_by_text("Web pages and feeds").click()
+        expect(feeds).to_contain_text("No feeds followed yet")
+
+        # A page by its address.
+        url_box = page.locator("#url textarea, #url input")
+        url_box.fill("tollerby.example/quarry")  # no scheme: said inline, nothing fetched
+        page.locator("#url-add").click()
+        expect(report).to_contain_text("not a web address", timeout=ANSWER_TIMEOUT_MS)
+        expect(url_box).to_have_value("tollerby.example/quarry")  # kept, to fix
+        url_box.fill(web.url("/news/quarry.html"))
+        page.locator("#url-add").click()
+        expect(report).to_contain_text("Page: added 1", timeout=ANSWER_TIMEOUT_MS)
+        expect(report).to_contain_text("Tollerby quarry closes after eighty years")
+        expect(url_box).to_have_value("")
+        answer = ask(page, "How many workers will move to the recycling plant from Tollerby?")
+        expect(answer).to_contain_text("41 workers")
+        card = page.locator(f"#sources {answer.locator('a.cite').first.get_attribute('href')}")
+        expect(card).to_contain_text(web.url("/news/quarry.html"))
+
+        # A feed: followed, its items ingested at once, listed with counts.
+        feed_box = page.locator("#feed-url textarea, #feed-url input")
+        feed_box.fill(web.url("/not-a-feed.html"))
+        page.locator("#feed-add").click()
+        expect(report).to_contain_text("Not followed", timeout=ANSWER_TIMEOUT_MS)
+        expect(report).to_contain_text("not an RSS or Atom feed")
+        expect(feeds).to_contain_text("No feeds followed yet")
+        feed_box.fill(web.url("/feed.xml"))
+        page.locator("#feed-add").click()
+        expect(report).to_contain_text(
+            "Following Tollerby Gazette: 2 new articles", timeout=ANSWER_TIMEOUT_MS
+        )
+        row = feeds.locator("li", has_text="Tollerby Gazette")
+        expect(row).to_contain_text("2 new (2 in all)")
+        expect(row).to_contain_text(re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d"))  # last fetch
+        expect(row).to_contain_text("· ok")
+        answer = ask(page, "How much are tickets for the Tollerby kiln museum?")
+        expect(answer).to_contain_text("6 euros")
+
+        # A feed that fails shows its error; the others' news is kept.
+        web.routes["/feed.xml"] = Route(b"down", status=503)
+        page.locator("#feed-poll").click()
+        expect(row.locator(".feed-error")).to_contain_text("503", timeout=ANSWER_TIMEOUT_MS)
+        expect(report).to_contain_text("feed failed")
+        page.screenshot(path=str(tmp_path / "feeds.png"))
+
+        # Stop following: gone from the list, its articles stay.
+        page.locator("#feed-choice input").click()
+        page.get_by_role("option", name="Tollerby Gazette").click()
+        page.locator("#feed-remove").click()
+        expect(report).to_contain_text("Stopped following")
+        expect(feeds).to_contain_text("No feeds followed yet")
+        expect(page.locator("#stats")).to_contain_text("3 articles")
+    assert "Traceback" not in capfd.readouterr().err
