@@ -384,17 +384,17 @@ class SqlRecordStore:
             reverse = offset + limit > total - offset and offset < total
             start = max(0, total - offset - limit) if reverse else offset
             size = min(limit, total - offset) if reverse else limit
-            rows = con.execute(
-                select(*columns)
-                .where(*conditions)
-                .order_by(*_order_by(order, reverse))
-                .offset(start)
-                .limit(size)
-            ).all()
-        if reverse:
-            rows.reverse()
-        items = tuple(ListedArticle(_record(r), float(r[-1])) for r in rows)
-        return ArticleList(items, total)
+            page = list(
+                con.execute(
+                    select(*columns)
+                    .where(*conditions)
+                    .order_by(*_order_by(order, reverse))
+                    .offset(start)
+                    .limit(size)
+                ).all()
+            )
+        items = tuple(ListedArticle(_record(r), float(r[-1])) for r in page)
+        return ArticleList(items[::-1] if reverse else items, total)
 
     def newest_published(self, on_or_before: date, on_or_after: date | None = None) -> date | None:
         """The newest publication date of an article in the closed range, if any."""
