@@ -775,7 +775,7 @@ def url_report_markdown(outcomes: Sequence[UrlOutcome], head: str) -> str:
     ...                           "Page"))
     **Page: failed 1**
     <BLANKLINE>
-    - failed: https://x\\.example/a: HTTP 404
+    - failed\\: https\\:\\/\\/x\\.example\\/a\\: HTTP 404
     """
     counts: dict[str, int] = {}
     for outcome in outcomes:
