@@ -28,7 +28,7 @@ import unicodedata
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
@@ -37,13 +37,16 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 from starlette.middleware import Middleware
 
+from ingest.following import WebLibrary
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import IngestReport, ProgressCallback
-from rag.assistant import Assistant
+from ingest.web import UrlOutcome
+from ingest.webstate import FeedState
+from rag.assistant import AnswerMode, Assistant
 from rag.conversations_store import ConversationStore, SavedTurn, new_owner_id
 from rag.dates import answer_when
 from rag.errors import NewsragError, QuestionError, disk_full_as_error
-from rag.library_view import SORTS, LibraryRow, added_times, library_page, snapshot
+from rag.library_view import SORTS, library_page, snapshot
 from rag.library_view import article_text as library_text
 from rag.records import Answer, Article, Source, StoryMember
 from rag.settings import Settings
@@ -104,6 +107,33 @@ button.copy-answer { margin-left: 6px; font-size: 0.9em; padding: 0 8px; cursor:
   cursor: pointer; color: var(--color-accent); }
 .related button.suggest:hover, .related button.suggest:focus-visible {
   background: var(--color-accent-soft); }
+/* The calendar beside a date field: only its icon shows (the box takes typed dates). */
+.has-date-pick .input-container { position: relative; }
+.has-date-pick textarea, .has-date-pick input:not(.date-pick) { padding-right: 40px !important; }
+input.date-pick { position: absolute; z-index: 2; right: 6px; top: 50%; transform: translateY(-50%);
+  width: 30px; height: 28px; padding: 0; border: none; color: transparent; cursor: pointer;
+  background: url("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' \
+viewBox='0 0 24 24' fill='none' stroke='%236b7280' stroke-width='2'%3E%3Crect x='3' y='5' \
+width='18' height='16' rx='2'/%3E%3Cpath d='M3 10h18M8 3v4M16 3v4'/%3E%3C/svg%3E")
+    center / 18px no-repeat; }
+/* The native calendar button covers the icon, invisible: a click opens the calendar. */
+input.date-pick::-webkit-datetime-edit { display: none; }
+input.date-pick::-webkit-calendar-picker-indicator { position: absolute; inset: 0;
+  width: auto; height: auto; margin: 0; padding: 0; opacity: 0; cursor: pointer; }
+input.date-pick:focus-visible { outline: 2px solid var(--color-accent); border-radius: 4px; }
+#card-sheet { position: fixed; left: 0; right: 0; z-index: 60; max-height: 45dvh;
+  font-family: var(--font); font-size: var(--text-md); color: var(--body-text-color);
+  overflow-y: auto; padding: 6px 12px 10px; background: var(--background-fill-primary);
+  border-top: 2px solid var(--color-accent); box-shadow: 0 -6px 18px rgba(0, 0, 0, 0.18); }
+#card-sheet[hidden] { display: none; }
+#card-sheet .sheet-close { float: right; font-size: 1.1em; padding: 2px 10px;
+  border: 1px solid var(--border-color-primary); border-radius: 6px;
+  background: transparent; cursor: pointer; }
+#card-sheet .source-card { margin: 4px 0 0; }
+ul.feeds { list-style: none; padding: 0; margin: 4px 0; font-size: 0.9em; }
+ul.feeds li { padding: 4px 0; border-bottom: 1px solid var(--border-color-primary); }
+.feed-url, .feed-meta { font-size: 0.85em; opacity: 0.85; overflow-wrap: anywhere; }
+.feed-error { color: var(--error-text-color, #b91c1c); }
 .reader { max-height: 60vh; overflow-y: auto; padding: 4px 8px; }
 .reader .meta { font-size: 0.85em; opacity: 0.85; overflow-wrap: anywhere; }
 """
@@ -111,7 +141,7 @@ button.copy-answer { margin-left: 6px; font-size: 0.9em; padding: 0 8px; cursor:
 # Click on a ``[n]`` marker: show the sources of that answer, scroll its card into view
 # and flash it; hover: outline the card. Capture phase, so the chatbot's own handlers
 # never treat the marker as a navigation.
-HEAD = """
+HEAD = r"""
 <script>
 (() => {
   const cardOf = (link) => {
@@ -129,15 +159,72 @@ HEAD = """
     const section = card.closest(".answer-sources");
     document.querySelectorAll(".answer-sources").forEach(
       (s) => s.classList.toggle("current", s === section));
+    keyboardOrder();  // the cards shown come next after the markers
     document.querySelectorAll(".source-card.active").forEach(
       (c) => c.classList.remove("active"));
+    card.classList.add("active");
+    if (phone.matches) {  // the cards are below the chat: show this one over it instead
+      showSheet(card, link);
+      return;
+    }
     const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
     card.scrollIntoView({ behavior: still ? "auto" : "smooth", block: "nearest" });
     card.classList.remove("flash");
     void card.offsetWidth;  // restart the animation
-    card.classList.add("active", "flash");
+    card.classList.add("flash");
     card.focus({ preventScroll: true });
   }, true);
+  // On a phone a tapped marker shows its card in a sheet above the question box: the
+  // page and the chat stay where they were, and closing the sheet returns to the marker.
+  const phone = window.matchMedia("(max-width: 900px)");
+  let sheetMarker = null;
+  const closeSheet = () => {
+    const sheet = document.getElementById("card-sheet");
+    if (!sheet || sheet.hidden) return;
+    sheet.hidden = true;
+    if (sheetMarker) sheetMarker.focus({ preventScroll: true });
+    sheetMarker = null;
+  };
+  const showSheet = (card, link) => {
+    let sheet = document.getElementById("card-sheet");
+    if (!sheet) {
+      sheet = document.createElement("div");
+      sheet.id = "card-sheet";
+      sheet.setAttribute("role", "dialog");
+      sheet.tabIndex = -1;
+      sheet.hidden = true;
+      const close = document.createElement("button");
+      close.type = "button";
+      close.className = "sheet-close";
+      close.textContent = "✕";
+      close.setAttribute("aria-label", "Close the source");
+      close.addEventListener("click", closeSheet);
+      const body = document.createElement("div");
+      body.className = "sheet-body";
+      sheet.append(close, body);
+      sheet.addEventListener("keydown", (event) => {
+        if (event.key === "Escape") closeSheet();
+      });
+      document.body.append(sheet);
+    }
+    const copy = card.cloneNode(true);
+    copy.removeAttribute("id");
+    copy.removeAttribute("tabindex");
+    copy.classList.remove("active", "flash");
+    sheet.querySelector(".sheet-body").replaceChildren(copy);
+    sheet.setAttribute("aria-label", card.getAttribute("aria-label") || "Source");
+    const row = document.getElementById("ask-row");
+    const top = row ? row.getBoundingClientRect().top : window.innerHeight;
+    sheet.style.bottom = `${Math.max(0, window.innerHeight - Math.min(top, window.innerHeight))}px`;
+    sheet.hidden = false;
+    sheetMarker = link;
+    sheet.focus({ preventScroll: true });
+  };
+  document.addEventListener("click", (event) => {  // a tap elsewhere closes the sheet
+    const target = event.target instanceof Element ? event.target : null;
+    if (target && !target.closest("#card-sheet, a.cite")) closeSheet();
+  });
+  phone.addEventListener("change", closeSheet);
   document.addEventListener("mouseover", (event) => {
     const link = citeOf(event);
     const card = link && cardOf(link);
@@ -173,6 +260,20 @@ HEAD = """
     box.dispatchEvent(new Event("input", { bubbles: true }));
     setTimeout(() => ask.click(), 50);
   });
+  // A dropdown's list closes when the focus leaves the dropdown (Gradio leaves the list
+  // of a dropdown opened from the keyboard showing over the page once Tab moves on).
+  document.addEventListener("focusout", (event) => {
+    const input = event.target instanceof Element ? event.target : null;
+    if (!input || !input.matches("input[role='combobox']")) return;
+    const block = input.closest(".block");
+    setTimeout(() => {
+      if (!block || block.contains(document.activeElement)) return;
+      const list = block.querySelector("ul.option-list");
+      if (list && list.offsetParent) {
+        input.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", bubbles: true }));
+      }
+    }, 0);
+  });
   // Screen readers name a chat message by its aria-label, which Gradio fills with the
   // message's raw markup: name it by the text a reader sees instead.
   let pending = false;
@@ -184,6 +285,42 @@ HEAD = """
         const label = `${who}: ${el.innerText.replace(/\s+/g, " ").trim()}`;
         if (el.getAttribute("aria-label") !== label) el.setAttribute("aria-label", label);
       });
+    keyboardOrder();
+  };
+  // Keyboard order: the question box (and its buttons), the latest answer, its markers,
+  // the cards of the answer shown, then everything else (panels, earlier answers) in page
+  // order. Positive tabindex values put exactly these first, in this order.
+  const FOLLOWS = Node.DOCUMENT_POSITION_FOLLOWING;
+  const setTab = (el, n) => {
+    if (el && el.getAttribute("tabindex") !== String(n)) el.setAttribute("tabindex", String(n));
+  };
+  const keyboardOrder = () => {
+    const box = document.querySelector("#question textarea");
+    if (!box) return;
+    setTab(box, 1);
+    document.querySelectorAll("#ask, #stop").forEach((b) => setTab(b, 1));
+    const bots = [...document.querySelectorAll("#chat [data-testid='bot']")];
+    const latest = bots[bots.length - 1];
+    bots.forEach((bot) => {
+      setTab(bot, bot === latest ? 2 : 0);
+      bot.querySelectorAll("a.cite").forEach((a) => setTab(a, bot === latest ? 3 : 0));
+    });
+    // The latest answer's own buttons (retry, like, dislike) follow its markers.
+    document.querySelectorAll("#chat button").forEach((button) => {
+      const after = latest && latest.compareDocumentPosition(button) & FOLLOWS;
+      setTab(button, after ? 3 : 0);
+    });
+    document.querySelectorAll("#sources .answer-sources").forEach((section) => {
+      const shown = section.classList.contains("current");
+      section.querySelectorAll("button, a[href]").forEach((el) => setTab(el, shown ? 4 : -1));
+      section.querySelectorAll(".source-card").forEach((card) => {
+        setTab(card, shown ? 4 : -1);
+        const num = (card.querySelector(".num") || {}).textContent || "";
+        const title = (card.querySelector(".card-title strong") || {}).textContent || "";
+        const label = `Source ${num.replace(/[^0-9]/g, "")}: ${title}`;
+        if (card.getAttribute("aria-label") !== label) card.setAttribute("aria-label", label);
+      });
+    });
   };
   new MutationObserver(() => {
     if (!pending) { pending = true; requestAnimationFrame(plainLabels); }
@@ -202,6 +339,41 @@ HEAD = """
     closeSidebar();
   }, 50);
   narrow.addEventListener("change", closeSidebar);
+  // Date fields: the text box takes a typed date (checked on the server, with an inline
+  // message when it is no date); the calendar beside it picks one. A picked date is
+  // written into the box as if typed, so the chips, checks and questions see it alike.
+  const DATE_FIELDS = {
+    "as-of": "Pick the as-of date", "date-from": "Pick the first publication date",
+    "date-to": "Pick the last publication date", "paste-date": "Pick the publication date",
+  };
+  const isoDay = /^\d{4}-\d{2}-\d{2}$/;
+  const addPickers = () => {
+    for (const [id, label] of Object.entries(DATE_FIELDS)) {
+      const field = document.getElementById(id);
+      const box = field && field.querySelector("textarea, input:not(.date-pick)");
+      if (!box || field.querySelector("input.date-pick")) continue;
+      const picker = document.createElement("input");
+      picker.type = "date";
+      picker.className = "date-pick";
+      picker.setAttribute("aria-label", label);
+      picker.title = label;
+      picker.tabIndex = -1;  // the keyboard types the date in the box (one stop per field)
+      const sync = () => { picker.value = isoDay.test(box.value.trim()) ? box.value.trim() : ""; };
+      picker.addEventListener("focus", sync);
+      picker.addEventListener("pointerdown", sync);
+      picker.addEventListener("change", () => {
+        if (!picker.value) return;
+        box.value = picker.value;
+        box.dispatchEvent(new Event("input", { bubbles: true }));
+        box.dispatchEvent(new Event("blur"));  // the field's check runs on leaving it
+      });
+      box.insertAdjacentElement("afterend", picker);
+      field.classList.add("has-date-pick");
+    }
+  };
+  new MutationObserver(addPickers).observe(
+    document.documentElement, { childList: true, subtree: true });
+  addPickers();
 })();
 </script>
 """
@@ -597,6 +769,53 @@ def render_field_message(message: str | None) -> str:
     return f'<p class="field-error" role="alert">{html.escape(message)}</p>'
 
 
+def render_feeds(feeds: Sequence[FeedState]) -> str:
+    """The followed feeds, one line each: name, address, last fetch, new articles, error.
+
+    >>> render_feeds([])
+    "<p class='empty'>No feeds followed yet.</p>"
+    """
+    if not feeds:
+        return "<p class='empty'>No feeds followed yet.</p>"
+    items = []
+    for feed in feeds:
+        when = (
+            datetime.fromtimestamp(feed.last_fetch).strftime("%Y-%m-%d %H:%M")
+            if feed.last_fetch
+            else "never"
+        )
+        status = (
+            f"<span class='feed-error' role='alert'>error: {html.escape(feed.last_error)}</span>"
+            if feed.last_error
+            else "ok"
+        )
+        items.append(
+            f"<li><strong>{html.escape(feed.title or feed.url)}</strong>"
+            f"<div class='feed-url'>{html.escape(feed.url)}</div>"
+            f"<div class='feed-meta'>last fetch {when} · {feed.last_new} new "
+            f"({feed.total_new} in all) · {status}</div></li>"
+        )
+    return f"<ul class='feeds' aria-label='Followed feeds'>{''.join(items)}</ul>"
+
+
+def url_report_markdown(outcomes: Sequence[UrlOutcome], head: str) -> str:
+    """The short report of pages fetched: ``head``, then one line per page.
+
+    >>> print(url_report_markdown([UrlOutcome("https://x.example/a", "failed", "HTTP 404")],
+    ...                           "Page"))
+    **Page: failed 1**
+    <BLANKLINE>
+    - failed\\: https\\:\\/\\/x\\.example\\/a\\: HTTP 404
+    """
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    summary = ", ".join(f"{status} {n}" for status, n in counts.items()) or "nothing new"
+    lines = [f"**{escape_markdown(head)}: {summary}**", ""]
+    lines += [f"- {escape_markdown(str(outcome))}" for outcome in outcomes]
+    return "\n".join(lines)
+
+
 def stats_markdown(assistant: Assistant) -> str:
     """Article count, chunk count and newest dates (or how to fill an empty library)."""
     stats = assistant.stats()
@@ -838,6 +1057,9 @@ class Pending:
     date_from: str = ""
     date_to: str = ""
     as_of: str = ""
+    top_k: int | None = None  # the number of sources (None: the settings')
+    mode: AnswerMode | None = None  # extractive or llm (None: the settings')
+    regenerate: bool = False  # answers again the last question, replacing its answer
 
 
 @dataclass
@@ -874,6 +1096,12 @@ def render_status(session: ChatSession) -> str:
 
 STOPPED = "\n\n<small class='stopped'>Stopped before the end.</small>"
 
+# The answer modes as the settings panel offers them.
+_MODE_LABELS: dict[str, Callable[[Assistant], str]] = {
+    "extractive": lambda _: "Quotes from the articles (extractive)",
+    "llm": lambda a: f"Written by the LLM ({a.settings.llm_provider}/{a.settings.llm_model})",
+}
+
 
 class ChatApp:
     """The handlers behind the UI, callable without a browser (see ``tests/test_app.py``).
@@ -895,6 +1123,8 @@ class ChatApp:
         self.sessions: dict[str, ChatSession] = {}
         self._sessions_lock = threading.Lock()
         self.conversations = ConversationStore(self.settings.index_db_path)
+        self._web: WebLibrary | None = None
+        self._web_lock = threading.Lock()
 
     # -- chat ------------------------------------------------------------------------
 
@@ -907,10 +1137,13 @@ class ChatApp:
         date_from: str = "",
         date_to: str = "",
         as_of: str = "",
+        top_k: int | None = None,
+        mode: AnswerMode | None = None,
     ) -> Generator[tuple[list[dict[str, Any]], list[Turn], str, str], None, None]:
         """Stream one chat turn: yields (chat messages, turns, source panel, input box).
 
-        ``as_of`` is the date the question is asked (empty: today).
+        ``as_of`` is the date the question is asked (empty: today); ``top_k`` and ``mode``
+        are the settings panel's number of sources and answer mode (None: the settings').
         """
         history = list(history or [])
         # The chat may have been cleared in the browser; the turns follow the messages.
@@ -947,7 +1180,7 @@ class ChatApp:
         current = [*turns, Turn(message, None)]
         try:
             for answer in self.assistant.stream(
-                message, as_of=asked_on, filters=filters, history=pairs
+                message, as_of=asked_on, filters=filters, history=pairs, top_k=top_k, mode=mode
             ):
                 history[-1] = {"role": "assistant", "content": render_answer(answer, number)}
                 # Only the text and sources are shown; the retrieved chunks stay server-side.
@@ -990,13 +1223,16 @@ class ChatApp:
         date_from: str = "",
         date_to: str = "",
         as_of: str = "",
+        top_k: int | None = None,
+        mode: AnswerMode | None = None,
     ) -> dict[str, str]:
         """Queue a question of tab ``key``; returns the date fields' messages.
 
         A non-empty result means nothing was queued: the question stays in the input and
-        each message is shown next to its field.
+        each message is shown next to its field. ``top_k`` and ``mode`` are the settings
+        panel's (None: the settings').
 
-        >>> chat.enqueue("tab1", "what did Meloni propose?")  # doctest: +SKIP
+        >>> chat.enqueue("tab1", "what did Meloni propose?", top_k=3)  # doctest: +SKIP
         {}
         """
         problems = check_filter_fields(as_of, date_from, date_to)
@@ -1005,7 +1241,49 @@ class ChatApp:
         session = self.session(key)
         with session.lock:
             session.pending.append(
-                Pending(message, tuple(sources or ()), date_from or "", date_to or "", as_of or "")
+                Pending(
+                    message,
+                    tuple(sources or ()),
+                    date_from or "",
+                    date_to or "",
+                    as_of or "",
+                    top_k,
+                    mode,
+                )
+            )
+        return {}
+
+    def regenerate(
+        self,
+        key: str,
+        sources: Sequence[str] | None = None,
+        date_from: str = "",
+        date_to: str = "",
+        as_of: str = "",
+        top_k: int | None = None,
+        mode: AnswerMode | None = None,
+    ) -> dict[str, str]:
+        """Answer the last question of tab ``key`` again, with the filters and settings
+        given (as they are now); the new answer replaces the old one, also in the saved
+        conversation. Returns the date fields' messages, as :meth:`enqueue`.
+        """
+        problems = check_filter_fields(as_of, date_from, date_to)
+        session = self.session(key)
+        with session.lock:
+            if problems or not session.turns:
+                return problems
+            question = session.turns[-1].question
+            session.pending.append(
+                Pending(
+                    question,
+                    tuple(sources or ()),
+                    date_from or "",
+                    date_to or "",
+                    as_of or "",
+                    top_k,
+                    mode,
+                    regenerate=True,
+                )
             )
         return {}
 
@@ -1046,6 +1324,11 @@ class ChatApp:
                     item = session.pending.popleft()
                     session.current = item.question
                     session.stop.clear()
+                    last = session.turns[-1] if session.turns else None
+                    if item.regenerate and last is not None and last.question == item.question:
+                        # The old answer goes; the new one takes its place (and number).
+                        session.turns = session.turns[:-1]
+                        session.history = session.history[:-2]
                 yield from self._answer(session, item)
                 self._save_last_turn(session)
             yield session
@@ -1063,6 +1346,8 @@ class ChatApp:
             item.date_from,
             item.date_to,
             item.as_of,
+            item.top_k,
+            item.mode,
         )
         generation = session.generation
         first = True
@@ -1318,26 +1603,14 @@ class ChatApp:
 
     # -- the articles table --------------------------------------------------------------
 
-    def library_rows(self) -> list[LibraryRow]:
-        """Every indexed article as a row of the table."""
-        added = added_times(self.settings.index_db_path)
-        return [
-            LibraryRow(
-                r.article_id,
-                r.title,
-                self.outlet_of(r),
-                r.published,
-                added.get(r.article_id),
-                r.n_chunks,
-            )
-            for r in self.assistant.articles()
-        ]
-
     def library_table(
         self, query: str = "", sort: str = "published", page: int = 1
     ) -> tuple[list[list[str | int]], str, list[str], int]:
-        """(table rows, "page x of y" line, the rows' article ids, the page shown)."""
-        shown = library_page(self.library_rows(), query, sort, page)
+        """(table rows, "page x of y" line, the rows' article ids, the page shown).
+
+        One page is read from the database, searched and sorted there.
+        """
+        shown = library_page(self.assistant.index, query, sort, page, outlet=self.outlet_of)
         table: list[list[str | int]] = [
             [
                 r.title,
@@ -1349,7 +1622,8 @@ class ChatApp:
             for r in shown.rows
         ]
         line = (
-            f"Page {shown.page} of {shown.pages} · {shown.total} {_plural(shown.total, 'article')}"
+            f"Page {shown.page:,} of {shown.pages:,} · {shown.total:,} "
+            f"{_plural(shown.total, 'article')}"
         )
         return table, line, [r.article_id for r in shown.rows], shown.page
 
@@ -1490,6 +1764,74 @@ class ChatApp:
             return (f"**⚠ {escape_markdown(self.scrub(str(exc)))}**", *self.refresh())
         return (report_markdown(report, self.scrub), *self.refresh())
 
+    # -- web pages and feeds ---------------------------------------------------------
+
+    @property
+    def web(self) -> WebLibrary:
+        """The library's pages and feeds (opened on first use, kept while the app runs)."""
+        with self._web_lock:
+            if self._web is None:
+                self._web = WebLibrary.open(self.assistant.ingestor(), self.settings)
+            return self._web
+
+    def add_url(self, url: str) -> tuple[str, str, Any, Any]:
+        """Fetch and ingest the page at ``url``: (report, stats, sources, URL box)."""
+        if not url or not url.strip():
+            return ("Paste the address of a news page first.", *self.refresh(), gr.update())
+        outcome = self.web.add_page(url)
+        report = url_report_markdown([outcome], "Page")
+        box = gr.update() if outcome.status == "failed" else gr.update(value="")
+        return (self.scrub(report), *self.refresh(), box)
+
+    def follow_feed(self, url: str) -> tuple[str, str, Any, Any, str, Any]:
+        """Follow the feed at ``url`` and ingest its items: (report, stats, sources, feed
+        box, the feeds table, the feed choices)."""
+        if not url or not url.strip():
+            report = "Paste the address of an RSS or Atom feed first."
+            return (report, *self.refresh(), gr.update(), *self.feeds_view())
+        result = self.web.follow(url)
+        if result.already:
+            report = f"**Already following {escape_markdown(result.url)}.**"
+        elif result.poll is None:
+            reason = result.error or "unknown error"
+            report = f"**⚠ Not followed: {escape_markdown(result.url)}: {escape_markdown(reason)}**"
+        else:
+            name = result.poll.title or result.url
+            head = f"Following {name}: {result.poll.new_articles} new articles"
+            report = url_report_markdown(result.poll.outcomes, head)
+            report += "".join(
+                f"\n- broken item: {escape_markdown(p)}" for p in result.poll.problems
+            )
+        box = gr.update() if result.poll is None and not result.already else gr.update(value="")
+        return (self.scrub(report), *self.refresh(), box, *self.feeds_view())
+
+    def unfollow_feed(self, url: str | None) -> tuple[str, str, Any]:
+        """Stop following a feed: (report, the feeds table, the feed choices)."""
+        if not url:
+            return ("Choose a feed to stop following.", *self.feeds_view())
+        if self.web.unfollow(url):
+            report = f"Stopped following {escape_markdown(url)} (its articles stay)."
+        else:
+            report = f"{escape_markdown(url)} was not followed."
+        return (report, *self.feeds_view())
+
+    def poll_feeds(self) -> tuple[str, str, Any, str, Any]:
+        """Fetch every followed feed now: (report, stats, sources, feeds table, choices)."""
+        polls = self.web.poll_all()
+        if not polls:
+            report = "No feeds followed yet."
+        else:
+            lines = [f"**Feeds fetched: {sum(p.new_articles for p in polls)} new articles**", ""]
+            lines += [f"- {escape_markdown(line.strip())}" for p in polls for line in p.lines()]
+            report = "\n".join(lines)
+        return (self.scrub(report), *self.refresh(), *self.feeds_view())
+
+    def feeds_view(self) -> tuple[str, Any]:
+        """The feeds table and the choices of the "stop following" list."""
+        feeds = self.web.feeds()
+        choices = [(feed.title or feed.url, feed.url) for feed in feeds]
+        return render_feeds(feeds), gr.update(choices=choices, value=None)
+
     def delete(self, article_id: str | None) -> tuple[str, str, Any]:
         """Delete the chosen article and its chunks."""
         if not article_id:
@@ -1611,7 +1953,38 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                         visible=False,
                     )
                     feedback_send = gr.Button("Send comment", size="sm", elem_id="feedback-send")
-                with gr.Accordion("Date and filters", open=False, elem_id="filters") as panel:
+                with gr.Accordion(
+                    "Answer settings and filters", open=False, elem_id="filters"
+                ) as panel:
+                    # What answers the next questions (a change applies from the next one,
+                    # or to the last one with its Retry button).
+                    with gr.Row(equal_height=True):
+                        modes = assistant.answer_modes
+                        answer_mode = gr.Radio(
+                            choices=[(_MODE_LABELS[m](assistant), m) for m in modes],
+                            value=modes[-1],
+                            label="Answer mode",
+                            elem_id="answer-mode",
+                            visible=len(modes) > 1,
+                            scale=2,
+                        )
+                        top_k = gr.Slider(
+                            minimum=1,
+                            maximum=max(10, settings.top_k),
+                            step=1,
+                            value=settings.top_k,
+                            label="Number of sources",
+                            elem_id="top-k",
+                            scale=1,
+                            min_width=160,
+                        )
+                    if len(modes) == 1:
+                        gr.HTML(
+                            "<p class='mode-note'>Answers quote the articles. No LLM is "
+                            "configured (set LLM_PROVIDER and LLM_MODEL for written answers)."
+                            "</p>",
+                            elem_id="mode-note",
+                        )
                     # No library data in the page as built: Gradio shows the page's API
                     # description (choices included) to visitors who have not logged in.
                     # The choices, stats and article list are loaded with the page.
@@ -1672,6 +2045,38 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                             elem_id="paste-date",
                         )
                     paste_btn = gr.Button("Add article", elem_id="paste-add")
+                with gr.Accordion("Web pages and feeds", open=False, elem_id="web"):
+                    with gr.Row(equal_height=True):
+                        url_box = gr.Textbox(
+                            label="Add a page (its web address)",
+                            placeholder="https://…",
+                            elem_id="url",
+                            scale=3,
+                            max_length=2000,
+                        )
+                        url_btn = gr.Button(
+                            "Add page", elem_id="url-add", scale=1, min_width=90, size="sm"
+                        )
+                    with gr.Row(equal_height=True):
+                        feed_box = gr.Textbox(
+                            label="Follow a feed (RSS or Atom address)",
+                            placeholder="https://…/rss",
+                            elem_id="feed-url",
+                            scale=3,
+                            max_length=2000,
+                        )
+                        feed_btn = gr.Button(
+                            "Follow", elem_id="feed-add", scale=1, min_width=90, size="sm"
+                        )
+                    feeds_html = gr.HTML("", elem_id="feeds")
+                    with gr.Row(equal_height=True):
+                        feed_choice = gr.Dropdown(
+                            choices=[], label="Followed feed", elem_id="feed-choice", scale=2
+                        )
+                        feed_remove = gr.Button(
+                            "Stop following", elem_id="feed-remove", size="sm", scale=1
+                        )
+                    feed_poll = gr.Button("Fetch the feeds now", elem_id="feed-poll", size="sm")
                 report = gr.Markdown(elem_id="report", latex_delimiters=no_latex)
                 reseed_btn = gr.Button("Re-ingest seeds/", elem_id="reseed", size="sm")
         with gr.Accordion("Articles in the library", open=False, elem_id="library-view"):
@@ -1680,7 +2085,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                     label="Search titles and outlets", elem_id="lib-search", scale=3
                 )
                 lib_sort = gr.Dropdown(
-                    choices=[(label, key) for key, (label, _) in SORTS.items()],
+                    choices=[(label, key) for key, label in SORTS.items()],
                     value="published",
                     label="Sort by",
                     elem_id="lib-sort",
@@ -1724,16 +2129,27 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
         def field_messages(problems: dict[str, str]) -> list[str]:
             return [render_field_message(problems.get(key)) for key in messages]
 
+        answer_inputs: list[Any] = [answer_mode, top_k]
+
         def on_ask(
             message: str,
             sources: list[str] | None,
             low: str,
             high: str,
             asked_on: str,
+            mode: AnswerMode | None,
+            k: float | None,
             request: gr.Request,
         ) -> list[Any]:
             problems = chat.enqueue(
-                request.session_hash or "", message, sources, low, high, asked_on
+                request.session_hash or "",
+                message,
+                sources,
+                low,
+                high,
+                asked_on,
+                int(k) if k else None,
+                mode,
             )
             if problems:  # the question stays in the input; each field says what is wrong
                 return [gr.update(), *field_messages(problems), gr.update(open=True)]
@@ -1765,10 +2181,11 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                     *listed,
                 ]
 
+        drain_outputs = [chatbot, sources_html, status, send, stop, conversation_list, open_id]
         for trigger in (question.submit, send.click):
             trigger(
                 on_ask,
-                [question, *filter_inputs],
+                [question, *filter_inputs, *answer_inputs],
                 [question, *messages.values(), panel],
                 queue=False,
                 trigger_mode="multiple",
@@ -1776,11 +2193,42 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
             ).then(
                 on_drain,
                 None,
-                [chatbot, sources_html, status, send, stop, conversation_list, open_id],
+                drain_outputs,
                 show_progress="hidden",
                 concurrency_id="chat",
                 trigger_mode="multiple",
             )
+
+        def on_retry(
+            sources: list[str] | None,
+            low: str,
+            high: str,
+            asked_on: str,
+            mode: AnswerMode | None,
+            k: float | None,
+            request: gr.Request,
+        ) -> list[Any]:
+            key = request.session_hash or ""
+            problems = chat.regenerate(
+                key, sources, low, high, asked_on, int(k) if k else None, mode
+            )
+            return [*field_messages(problems), gr.update(open=True) if problems else gr.update()]
+
+        # The Retry button under the last answer: answered again with the settings now.
+        chatbot.retry(
+            on_retry,
+            [*filter_inputs, *answer_inputs],
+            [*messages.values(), panel],
+            queue=False,
+            show_progress="hidden",
+        ).then(
+            on_drain,
+            None,
+            drain_outputs,
+            show_progress="hidden",
+            concurrency_id="chat",
+            trigger_mode="multiple",
+        )
 
         def on_stop(request: gr.Request) -> None:
             chat.request_stop(request.session_hash or "")
@@ -1962,6 +2410,33 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
             ),
             reseed_btn.click(on_reseed, None, library, **ingest_options),
         ]
+        # Web pages and feeds: fetched and ingested one batch at a time, as uploads.
+        feed_outputs = [feeds_html, feed_choice]
+        for trigger in (url_btn.click, url_box.submit):
+            after_ingest.append(
+                trigger(chat.add_url, [url_box], [*library, url_box], **ingest_options)
+            )
+        for trigger in (feed_btn.click, feed_box.submit):
+            after_ingest.append(
+                trigger(
+                    chat.follow_feed,
+                    [feed_box],
+                    [*library, feed_box, *feed_outputs],
+                    **ingest_options,
+                )
+            )
+        after_ingest.append(
+            feed_poll.click(chat.poll_feeds, None, [*library, *feed_outputs], **ingest_options)
+        )
+        feed_remove.click(
+            chat.unfollow_feed,
+            [feed_choice],
+            [report, *feed_outputs],
+            concurrency_limit=1,
+            concurrency_id="library",
+            show_progress="hidden",
+        )
+        demo.load(chat.feeds_view, None, feed_outputs, show_progress="hidden")
         # The library as it is now (never part of the page as built, see above).
         demo.load(chat.refresh, None, [stats, source_filter], show_progress="hidden")
 
@@ -2025,9 +2500,8 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
         def ask_to_delete(article_id: str | None) -> list[Any]:
             if not article_id:
                 return [gr.update(visible=False), ""]
-            title = next(
-                (r.title for r in chat.assistant.articles() if r.article_id == article_id), ""
-            )
+            record = chat.assistant.index.get_records([article_id]).get(article_id)
+            title = record.title if record else ""
             note = (
                 f"<p>Delete “{html.escape(title)}” from the library? Answers will no longer "
                 "cite it.</p>"

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from rag.conversation import (
 )
 from rag.dates import format_day, format_range, resolve_window
 from rag.embeddings import embeddings_key, max_tokens_for, token_counter_for
-from rag.errors import QuestionError, disk_full_as_error
+from rag.errors import ConfigError, QuestionError, disk_full_as_error
 from rag.extractive import ExtractiveAnswerer, ExtractiveConfig, bm25_idf
 from rag.records import Answer, Article, DateWindow, sha1_hex
 from rag.retrieval import ArticleHit, HybridSearcher, SearchConfig
@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000  # the default of Settings.max_question_chars
 History = Sequence[tuple[str, str]]
+AnswerMode = Literal["extractive", "llm"]  # what answers one question (see Assistant.stream)
 # A library whose newest article is older than this at the as-of is an archive: a
 # question without a date is not taken to be about its last weeks' news.
 ARCHIVE_DAYS = 30
@@ -223,6 +224,21 @@ class Assistant:
             return f"LLM: {self.settings.llm_provider}/{self.llm.model_name}"
         return "extractive (quotes from the articles, no LLM)"
 
+    @property
+    def answer_modes(self) -> tuple[AnswerMode, ...]:
+        """The answer modes a question may ask for: ``extractive`` always, ``llm`` when a
+        chat model is configured."""
+        return ("extractive", "llm") if self.llm is not None else ("extractive",)
+
+    def _answerer_for(self, mode: AnswerMode | None) -> LLMAnswerer | None:
+        """The LLM answerer for ``mode`` (None: the extractive one)."""
+        if mode is None or (mode == "llm" and self.llm is not None):
+            return self.llm
+        if mode == "extractive":
+            return None
+        msg = f"answer mode {mode!r} is not available; choose one of {', '.join(self.answer_modes)}"
+        raise ConfigError(msg)
+
     def time_scope(
         self,
         question: str,
@@ -369,13 +385,26 @@ class Assistant:
         as_of: date | None = None,
         filters: Filters | None = None,
         history: History = (),
+        top_k: int | None = None,
+        mode: AnswerMode | None = None,
     ) -> Iterator[Answer]:
-        """Yield partial answers as they are produced; the last one has ``done=True``."""
+        """Yield partial answers as they are produced; the last one has ``done=True``.
+
+        ``top_k`` (the number of articles the answer draws on) and ``mode``
+        (``"extractive"``, or ``"llm"`` when a chat model is configured) override the
+        settings for this question, e.g. from the chat's settings panel.
+
+        >>> *_, a = assistant.stream("what did Meloni propose?", top_k=1)  # doctest: +SKIP
+        >>> len(a.sources) <= 1  # doctest: +SKIP
+        True
+        """
         question = self.check_question(question)
         history = self._history(history)
-        query, scope, hits = self._retrieve(question, as_of, filters, history)
+        query, scope, hits = self._retrieve(question, as_of, filters, history, top_k)
         shown = query if query != question else None
-        for answer in self.answer_from(question, hits, history=history, query=query, scope=scope):
+        for answer in self.answer_from(
+            question, hits, history=history, query=query, scope=scope, top_k=top_k, mode=mode
+        ):
             yield replace(answer, question=question, search_query=shown)
 
     def answer_from(
@@ -387,15 +416,21 @@ class Assistant:
         query: str | None = None,
         as_of: date | None = None,
         scope: TimeScope | None = None,
+        top_k: int | None = None,
+        mode: AnswerMode | None = None,
     ) -> Iterator[Answer]:
-        """Answer from already-retrieved articles (see :meth:`search`), streaming."""
-        hits = list(hits)[: self.settings.top_k]
+        """Answer from already-retrieved articles (see :meth:`search`), streaming.
+
+        ``top_k`` and ``mode`` override the settings as in :meth:`stream`.
+        """
+        llm = self._answerer_for(mode)
+        hits = list(hits)[: top_k or self.settings.top_k]
         if scope is None:
             scope = self.time_scope(question, as_of=as_of, query=query)
         dated = functools.partial(replace, as_of=scope.as_of, window=scope.window)
         history = self._history(history)
-        if self.llm is not None:
-            for answer in self.llm.stream_answer(question, hits, history, as_of=scope.as_of):
+        if llm is not None:
+            for answer in llm.stream_answer(question, hits, history, as_of=scope.as_of):
                 yield with_story_members(dated(answer), hits)
             return
         if query is None:  # as :meth:`search` read it (search + answer_from = ask)

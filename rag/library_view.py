@@ -1,24 +1,23 @@
 """The library as a table: search, sort and paging over the indexed articles, the full
 text of one article, and what is needed to undo a delete.
 
-The chat's "Articles" view is a thin layer over these functions.
+The chat's "Articles" view is a thin layer over these functions. The database does the
+searching, sorting and slicing (:meth:`rag.store.ChunkIndex.list_articles`), so a page
+costs the same in a library of 100 or 100,000 articles (bench/library.py).
 
 Example:
-    >>> rows = [LibraryRow("a1", "Harbor reopens", "cnn.com", None, None, 3)]
-    >>> library_page(rows, query="harbor").rows[0].title
-    'Harbor reopens'
+    >>> from rag.components import build_index  # doctest: +SKIP
+    >>> page = library_page(build_index(settings), query="harbor")  # doctest: +SKIP
+    >>> page.rows[0].title, page.total  # doctest: +SKIP
+    ('Harbor reopens', 1)
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
-from typing import Any
 
 from rag.records import Article
 from rag.store import ArticleRecord, ChunkIndex
@@ -31,7 +30,7 @@ PAGE_SIZE = 20
 @dataclass(frozen=True)
 class LibraryRow:
     """One article of the table. ``added`` is when it last entered or changed in the
-    library (None when the record database does not say)."""
+    library."""
 
     article_id: str
     title: str
@@ -51,69 +50,51 @@ class LibraryPage:
     pages: int
 
 
-def _newest_first(day: date | datetime | None) -> tuple[int, float]:
-    if day is None:
-        return (1, 0.0)  # undated rows go last in either direction
-    if isinstance(day, datetime):
-        return (0, -day.timestamp())
-    return (0, -float(day.toordinal()))
-
-
-def _oldest_first(day: date | None) -> tuple[int, float]:
-    return (1, 0.0) if day is None else (0, float(day.toordinal()))
-
-
-# Sort name -> (label shown, key of a row).
-SORTS: dict[str, tuple[str, Callable[[LibraryRow], Any]]] = {
-    "published": ("Newest published", lambda r: (_newest_first(r.published), r.title.lower())),
-    "published-asc": ("Oldest published", lambda r: (_oldest_first(r.published), r.title.lower())),
-    "added": ("Recently added", lambda r: (_newest_first(r.added), r.title.lower())),
-    "title": ("Title A-Z", lambda r: (r.title.lower(), r.article_id)),
-    "chunks": ("Most chunks", lambda r: (-r.chunks, r.title.lower())),
+# Sort name (an order of :data:`rag.record_store.ARTICLE_ORDERS`) -> label shown.
+SORTS: dict[str, str] = {
+    "published": "Newest published",
+    "published-asc": "Oldest published",
+    "added": "Recently added",
+    "title": "Title A-Z",
+    "chunks": "Most chunks",
 }
 
 
 def library_page(
-    rows: Sequence[LibraryRow],
+    index: ChunkIndex,
     query: str = "",
     sort: str = "published",
     page: int = 1,
     page_size: int = PAGE_SIZE,
+    outlet: Callable[[ArticleRecord], str] = lambda record: record.source,
 ) -> LibraryPage:
-    """The ``page`` (from 1, clamped) of rows whose title or outlet contains every word
-    of ``query`` (case-insensitive), in the order ``sort`` names (see :data:`SORTS`).
+    """The ``page`` (from 1, clamped to the last) of the complete articles whose title,
+    source or URL contains every word of ``query`` (case-insensitive), in the order
+    ``sort`` names (see :data:`SORTS`); ``outlet`` names a row's outlet.
 
-    >>> rows = [LibraryRow(str(n), f"Story {n}", "x.com", None, None, n) for n in range(45)]
-    >>> p = library_page(rows, sort="chunks", page=3)
-    >>> (p.total, p.page, p.pages, [r.chunks for r in p.rows])
-    (45, 3, 3, [4, 3, 2, 1, 0])
+    A page past the end shows the last one (a delete may have shortened the list).
     """
     if sort not in SORTS:
         msg = f"unknown sort {sort!r}; choose one of {', '.join(SORTS)}"
         raise ValueError(msg)
-    words = query.lower().split()
-    matching = [r for r in rows if all(w in f"{r.title} {r.outlet}".lower() for w in words)]
-    matching.sort(key=SORTS[sort][1])
-    pages = max(1, -(-len(matching) // page_size))
-    page = min(max(1, page), pages)
-    start = (page - 1) * page_size
-    return LibraryPage(tuple(matching[start : start + page_size]), len(matching), page, pages)
-
-
-def added_times(db_path: Path) -> dict[str, datetime]:
-    """When each article last entered the library, read from the record database's
-    ``articles.updated_at``; empty when the database has no such column (another store).
-    """
-    if not db_path.exists():
-        return {}
-    try:
-        uri = f"{db_path.resolve().as_uri()}?mode=ro"
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as con:
-            rows = con.execute("SELECT article_id, updated_at FROM articles").fetchall()
-    except sqlite3.Error as exc:
-        logger.info("no added times in %s: %s", db_path, exc)
-        return {}
-    return {str(a): datetime.fromtimestamp(float(t), UTC) for a, t in rows if t is not None}
+    page = max(1, page)
+    listed = index.list_articles(query, sort, (page - 1) * page_size, page_size)
+    pages = max(1, -(-listed.total // page_size))
+    if page > pages:
+        page = pages
+        listed = index.list_articles(query, sort, (page - 1) * page_size, page_size)
+    rows = tuple(
+        LibraryRow(
+            item.record.article_id,
+            item.record.title,
+            outlet(item.record),
+            item.record.published,
+            datetime.fromtimestamp(item.added, UTC),
+            item.record.n_chunks,
+        )
+        for item in listed.items
+    )
+    return LibraryPage(rows, listed.total, page, pages)
 
 
 def article_text(index: ChunkIndex, article_id: str) -> str | None:

@@ -32,6 +32,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -99,6 +100,47 @@ class StoryRow:
     article_id: str
     story_id: str
     signature: bytes
+
+
+@dataclass(frozen=True)
+class ListedArticle:
+    """A row of the library's table: the manifest record and when it last entered or
+    changed in the library (``time.time()``)."""
+
+    record: ArticleRecord
+    added: float
+
+
+@dataclass(frozen=True)
+class ArticleList:
+    """One slice of the complete articles matching a search, and how many match in all."""
+
+    items: tuple[ListedArticle, ...]
+    total: int
+
+
+# Orders of the library's table, by name: (expression, descending) keys. Undated articles
+# go last both ways; the article id breaks ties, so paging never shows a row twice or
+# skips one. (A title tie-break costs a lower() per row of the sort: only "title" has it.)
+_UNDATED = A.published_day == UNKNOWN_DAY
+ARTICLE_ORDERS: dict[str, tuple[tuple[Any, bool], ...]] = {
+    "published": ((_UNDATED, False), (A.published_day, True), (A.article_id, False)),
+    "published-asc": ((_UNDATED, False), (A.published_day, False), (A.article_id, False)),
+    "added": ((A.updated_at, True), (A.article_id, False)),
+    "title": ((func.lower(A.title), False), (A.article_id, False)),
+    "chunks": ((A.n_chunks, True), (A.article_id, False)),
+}
+
+
+# A search's pages that start before this row are read with their count in one scan.
+_ONE_PASS_OFFSET = 1000
+
+
+def _order_by(order: str, reverse: bool = False) -> list[Any]:
+    return [
+        key.desc() if descending != reverse else key.asc()
+        for key, descending in ARTICLE_ORDERS[order]
+    ]
 
 
 @dataclass(frozen=True)
@@ -171,6 +213,9 @@ class RecordStore(Protocol):
     def find_by_text_hash(self, text_hash: str) -> ArticleRecord | None: ...
     def is_empty(self) -> bool: ...
     def stats(self) -> IndexStats: ...
+    def list_articles(
+        self, query: str = "", order: str = "published", offset: int = 0, limit: int = 20
+    ) -> ArticleList: ...
     def newest_published(
         self, on_or_before: date, on_or_after: date | None = None
     ) -> date | None: ...
@@ -314,6 +359,76 @@ class SqlRecordStore:
             vector_check=self.last_vector_check(),
             stories=int(stories or 0),
         )
+
+    def list_articles(
+        self, query: str = "", order: str = "published", offset: int = 0, limit: int = 20
+    ) -> ArticleList:
+        """``limit`` complete articles from ``offset`` in the order named ``order`` (see
+        :data:`ARTICLE_ORDERS`), of those whose title, source or URL contains every word
+        of ``query`` (case-insensitive, ``%`` and ``_`` literal); and how many match.
+
+        The database sorts, filters and slices: a page of a 100,000-article library
+        reads its 20 rows, not the library (see bench/library.py).
+
+        Example:
+            >>> from rag.database import create_schema, open_engine
+            >>> engine = open_engine("sqlite://")
+            >>> create_schema(engine)
+            >>> SqlRecordStore(engine).list_articles("harbor")
+            ArticleList(items=(), total=0)
+        """
+        if order not in ARTICLE_ORDERS:
+            msg = f"unknown order {order!r}; choose one of {', '.join(ARTICLE_ORDERS)}"
+            raise ValueError(msg)
+        # SQLite's LIKE ignores ASCII case by itself: lower() on every row would double
+        # the scan's cost. Postgres has ILIKE.
+        postgres = self.engine.dialect.name == "postgresql"
+        conditions: list[ColumnElement[bool]] = [A.status == "complete"]
+        for word in query.split():
+            conditions.append(
+                or_(
+                    *(
+                        column.icontains(word, autoescape=True)
+                        if postgres
+                        else column.contains(word, autoescape=True)
+                        for column in (A.title, A.source, A.url)
+                    )
+                )
+            )
+        offset, limit = max(0, offset), max(0, limit)
+        columns = (*_RECORD_COLUMNS, A.updated_at)
+        with self.engine.connect() as con:
+            if len(conditions) > 1 and offset < _ONE_PASS_OFFSET:
+                # A search's first pages: its rows and their count in one scan. (Without
+                # a search, counting apart is cheaper: the database can then sort for the
+                # first rows only.)
+                rows = con.execute(
+                    select(*columns, func.count().over())
+                    .where(*conditions)
+                    .order_by(*_order_by(order))
+                    .offset(offset)
+                    .limit(limit)
+                ).all()
+                if rows or offset == 0:
+                    found = tuple(ListedArticle(_record(r), float(r[-2])) for r in rows)
+                    return ArticleList(found, int(rows[0][-1]) if rows else 0)
+            total = int(con.execute(select(func.count()).where(*conditions)).scalar() or 0)
+            # A page past the middle is read from the other end: the database then sorts
+            # (total - offset) rows to find it, not offset + limit.
+            reverse = offset + limit > total - offset and offset < total
+            start = max(0, total - offset - limit) if reverse else offset
+            size = min(limit, total - offset) if reverse else limit
+            page = list(
+                con.execute(
+                    select(*columns)
+                    .where(*conditions)
+                    .order_by(*_order_by(order, reverse))
+                    .offset(start)
+                    .limit(size)
+                ).all()
+            )
+        items = tuple(ListedArticle(_record(r), float(r[-1])) for r in page)
+        return ArticleList(items[::-1] if reverse else items, total)
 
     def newest_published(self, on_or_before: date, on_or_after: date | None = None) -> date | None:
         """The newest publication date of an article in the closed range, if any."""

@@ -38,6 +38,7 @@ from rag.errors import StoreError, StoreUnavailableError
 from rag.lexical import LexicalIndex, SqlLexicalIndex
 from rag.record_store import (
     UNKNOWN_DAY,
+    ArticleList,
     ArticleRecord,
     Filters,
     IndexStats,
@@ -189,6 +190,13 @@ class ChunkIndex:
 
     def stats(self) -> IndexStats:
         return self.records.stats()
+
+    def list_articles(
+        self, query: str = "", order: str = "published", offset: int = 0, limit: int = 20
+    ) -> ArticleList:
+        """A page of the complete articles matching ``query`` (see
+        :meth:`rag.record_store.SqlRecordStore.list_articles`)."""
+        return self.records.list_articles(query, order, offset, limit)
 
     def newest_published(self, on_or_before: date, on_or_after: date | None = None) -> date | None:
         """The newest publication date of an article in the closed range, if any.

@@ -15,7 +15,9 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,15 +31,20 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from sqlalchemy import event
+from sqlalchemy import insert as sql_insert
 
 import app
 from rag.assistant import Assistant
 from rag.components import build_index
 from rag.conversations_store import ConversationStore
+from rag.database import ARTICLES
 from rag.embeddings import LocalEmbeddings
-from rag.records import NOT_FOUND_TEXT
+from rag.records import NOT_FOUND_TEXT, day_number
 from rag.settings import Settings
 from tests.conftest import ROOT, SEEDS, free_port, make_settings, wait_for_http
+from tests.webserver import LocalWeb, Route
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -52,6 +59,7 @@ CHROMIUM_ARGS = [
 ]
 # The settings behind each test server, by its URL (for tests that look at its library).
 SERVED: dict[str, Settings] = {}
+ASSISTANTS: dict[str, Assistant] = {}  # the assistant behind each test server, by its URL
 SEED_TITLE = "Italian PM proposes extending NATO's Article 5 security umbrella to Ukraine"
 ANSWER_TIMEOUT_MS = 60_000
 
@@ -355,18 +363,23 @@ def test_the_chat_works_with_the_keyboard_on_a_narrow_window(
     marker = answer.locator("a.cite").first
     marker.focus()
     page.keyboard.press("Enter")
-    card = page.locator("#sources #src-1-1")
-    expect(card).to_have_class(re.compile(r"\bactive\b"))
-    expect(card).to_be_in_viewport()
+    expect(page.locator("#sources #src-1-1")).to_have_class(re.compile(r"\bactive\b"))
+    sheet = page.locator("#card-sheet")  # the card, shown over the chat
+    expect(sheet).to_be_focused()
+    expect(sheet.locator(".source-card")).to_contain_text(SEED_TITLE)
+    expect(sheet).to_be_in_viewport()
     page.screenshot(path=str(tmp_path / "narrow.png"))
+    page.keyboard.press("Escape")
+    expect(sheet).to_be_hidden()
+    expect(marker).to_be_focused()
 
 
 def test_an_answer_shows_its_as_of_and_the_as_of_field_sets_it(
     watched: Watched, tmp_path: Path
 ) -> None:
     page = watched.page
-    page.locator("#filters").get_by_text("Date and filters").click()
-    page.locator("#as-of textarea, #as-of input").first.fill("2025-03-21")
+    page.locator("#filters").get_by_text("Answer settings and filters").click()
+    page.locator("#as-of textarea, #as-of input:not(.date-pick)").first.fill("2025-03-21")
 
     answer = ask(page, "what did Meloni propose?")
 
@@ -445,8 +458,8 @@ def test_an_invalid_date_is_reported_next_to_its_field_and_the_chat_stays(
 ) -> None:
     page = watched.page
     first = ask(page, "what did Meloni propose?")
-    page.locator("#filters").get_by_text("Date and filters").click()
-    page.locator("#date-from textarea, #date-from input").fill("March 2022")
+    page.locator("#filters").get_by_text("Answer settings and filters").click()
+    page.locator("#date-from textarea, #date-from input:not(.date-pick)").fill("March 2022")
     box = page.locator("#question textarea")
     box.fill("and what did Zelenskyy say?")
     box.press("Enter")
@@ -460,8 +473,8 @@ def test_an_invalid_date_is_reported_next_to_its_field_and_the_chat_stays(
     expect(page.locator(".toast-body, .toast-wrap .error")).to_have_count(0)
     page.screenshot(path=str(tmp_path / "invalid-date.png"))
 
-    page.locator("#date-from textarea, #date-from input").fill("2025-01-01")
-    page.locator("#date-from textarea, #date-from input").blur()
+    page.locator("#date-from textarea, #date-from input:not(.date-pick)").fill("2025-01-01")
+    page.locator("#date-from textarea, #date-from input:not(.date-pick)").blur()
     expect(message).to_have_text("")
     box.press("Enter")
     expect(page.locator("#chat [data-testid='bot']")).to_have_count(2, timeout=ANSWER_TIMEOUT_MS)
@@ -474,10 +487,10 @@ def test_active_filters_show_as_removable_chips_with_the_panel_closed(
     page = watched.page
     chips = page.locator("#filter-chips")
     expect(chips).to_be_hidden()
-    page.locator("#filters").get_by_text("Date and filters").click()
-    page.locator("#date-from textarea, #date-from input").fill("2030-01-01")
-    page.locator("#as-of textarea, #as-of input").fill("2031-06-01")
-    page.locator("#filters").get_by_text("Date and filters").click()  # close the panel
+    page.locator("#filters").get_by_text("Answer settings and filters").click()
+    page.locator("#date-from textarea, #date-from input:not(.date-pick)").fill("2030-01-01")
+    page.locator("#as-of textarea, #as-of input:not(.date-pick)").fill("2031-06-01")
+    page.locator("#filters").get_by_text("Answer settings and filters").click()  # close the panel
     expect(page.locator("#date-from")).to_be_hidden()
 
     expect(page.locator("#chip-date-from")).to_have_text("From 2030-01-01 ✕")
@@ -666,7 +679,7 @@ def test_sources_filter_by_outlet_with_counts_and_no_server_path_is_shown(
     page.locator("#upload input[type='file']").set_input_files(str(feed))
     expect(page.locator("#report")).to_contain_text("added 2", timeout=ANSWER_TIMEOUT_MS)
 
-    page.locator("#filters").get_by_text("Date and filters").click()
+    page.locator("#filters").get_by_text("Answer settings and filters").click()
     page.locator("#source-filter input").click()
     options = page.get_by_role("option")
     expect(options.filter(has_text="cnn.com (1)")).to_have_count(1)
@@ -800,7 +813,7 @@ def test_on_a_phone_the_chat_fills_the_screen_and_the_input_stays_visible(
 
     answer = ask(page, "what did Meloni propose?")
     answer.locator("a.cite").first.click()
-    card = page.locator("#sources #src-1-1")
+    card = page.locator("#card-sheet .source-card")
     expect(card).to_be_in_viewport()  # the tapped marker shows its card...
     expect(box).to_be_in_viewport()  # ...and the question box is still there
     page.screenshot(path=str(tmp_path / "phone.png"))
@@ -868,3 +881,477 @@ def test_copy_answer_puts_the_answer_and_its_numbered_sources_on_the_clipboard(
     copied = page.evaluate("navigator.clipboard.readText()")
     assert "Article 5" in copied and "<a" not in copied and "\\" not in copied
     assert f"\n\n[1] {SEED_TITLE} · seeds/meloni-article5-ukraine.txt" in copied
+
+
+# -- issue 14 leftovers: the library at scale, dates, settings, keyboard, phone, web -----
+
+
+@contextmanager
+def _serving(settings: Settings, assistant: Assistant) -> Iterator[str]:
+    """The chat of ``assistant`` on a free loopback port, until the block ends."""
+    demo = app.build_ui(assistant)
+    port = free_port()
+    demo.queue().launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        **app.launch_options(settings),
+    )
+    url = f"http://127.0.0.1:{port}/"
+    SERVED[url] = settings
+    ASSISTANTS[url] = assistant
+    try:
+        wait_for_http(url)
+        yield url
+    finally:
+        demo.close()
+
+
+@contextmanager
+def _clean_environment(**env_vars: str) -> Iterator[None]:
+    """No NEWSRAG_/LLM_ variables of the developer, plus ``env_vars`` (module setup is
+    not covered by conftest's function-scoped isolation)."""
+    with pytest.MonkeyPatch.context() as env:
+        for key in list(os.environ):
+            if key.startswith(("NEWSRAG_", "LLM_", "CHROMA_", "OPENAI_")):
+                env.delenv(key)
+        env.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+        for key, value in env_vars.items():
+            env.setenv(key, value)
+        yield
+
+
+BIG_LIBRARY = 30_000
+
+
+@pytest.fixture(scope="module")
+def big_server(
+    tmp_path_factory: pytest.TempPathFactory, embeddings: LocalEmbeddings
+) -> Iterator[str]:
+    """The chat over a library of 30,000 article rows, bulk-loaded (no chunks): every
+    1,000th is a "Quillon harbor notice"."""
+    with _clean_environment():
+        settings = make_settings(tmp_path_factory.mktemp("big") / "data")
+        assistant = Assistant(settings, build_index(settings, embeddings), embeddings)
+        rows = []
+        for i in range(BIG_LIBRARY):
+            day = date(2020, 1, 1) + timedelta(days=i % 1500)
+            title = f"Quillon harbor notice {i:05d}" if i % 1000 == 0 else f"Bulk story {i:05d}"
+            rows.append(
+                {
+                    "article_id": f"big-{i:05d}",
+                    "title": title,
+                    "source": "bulk.example",
+                    "url": f"https://bulk.example/{i}",
+                    "published": day.isoformat(),
+                    "published_day": day_number(day),
+                    "origin": "bulk",
+                    "content_hash": f"{i:040d}",
+                    "text_hash": f"{i:040d}",
+                    "n_chunks": 1,
+                    "status": "complete",
+                    "updated_at": 1_700_000_000.0 + i,
+                }
+            )
+        with assistant.index.records.transaction() as con:
+            con.execute(sql_insert(ARTICLES), rows)
+        with _serving(settings, assistant) as url:
+            yield url
+
+
+def test_a_page_of_a_big_library_is_searched_sorted_and_read_from_the_database_alone(
+    browser: Browser, big_server: str, tmp_path: Path
+) -> None:
+    statements: list[str] = []
+
+    def on_execute(*args: object) -> None:
+        statement = str(args[2])
+        if "FROM articles" in statement:
+            statements.append(statement)
+
+    engine = ASSISTANTS[big_server].index.records.engine
+    for seen in _watch(browser, big_server):
+        page = seen.page
+        page.locator("#library-view").get_by_text("Articles in the library").click()
+        line, rows = page.locator("#lib-page"), page.locator("#lib-table .virtual-row")
+        expect(line).to_contain_text("Page 1 of 1,500 · 30,000 articles")
+        event.listen(engine, "before_cursor_execute", on_execute)
+        try:
+            page.locator("#lib-search textarea, #lib-search input").fill("quillon HARBOR")
+            expect(line).to_contain_text("Page 1 of 2 · 30 articles")
+            expect(rows.first).to_contain_text("Quillon harbor notice 01000")  # newest, then A-Z
+            page.locator("#lib-sort input").click()
+            page.get_by_role("option", name="Title A-Z").click()
+            expect(rows.first).to_contain_text("Quillon harbor notice 00000")
+            page.locator("#lib-next").click()
+            expect(line).to_contain_text("Page 2 of 2 · 30 articles")
+            expect(rows).to_have_count(10)
+            expect(rows.first).to_contain_text("Quillon harbor notice 20000")
+            page.screenshot(path=str(tmp_path / "big-library.png"))
+        finally:
+            event.remove(engine, "before_cursor_execute", on_execute)
+    # Every read of the articles was one page (LIMIT) or a count: never the library.
+    assert statements, "the table read the articles table"
+    for statement in statements:
+        assert "LIMIT" in statement or statement.lstrip().startswith("SELECT count(*)"), statement
+
+
+def test_dates_picked_from_the_calendars_fill_their_fields_and_set_the_as_of_and_filter(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    page.locator("#filters").get_by_text("Answer settings and filters").click()
+    as_of_box = page.locator("#as-of textarea, #as-of input:not(.date-pick)")
+    picker = page.get_by_label("Pick the as-of date")
+    expect(picker).to_have_attribute("type", "date")
+    picker.click()  # on top, where it shows: the click reaches the calendar (opens it)
+    page.keyboard.press("Escape")
+
+    picker.fill("2025-03-21")  # what choosing a day in the calendar does
+
+    expect(as_of_box).to_have_value("2025-03-21")
+    expect(page.locator("#chip-as-of")).to_have_text("As of 2025-03-21 ✕")
+    answer = ask(page, "what did Meloni propose?")
+    expect(answer.locator("small.answer-when")).to_contain_text("As of 21 March 2025")
+
+    page.get_by_label("Pick the first publication date").fill("2030-01-01")
+    expect(page.locator("#date-from textarea, #date-from input:not(.date-pick)")).to_have_value(
+        "2030-01-01"
+    )
+    answer = ask(page, "what did Meloni propose?")
+    expect(answer).to_contain_text("Not found")  # nothing published from 2030 on
+    page.screenshot(path=str(tmp_path / "date-pickers.png"))
+
+    # A typed date that is no date still gets its inline message; the calendar of the
+    # field opens empty rather than on a wrong day.
+    to_box = page.locator("#date-to textarea, #date-to input:not(.date-pick)")
+    to_box.fill("31/02/2025")
+    to_box.blur()
+    expect(page.locator("#date-to-msg")).to_contain_text("Not a date")
+    to_picker = page.get_by_label("Pick the last publication date")
+    to_picker.focus()
+    expect(to_picker).to_have_value("")
+    to_picker.fill("2031-12-31")
+    expect(to_box).to_have_value("2031-12-31")
+    expect(page.locator("#date-to-msg")).to_have_text("")
+
+
+def test_retry_answers_the_last_question_again_with_the_answer_mode_and_sources_set(
+    slow: Watched, tmp_path: Path
+) -> None:
+    page = slow.page
+    for n, fact in ((1, "12 million euros"), (2, "9 million euros"), (3, "3 million euros")):
+        _paste(
+            page,
+            f"Brindlemoor dam repairs, part {n}",
+            f"The Brindlemoor dam repairs of part {n} cost {fact}, the Brindlemoor council said.",
+        )
+    bots = page.locator("#chat [data-testid='bot']")
+    head = page.locator("#sources #answer-1 .sources-head").first
+    cards = page.locator("#sources #answer-1 .source-card")
+    box = page.locator("#question textarea")
+    box.fill("How much did the Brindlemoor dam repairs cost?")
+    box.press("Enter")
+    expect(bots.first).to_contain_text(SLOW_REPLY, timeout=ANSWER_TIMEOUT_MS)
+    expect(head).to_contain_text("llm: slow")
+    expect(page.locator("#ask")).to_have_text("Ask", timeout=ANSWER_TIMEOUT_MS)
+
+    page.locator("#filters").get_by_text("Answer settings and filters").click()
+    page.locator("#answer-mode").get_by_label("Quotes from the articles (extractive)").check()
+    sources = page.locator("#top-k input[type='number']")
+    sources.fill("1")
+    sources.press("Enter")
+    bots.first.hover()
+    page.locator("#chat").get_by_role("button", name="Retry").click()
+
+    expect(head).to_contain_text("extractive", timeout=ANSWER_TIMEOUT_MS)
+    expect(bots).to_have_count(1)  # the answer was replaced, not added
+    expect(page.locator("#chat [data-testid='user']")).to_have_count(1)
+    expect(bots.first).not_to_contain_text(SLOW_REPLY)
+    expect(bots.first).to_contain_text("million euros")
+    expect(cards).to_have_count(1)  # one source, as set
+    page.screenshot(path=str(tmp_path / "retried.png"))
+
+    # The settings apply to the next questions too: up to three sources now.
+    sources.fill("3")
+    sources.press("Enter")
+    box.fill("What did the Brindlemoor council say about the dam repairs?")
+    box.press("Enter")
+    expect(bots).to_have_count(2, timeout=ANSWER_TIMEOUT_MS)
+    expect(page.locator("#sources #answer-2 .sources-head").first).to_contain_text(
+        "extractive", timeout=ANSWER_TIMEOUT_MS
+    )
+    expect(page.locator("#sources #answer-2 .source-card").nth(1)).to_be_visible()  # >1
+
+    # The saved conversation holds the new answer in the old one's place.
+    page.reload()
+    expect(bots).to_have_count(2, timeout=30_000)
+    expect(bots.first).not_to_contain_text(SLOW_REPLY)
+    expect(bots.first).to_contain_text("million euros")
+
+
+# Where the focus is: its kind in the chat's keyboard order, its accessible name (as a
+# screen reader would take it: aria-label, else its text), and the dropdown lists shown
+# elsewhere.
+FOCUS = """
+() => {
+  const el = document.activeElement;
+  const kind = !el || el === document.body ? "page"
+    : el.closest("#ask-row") ? "input"
+    : el.matches("#chat [data-testid='bot']") ? "answer"
+    : el.matches("#chat a.cite") ? "marker"
+    : el.closest("#chat") && el.tabIndex === 3 ? "answer buttons"
+    : el.closest("#sources") ? "card"
+    : "panel";
+  const name = (el && (el.getAttribute("aria-label") || el.innerText || "")).trim();
+  // Lists shown outside the focused field (a field's own list may show while it has focus).
+  const field = el && el.closest(".block");
+  const lists = [...document.querySelectorAll("ul.option-list")].filter(
+    (u) => u.offsetParent && !(field && field.contains(u)));
+  return { kind, name, open: lists.length };
+}
+"""
+
+
+def test_the_keyboard_goes_from_the_question_to_the_answer_its_markers_cards_then_panels(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    answer = ask(page, "what did Meloni propose?")
+    page.locator("#filters").get_by_text("Answer settings and filters").click()
+    page.locator("#library-view").get_by_text("Articles in the library").click()
+    expect(page.locator("#lib-table .virtual-row").first).to_be_visible()
+    page.locator("#question textarea").focus()
+
+    stops = []
+    for _ in range(45):
+        page.keyboard.press("Tab")
+        try:  # a list left by the field before closes at once (within a frame or two)
+            page.wait_for_function(f"() => ({FOCUS.strip()})().open === 0", timeout=2000)
+        except PlaywrightTimeout:
+            pytest.fail(f"a list stays open while focus is on {page.evaluate(FOCUS)}")
+        stops.append(page.evaluate(FOCUS))
+    kinds = [s["kind"] for s in stops if s["kind"] != "answer buttons"]
+    order = [k for n, k in enumerate(kinds) if n == 0 or kinds[n - 1] != k]
+    assert order[:5] == ["input", "answer", "marker", "card", "panel"], order
+    assert order.index("page") > order.index("panel"), "panels come before the page wraps"
+    # Accessible names are plain text: no markup, no escapes.
+    named = {s["kind"]: s["name"] for s in reversed(stops)}
+    assert named["answer"].startswith("Answer: Italian Prime Minister") and "[1]" in named["answer"]
+    assert named["marker"] == "[1]"
+    cards = [s["name"] for s in stops if s["kind"] == "card"]
+    assert f"Source 1: {SEED_TITLE}" in cards, cards
+    for stop in stops:
+        assert "<" not in stop["name"] and "\\" not in stop["name"], stop
+    expect(answer).to_have_attribute("tabindex", "2")
+
+    # A list opened from the keyboard closes when focus leaves it.
+    page.locator("#lib-sort input").focus()
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("#lib-sort ul.option-list")).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(page.locator("ul.option-list")).to_have_count(0)
+    page.screenshot(path=str(tmp_path / "keyboard.png"))
+
+
+# The chat's scrolling message list; where it and the page are scrolled.
+FIND_CHAT_LIST = """
+() => {
+  const chat = document.getElementById("chat");
+  return [chat, ...chat.querySelectorAll("*")].find(
+    (el) => el.scrollHeight > el.clientHeight + 20 && getComputedStyle(el).overflowY !== "visible");
+}
+"""
+SCROLLS = f"""
+() => {{
+  const list = ({FIND_CHAT_LIST.strip()})();
+  return {{ page: window.scrollY, chat: list ? list.scrollTop : null }};
+}}
+"""
+
+
+def test_on_a_phone_a_tapped_marker_shows_its_card_and_the_chat_keeps_its_place(
+    watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    first = ask(page, "what did Meloni propose?")
+    for question in ("and what did Zelenskyy say?", "who proposed the security umbrella?"):
+        ask(page, question)
+    expect(page.locator("#chat-status")).to_have_text("")
+    page.wait_for_timeout(1000)  # the last answer's updates have landed (they scroll down)
+    # Back up the chat to the first answer, as a reader checking its source would, and
+    # tap its marker where it shows (a tap, not a click that scrolls it into view first).
+    page.evaluate(f"() => {{ ({FIND_CHAT_LIST.strip()})().scrollTop = 0; window.scrollTo(0, 0); }}")
+    marker = first.locator("a.cite").first
+    expect(marker).to_be_in_viewport()
+    before = page.evaluate(SCROLLS)
+    assert before["chat"] == 0 and before["page"] >= 0, before
+    spot = marker.bounding_box()
+    assert spot is not None
+    x, y = spot["x"] + spot["width"] / 2, spot["y"] + spot["height"] / 2
+    hit = f"() => (document.elementFromPoint({x}, {y}) || document.body).closest('a.cite') !== null"
+    assert page.evaluate(hit), f"the marker shows at {x}, {y}"
+    page.mouse.click(x, y)
+
+    sheet = page.locator("#card-sheet")
+    expect(sheet.locator(".source-card")).to_contain_text(SEED_TITLE)
+    expect(sheet.locator(".source-card")).to_contain_text("[1]")
+    expect(sheet).to_be_in_viewport()
+    page.wait_for_timeout(600)  # a smooth scroll would have moved by now
+    assert page.evaluate(SCROLLS) == before, "neither the page nor the chat moved"
+    expect(marker).to_be_in_viewport()
+    expect(page.locator("#question textarea")).to_be_in_viewport()
+    sheet_box = sheet.bounding_box()
+    input_box = page.locator("#question textarea").bounding_box()
+    assert sheet_box and input_box and sheet_box["y"] + sheet_box["height"] <= input_box["y"] + 1
+    page.screenshot(path=str(tmp_path / "phone-card.png"))
+
+    sheet.get_by_role("button", name="Close the source").click()
+    expect(sheet).to_be_hidden()
+    assert page.evaluate(SCROLLS) == before
+
+
+# -- issue 16: pages and feeds from the chat's library panel ----------------------------
+
+
+def _news_page(headline: str, text: str) -> bytes:
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{headline}</title>"
+        f"<meta property='og:title' content='{headline}'></head><body>"
+        "<nav><a href='/'>Home</a></nav>"
+        f"<article><h1>{headline}</h1><p>{text}</p></article>"
+        "<footer>Copyright Loopback News</footer></body></html>"
+    ).encode()
+
+
+def _rss(title: str, items: list[tuple[str, str]]) -> bytes:
+    entries = "".join(
+        f"<item><title>{t}</title><link>{link}</link><guid>{link}</guid>"
+        "<pubDate>Tue, 17 Sep 2024 08:00:00 GMT</pubDate></item>"
+        for t, link in items
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>{title}</title>'
+        f"<link>http://news.example/</link>{entries}</channel></rss>"
+    ).encode()
+
+
+@pytest.fixture(scope="module")
+def loopback_web() -> Iterator[LocalWeb]:
+    server = LocalWeb()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def web_server(
+    tmp_path_factory: pytest.TempPathFactory, embeddings: LocalEmbeddings
+) -> Iterator[str]:
+    """The chat over an empty library that may fetch from 127.0.0.1 (the test's web)."""
+    with _clean_environment(NEWSRAG_FETCH_ALLOW_PRIVATE="true"):
+        settings = make_settings(
+            tmp_path_factory.mktemp("web") / "data", fetch_host_delay=0.0, fetch_timeout=5.0
+        )
+        assert settings.fetch_allow_private
+        assistant = Assistant(settings, build_index(settings, embeddings), embeddings)
+        with _serving(settings, assistant) as url:
+            yield url
+
+
+def test_a_pasted_page_address_and_a_followed_feed_are_ingested_listed_and_removed(
+    browser: Browser,
+    web_server: str,
+    loopback_web: LocalWeb,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    web = loopback_web
+    web.routes["/news/quarry.html"] = Route(
+        _news_page(
+            "Tollerby quarry closes after eighty years",
+            "The Tollerby quarry closed on Friday after eighty years; its last 41 workers "
+            "will move to the new recycling plant, the owner said.",
+        )
+    )
+    web.routes["/news/kiln.html"] = Route(
+        _news_page(
+            "Tollerby kiln becomes a museum",
+            "The old Tollerby lime kiln opens as a museum in May, with tickets at 6 euros.",
+        )
+    )
+    web.routes["/news/market.html"] = Route(
+        _news_page(
+            "Tollerby market moves to the harbour",
+            "The weekly Tollerby market moves to the harbour square from June.",
+        )
+    )
+    web.routes["/feed.xml"] = Route(
+        _rss(
+            "Tollerby Gazette",
+            [
+                ("Kiln museum", web.url("/news/kiln.html")),
+                ("Market moves", web.url("/news/market.html")),
+            ],
+        ),
+        content_type="application/rss+xml",
+    )
+    web.routes["/not-a-feed.html"] = Route(_news_page("Just a page", "No feed here."))
+
+    for seen in _watch(browser, web_server):
+        page = seen.page
+        report, feeds = page.locator("#report"), page.locator("#feeds")
+        page.locator("#web").get_by_text("Web pages and feeds").click()
+        expect(feeds).to_contain_text("No feeds followed yet")
+
+        # A page by its address.
+        url_box = page.locator("#url textarea, #url input")
+        url_box.fill("tollerby.example/quarry")  # no scheme: said inline, nothing fetched
+        page.locator("#url-add").click()
+        expect(report).to_contain_text("not a web address", timeout=ANSWER_TIMEOUT_MS)
+        expect(url_box).to_have_value("tollerby.example/quarry")  # kept, to fix
+        url_box.fill(web.url("/news/quarry.html"))
+        page.locator("#url-add").click()
+        expect(report).to_contain_text("Page: added 1", timeout=ANSWER_TIMEOUT_MS)
+        expect(report).to_contain_text("Tollerby quarry closes after eighty years")
+        expect(url_box).to_have_value("")
+        answer = ask(page, "How many workers will move to the recycling plant from Tollerby?")
+        expect(answer).to_contain_text("41 workers")
+        card = page.locator(f"#sources {answer.locator('a.cite').first.get_attribute('href')}")
+        expect(card).to_contain_text(web.url("/news/quarry.html"))
+
+        # A feed: followed, its items ingested at once, listed with counts.
+        feed_box = page.locator("#feed-url textarea, #feed-url input")
+        feed_box.fill(web.url("/not-a-feed.html"))
+        page.locator("#feed-add").click()
+        expect(report).to_contain_text("Not followed", timeout=ANSWER_TIMEOUT_MS)
+        expect(report).to_contain_text("not an RSS or Atom feed")
+        expect(feeds).to_contain_text("No feeds followed yet")
+        feed_box.fill(web.url("/feed.xml"))
+        page.locator("#feed-add").click()
+        expect(report).to_contain_text(
+            "Following Tollerby Gazette: 2 new articles", timeout=ANSWER_TIMEOUT_MS
+        )
+        row = feeds.locator("li", has_text="Tollerby Gazette")
+        expect(row).to_contain_text("2 new (2 in all)")
+        expect(row).to_contain_text(re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d"))  # last fetch
+        expect(row).to_contain_text("· ok")
+        answer = ask(page, "How much are tickets for the Tollerby kiln museum?")
+        expect(answer).to_contain_text("6 euros")
+
+        # A feed that fails shows its error; the others' news is kept.
+        web.routes["/feed.xml"] = Route(b"down", status=503)
+        page.locator("#feed-poll").click()
+        expect(row.locator(".feed-error")).to_contain_text("503", timeout=ANSWER_TIMEOUT_MS)
+        expect(report).to_contain_text("feed failed")
+        page.screenshot(path=str(tmp_path / "feeds.png"))
+
+        # Stop following: gone from the list, its articles stay.
+        page.locator("#feed-choice input").click()
+        page.get_by_role("option", name="Tollerby Gazette").click()
+        page.locator("#feed-remove").click()
+        expect(report).to_contain_text("Stopped following")
+        expect(feeds).to_contain_text("No feeds followed yet")
+        expect(page.locator("#stats")).to_contain_text("3 articles")
+    assert "Traceback" not in capfd.readouterr().err

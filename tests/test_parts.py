@@ -30,6 +30,7 @@ from rag.errors import StoreBusyError
 from rag.lexical import SqlLexicalIndex
 from rag.locking import LibraryLock, Lock, PostgresLibraryLock
 from rag.record_store import (
+    ArticleList,
     ChunkRow,
     Filters,
     SqlRecordStore,
@@ -131,6 +132,63 @@ def test_filters_keep_the_chunks_of_the_sources_and_dates_asked_for(
     ]
     as_of = Filters(as_of=date(2022, 7, 2), exclude_ids=("a0000",))
     assert records.passing("rowid", [1, 11, 21], as_of, True) == {11: "a0001:0"}
+
+
+def test_the_library_table_is_searched_sorted_and_paged_by_the_database(
+    records: SqlRecordStore,
+) -> None:
+    def story(n: int, title: str, day: date | None, url: str | None = None) -> Article:
+        return Article(
+            f"t{n:02d}", title, f"Text {n}.", url or f"desk{n % 2}.example", "o", url, day
+        )
+
+    stories = [story(n, f"Harbor report {n:02d}", date(2024, 1, 1 + n)) for n in range(12)] + [
+        story(20, "harbor UNDATED note", None),
+        story(21, "Ferry 100% sold out", date(2024, 2, 1), "https://ferries.example/a"),
+        story(22, "Ferry 1000 sold", date(2024, 2, 2)),
+    ]
+    for n, article in enumerate(stories):
+        _store(records, article, [], first_rowid=10 * n + 1)
+    with records.transaction() as con:  # pending: never listed
+        records.mark(con, [story(30, "Harbor pending", date(2030, 1, 1))], "pending")
+
+    newest = records.list_articles("harbor", "published", 0, 5)
+    assert newest.total == 13
+    assert [i.record.article_id for i in newest.items] == ["t11", "t10", "t09", "t08", "t07"]
+    last = records.list_articles("HARBOR", "published", 10, 5)
+    assert [i.record.article_id for i in last.items] == ["t01", "t00", "t20"]  # undated last
+    middle = records.list_articles("harbor", "published", 6, 5).items
+    assert [i.record.article_id for i in middle] == ["t05", "t04", "t03", "t02", "t01"]
+    # Without a search (counted apart), and a page past the middle, read from the end.
+    everything = records.list_articles("", "published", 0, 20).items
+    assert [i.record.article_id for i in everything][:3] == ["t22", "t21", "t11"]
+    assert everything[-1].record.article_id == "t20"
+    for offset in range(15):
+        page = records.list_articles("", "published", offset, 4)
+        assert page.items == everything[offset : offset + 4]
+        assert page.total == 15
+    assert records.list_articles("harbor", "published", 100, 5) == ArticleList((), 13)
+    oldest = records.list_articles("harbor", "published-asc", 0, 2).items
+    assert [i.record.article_id for i in oldest] == ["t00", "t01"]
+    assert records.list_articles("harbor", "published-asc", 12, 5).items[0].record.title == (
+        "harbor UNDATED note"
+    )
+    # Every word must match, in the title, the source or the URL; % and _ are literal.
+    assert [i.record.article_id for i in records.list_articles("ferry 100%").items] == ["t21"]
+    assert records.list_articles("ferries.example").total == 1
+    assert records.list_articles("desk1 report").total == 6
+    assert records.list_articles("harbor_report").total == 0
+    by_title = records.list_articles("", "title", 0, 3).items
+    assert [i.record.title for i in by_title] == [
+        "Ferry 100% sold out",
+        "Ferry 1000 sold",
+        "Harbor report 00",
+    ]
+    recent = records.list_articles("", "added", 0, 2).items
+    assert [i.record.article_id for i in recent] == ["t22", "t21"]  # stored last
+    assert recent[0].added >= recent[1].added > 0
+    with pytest.raises(ValueError, match="unknown order 'nope'; choose one of published"):
+        records.list_articles("", "nope")
 
 
 def test_every_write_moves_the_generation_that_another_connection_reads(
