@@ -216,6 +216,7 @@ def test_a_record_database_of_the_older_layout_is_upgraded_on_open_with_nothing_
         )
         records.complete(con, article, len(chunks))
         con.execute(delete(LIBRARY_STATE).where(LIBRARY_STATE.c.key == "layout"))
+        con.exec_driver_sql("ALTER TABLE chunks DROP COLUMN embedding_key")  # not in layout 1
     records.close()
     upgraded = open_record_store(database_url)
     with upgraded.engine.connect() as con:
