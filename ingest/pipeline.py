@@ -240,6 +240,7 @@ class Ingestor:
             deleted = self._prune(paths, plan)
             if deleted:
                 self._stories = None  # they are still in its index
+        self.index.release_log()
         return IngestReport(
             added=report.added,
             updated=report.updated,
@@ -276,6 +277,7 @@ class Ingestor:
         report = self._stored(plan, lambda: self._execute(plan, progress, show_progress=False))
         replaced = self._replace_older(plan, report)
         repaired, restored = self._repair_vectors(plan, report)
+        self.index.release_log()
         return IngestReport(
             added=report.added,
             updated=report.updated,
@@ -599,7 +601,8 @@ class Ingestor:
             if isinstance(embeddings, LocalEmbeddings) and embeddings.gives_span_vectors
             else None
         )
-        # Sentence vectors stay packed (pack_rows) from the model to the cache and the chunk.
+        # Sentence vectors stay packed (pack_rows) from the model to the cache, which is
+        # their only copy: each chunk names its cache row.
         sentences: dict[str, bytes | None] = dict(cached_sentences)
         missing = [
             k for k in texts if k not in cached or (pooling is not None and k not in sentences)
@@ -626,15 +629,15 @@ class Ingestor:
             sentences.update(fresh_sentences)
             tick(len(part))
         rows = []
-        by_chunk: dict[str, bytes | None] = {}
+        by_chunk: dict[str, str] = {}
         position = 0
         for article, chunks in batch:
             chunk_keys = keys[position : position + len(chunks)]
             position += len(chunks)
             rows.append((article, chunks, np.stack([cached[k] for k in chunk_keys])))
             for chunk, key in zip(chunks, chunk_keys, strict=True):
-                by_chunk[chunk.chunk_id] = sentences.get(key)
-        self.index.write(rows, self.version, sentence_vectors=by_chunk)
+                by_chunk[chunk.chunk_id] = key
+        self.index.write(rows, self.version, embedding_keys=by_chunk)
         return len(missing)
 
     def _prune(self, paths: Sequence[Path], plan: _Plan) -> list[IngestedArticle]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,9 +84,13 @@ CHUNKS = Table(
     Column("start", Integer, nullable=False),
     Column("end", Integer, nullable=False),
     Column("text", Text, nullable=False),
+    # Written by versions before layout 2 only: a copy of the sentence vectors that the
+    # embedding cache row of ``embedding_key`` holds (see rag.layout).
     Column("sentences", LargeBinary),
     Column("lex_len", Integer, nullable=False, server_default="0"),
     Column("lex_terms", Integer, nullable=False, server_default="0"),
+    # The embedding cache row holding this chunk's vector and sentence vectors.
+    Column("embedding_key", Text),
     Index("chunks_article", "article_id"),
 )
 
@@ -100,6 +105,10 @@ STORIES = Table(
     Index("stories_story", "story_id"),
 )
 
+# Keyed by a hash of the model and the embedded text: one row per distinct chunk text,
+# shared by every chunk with that text. ``vector`` is float16 (float32 before layout 2),
+# ``sentences`` the packed sentence vectors (rag.record_store.pack_rows) of the split
+# ``split``.
 EMBEDDING_CACHE = Table(
     "embedding_cache",
     METADATA,
@@ -168,7 +177,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL,
     sentences BLOB,
     lex_len INTEGER NOT NULL DEFAULT 0,
-    lex_terms INTEGER NOT NULL DEFAULT 0
+    lex_terms INTEGER NOT NULL DEFAULT 0,
+    embedding_key TEXT
 );
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
 CREATE TABLE IF NOT EXISTS embedding_cache (
@@ -270,6 +280,8 @@ def create_schema(engine: Engine) -> None:
         # create_all leaves existing tables alone: add the columns newer versions use.
         for column in _ADDED_ARTICLE_COLUMNS:
             con.exec_driver_sql(f"ALTER TABLE articles ADD COLUMN IF NOT EXISTS {column} TEXT")
+        # Columns added since Postgres libraries first existed (create_all adds tables only).
+        con.exec_driver_sql("ALTER TABLE chunks ADD COLUMN IF NOT EXISTS embedding_key TEXT")
 
 
 def _add_missing_sqlite_columns(con: Any) -> None:
@@ -279,6 +291,7 @@ def _add_missing_sqlite_columns(con: Any) -> None:
             "sentences": "BLOB",
             "lex_len": "INTEGER NOT NULL DEFAULT 0",
             "lex_terms": "INTEGER NOT NULL DEFAULT 0",
+            "embedding_key": "TEXT",
         },
         "embedding_cache": {"sentences": "BLOB", "split": "TEXT"},
         "articles": dict.fromkeys(_ADDED_ARTICLE_COLUMNS, "TEXT"),
@@ -288,6 +301,29 @@ def _add_missing_sqlite_columns(con: Any) -> None:
         for column, kind in columns.items():
             if column not in present:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+def truncate_log(engine: Engine) -> None:
+    """Give the SQLite write-ahead log's disk space back (after an ingest or a delete).
+
+    In WAL mode the log keeps its largest size until the last connection closes: after an
+    ingest it held as much as a third of the database. A ``TRUNCATE`` checkpoint copies
+    it into the database and empties the file; it waits (up to the busy timeout) for
+    readers of older snapshots, and is skipped (and retried next time) if they stay.
+    Postgres manages its own log: nothing to do there.
+    """
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return
+    raw = engine.raw_connection()
+    try:
+        row = raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()  # type: ignore[union-attr]
+    except sqlite3.OperationalError as exc:  # locked: the writes are safe, the log waits
+        row = (1,)
+        logger.debug("no checkpoint of the write-ahead log: %s", exc)
+    finally:
+        raw.close()
+    if row and row[0]:
+        logger.info("the write-ahead log stays for now: another process is using it")
 
 
 @contextmanager

@@ -1,8 +1,8 @@
 """Move a library's records (and, optionally, its vectors) to a shared deployment.
 
 ``newsrag migrate --to postgresql+psycopg://...`` copies every table of the record
-database (articles, chunks with their sentence vectors, BM25 postings, the embedding
-cache, the library state) into the target database, in one transaction, and checks the
+database (articles, chunks, BM25 postings, the embedding cache with the chunk and
+sentence vectors, the library state) into the target database, in one transaction, and checks the
 counts. Vectors stay in Chroma: a library already on a Chroma server keeps them there;
 an embedded one copies them to a server with ``--chroma-host``/``--chroma-port``. The
 application then runs with ``NEWSRAG_DATABASE_URL`` (and ``CHROMA_HOST``) set to the

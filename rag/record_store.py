@@ -48,9 +48,11 @@ from rag.database import (
     batches,
     dialect_insert,
     read_transaction,
+    truncate_log,
     upsert,
     write_transaction,
 )
+from rag.layout import decode_vector, encode_vector
 from rag.records import (
     UNKNOWN_DAY,
     Article,
@@ -69,6 +71,7 @@ logger = logging.getLogger(__name__)
 A = ARTICLES.c
 C = CHUNKS.c
 S = STORIES.c
+E = EMBEDDING_CACHE.c
 
 
 @dataclass(frozen=True)
@@ -189,11 +192,12 @@ class Filters:
 
 @dataclass(frozen=True)
 class ChunkRow:
-    """A chunk as the writer stores it (``rowid`` is its BM25 id)."""
+    """A chunk as the writer stores it (``rowid`` is its BM25 id; ``embedding_key`` the
+    embedding cache row holding its vector and sentence vectors, if any)."""
 
     rowid: int
     chunk: Chunk
-    sentences: bytes | None
+    embedding_key: str | None
     lex_len: int
     lex_terms: int
 
@@ -266,6 +270,7 @@ class RecordStore(Protocol):
     def unstoried_ids(self) -> list[str]: ...
     def story_members(self, article_ids: Sequence[str]) -> dict[str, list[StoryMember]]: ...
     def article_texts(self, article_ids: Sequence[str]) -> dict[str, str]: ...
+    def release_log(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -488,7 +493,9 @@ class SqlRecordStore:
         return found
 
     def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """Stored sentence vectors of chunks, by chunk id (chunks without are left out)."""
+        """Stored sentence vectors of chunks, by chunk id (chunks without are left out):
+        those of the chunk's embedding cache row (or, in a library upgraded from layout
+        1, the chunk's own copy when no cache row matched it)."""
         found: dict[str, np.ndarray] = {}
         for batch in batches(list(chunk_ids)):
             for chunk_id, blob in self._rows(*_SENTENCES_OF(batch)):
@@ -592,14 +599,13 @@ class SqlRecordStore:
         splitter's version) are returned, so a new split pools them again, while the
         chunk vectors (which do not depend on it) are reused.
         """
-        e = EMBEDDING_CACHE.c
         vectors: dict[str, np.ndarray] = {}
         sentences: dict[str, bytes] = {}
         for batch in batches(list(keys)):
             for key, blob, packed, cached_split in self._rows(
-                select(e.key, e.vector, e.sentences, e.split).where(e.key.in_(batch))
+                select(E.key, E.vector, E.sentences, E.split).where(E.key.in_(batch))
             ):
-                vectors[key] = np.frombuffer(bytes(blob), dtype=np.float32)
+                vectors[key] = decode_vector(bytes(blob))
                 if packed is not None and (cached_split or "") == split:
                     sentences[key] = bytes(packed)
         return vectors, sentences
@@ -610,13 +616,15 @@ class SqlRecordStore:
         sentences: Mapping[str, bytes | None] | None = None,
         split: str = "",
     ) -> None:
-        """Cache chunk vectors by key, with their sentence vectors packed by
-        :func:`pack_rows` under the sentence split ``split``."""
+        """Cache chunk vectors by key (as float16, :func:`rag.layout.encode_vector`), with
+        their sentence vectors packed by :func:`pack_rows` under the sentence split
+        ``split``. Chunks name their row (:attr:`ChunkRow.embedding_key`): this is the
+        record database's only copy of both."""
         sentences = sentences or {}
         rows = [
             {
                 "key": key,
-                "vector": np.asarray(vector, dtype=np.float32).tobytes(),
+                "vector": encode_vector(vector),
                 "sentences": sentences.get(key),
                 "split": split,
             }
@@ -671,7 +679,7 @@ class SqlRecordStore:
                     "start": r.chunk.start,
                     "end": r.chunk.end,
                     "text": r.chunk.text,
-                    "sentences": r.sentences,
+                    "embedding_key": r.embedding_key,
                     "lex_len": r.lex_len,
                     "lex_terms": r.lex_terms,
                 }
@@ -769,6 +777,11 @@ class SqlRecordStore:
                     found[r[0]] = [_member(r)]
         return found
 
+    def release_log(self) -> None:
+        """Give back the disk space of the database's write-ahead log (SQLite; see
+        :func:`rag.database.truncate_log`), after a batch of writes."""
+        truncate_log(self.engine)
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -818,7 +831,11 @@ _ARTICLE_MEMBER = InList(
     lambda ids: select(*_MEMBER_COLUMNS).where(A.status == "complete", A.article_id.in_(ids))
 )
 _SENTENCES_OF = InList(
-    lambda ids: select(C.chunk_id, C.sentences).where(C.chunk_id.in_(ids), C.sentences.is_not(None))
+    lambda ids: (
+        select(C.chunk_id, func.coalesce(E.sentences, C.sentences))
+        .select_from(CHUNKS.outerjoin(EMBEDDING_CACHE, E.key == C.embedding_key))
+        .where(C.chunk_id.in_(ids), func.coalesce(E.sentences, C.sentences).is_not(None))
+    )
 )
 _PASSING = {"rowid": _passing_statement(C.rowid), "chunk_id": _passing_statement(C.chunk_id)}
 

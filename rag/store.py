@@ -32,7 +32,7 @@ import numpy as np
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-from rag import lexical
+from rag import layout, lexical
 from rag.database import advisory_key, create_schema, open_engine, redacted
 from rag.errors import StoreError, StoreUnavailableError
 from rag.lexical import LexicalIndex, SqlLexicalIndex
@@ -97,7 +97,16 @@ def open_record_store(url: str, busy_seconds: float = 30.0) -> SqlRecordStore:
     try:
         create_schema(engine)
         with engine.connect() as con:
+            old_layout = layout.needs_upgrade(con)
             stale = lexical.needs_build(con)
+        if old_layout:
+            with SqlRecordStore(engine).transaction() as tx:
+                if engine.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE already
+                    tx.execute(select(func.pg_advisory_xact_lock(advisory_key("schema"))))
+                # Another process may have just upgraded it.
+                done = layout.upgrade(tx) if layout.needs_upgrade(tx) else None
+            if done is not None and (done.vectors or done.linked):
+                layout.reclaim(engine)
         if stale:
             with SqlRecordStore(engine).transaction() as tx:
                 if engine.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE already
@@ -318,19 +327,25 @@ class ChunkIndex:
         self,
         batch: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]],
         version: str = "",
-        sentence_vectors: Mapping[str, bytes | None] | None = None,
+        embedding_keys: Mapping[str, str] | None = None,
     ) -> None:
         """Store articles with their chunks and chunk vectors, replacing older versions.
 
-        ``sentence_vectors`` (by chunk id, packed by :func:`pack_rows`) are kept beside
-        each chunk for the extractive answerer: row 0 the title, then one row per
-        sentence of the chunk text.
+        ``embedding_keys`` (by chunk id) name the embedding cache rows
+        (:meth:`cache_vectors`) holding each chunk's sentence vectors for the extractive
+        answerer (row 0 the title, then one row per sentence of the chunk text): the
+        chunk refers to them rather than keeping a second copy.
 
         ``version`` names how the chunks were made (model, chunk sizes); it is folded into
         the manifest's content hash (see :func:`stored_hash`) so that changing it makes
         the next ingest redo every article.
         """
-        self.writer.write(batch, version, sentence_vectors)
+        self.writer.write(batch, version, embedding_keys)
+
+    def release_log(self) -> None:
+        """Give back the disk space of the record database's write-ahead log (after an
+        ingest: see :func:`rag.database.truncate_log`)."""
+        self.records.release_log()
 
     def delete(self, article_ids: Sequence[str]) -> int:
         """Remove articles and all their chunks; returns how many articles were known."""

@@ -102,20 +102,21 @@ class LibraryWriter:
         self,
         batch: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]],
         version: str = "",
-        sentence_vectors: Mapping[str, bytes | None] | None = None,
+        embedding_keys: Mapping[str, str] | None = None,
     ) -> None:
         """Store articles with their chunks and chunk vectors, replacing older versions
-        (see the module docstring for the protocol)."""
+        (see the module docstring for the protocol). ``embedding_keys`` names, by chunk
+        id, the embedding cache row that holds the chunk's vector and sentence vectors."""
         if not batch:
             return
         with self.lock.exclusive("store articles"):
-            self._write(batch, version, sentence_vectors or {})
+            self._write(batch, version, embedding_keys or {})
 
     def _write(
         self,
         batch: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]],
         version: str,
-        sentence_vectors: Mapping[str, bytes | None],
+        embedding_keys: Mapping[str, str],
     ) -> None:
         self._sync_for_write()
         previous = self.records.get_records(a.article_id for a, _, _ in batch)
@@ -186,7 +187,7 @@ class LibraryWriter:
                         ChunkRow(
                             rowid=doc,
                             chunk=chunk,
-                            sentences=sentence_vectors.get(chunk.chunk_id),
+                            embedding_key=embedding_keys.get(chunk.chunk_id),
                             lex_len=chunk_terms.length,
                             lex_terms=len(chunk_terms.freqs),
                         )

@@ -175,6 +175,35 @@ def test_every_chunk_is_stored_with_a_vector_for_its_title_and_each_sentence(
         assert np.allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=0.02)
 
 
+def test_each_chunk_vector_and_its_sentence_vectors_are_stored_once_in_the_record_database(
+    seeded: Assistant,
+) -> None:
+    import sqlite3
+
+    db = seeded.index.db_path
+    assert db is not None
+    with sqlite3.connect(db) as con:
+        chunks = con.execute("SELECT text, sentences, embedding_key FROM chunks").fetchall()
+        cache = dict(con.execute("SELECT key, length(vector) FROM embedding_cache").fetchall())
+        with_sentences = con.execute(
+            "SELECT count(*) FROM embedding_cache WHERE sentences IS NOT NULL"
+        ).fetchone()[0]
+    assert chunks and all(sentences is None for _, sentences, _ in chunks), "no second copy"
+    keys = {key for _, _, key in chunks}
+    assert keys <= set(cache), "every chunk names the cache row holding its vectors"
+    assert len(cache) == len({text for text, _, _ in chunks}), "one row per distinct text"
+    assert with_sentences == len(cache)
+    assert set(cache.values()) == {384 * 2}, "the chunk vector as float16, once"
+
+
+def test_an_ingest_gives_back_the_disk_space_of_its_write_ahead_log(seeded: Assistant) -> None:
+    db = seeded.index.db_path
+    assert db is not None
+    wal = db.with_name(db.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    assert seeded.ask("what did Meloni propose?").found, "the writes are in the database"
+
+
 def test_an_unchanged_chunk_of_an_edited_article_keeps_its_sentence_vectors_from_the_cache(
     assistant: Assistant, tmp_path: Path
 ) -> None:

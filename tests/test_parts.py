@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, func, insert, select
 
 from rag import lexical
 from rag.components import build_index, build_vector_index
-from rag.database import CHUNKS, LEX_META, LEX_POSTINGS
+from rag.database import CHUNKS, EMBEDDING_CACHE, LEX_META, LEX_POSTINGS, LIBRARY_STATE
 from rag.errors import StoreBusyError
 from rag.lexical import SqlLexicalIndex
 from rag.locking import LibraryLock, Lock, PostgresLibraryLock
@@ -37,6 +37,7 @@ from rag.record_store import (
     StoryRow,
     VectorCheck,
     pack_rows,
+    unpack_rows,
 )
 from rag.records import Article, Chunk
 from rag.store import ChunkIndex, open_record_store
@@ -62,10 +63,15 @@ def _store(
 ) -> None:
     with records.transaction() as con:
         records.mark(con, [article], "pending")
+    keys = {chunk.chunk_id: f"key-{chunk.text}" for chunk in chunks}
+    records.cache_vectors(
+        {key: np.ones(4, dtype=np.float32) for key in keys.values()},
+        {key: pack_rows(np.eye(2, 4, dtype=np.float32)) for key in keys.values()},
+    )
     with records.transaction() as con:
         records.delete_chunks(con, [article.article_id])
         rows = [
-            ChunkRow(first_rowid + n, chunk, pack_rows(np.eye(2, 4, dtype=np.float32)), 5, 3)
+            ChunkRow(first_rowid + n, chunk, keys[chunk.chunk_id], 5, 3)
             for n, chunk in enumerate(chunks)
         ]
         records.insert_chunks(con, article.article_id, rows)
@@ -216,6 +222,79 @@ def test_the_embedding_cache_gives_sentence_vectors_only_of_the_same_split(
     assert records.cached_vectors(["k1"], split="v2")[1] == {}
     records.cache_vectors({"k1": vector * 2}, {"k1": b"again"}, split="v2")
     assert records.cached_vectors(["k1"], split="v2")[1] == {"k1": b"again"}
+
+
+def test_chunks_with_the_same_text_share_one_copy_of_its_vectors_in_the_record_store(
+    records: SqlRecordStore,
+) -> None:
+    first, chunks = _article(5, "Otters held hands. Otters held hands.")
+    _store(records, first, chunks)
+    with records.engine.connect() as con:
+        copies = con.execute(select(CHUNKS.c.sentences, CHUNKS.c.embedding_key)).all()
+        cached = con.execute(select(func.count()).select_from(EMBEDDING_CACHE)).scalar_one()
+    assert [c.sentences for c in copies] == [None, None], "no copy beside the chunk"
+    assert len({c.embedding_key for c in copies}) == 1 and cached == 1
+    vectors = records.sentence_vectors(["a0005:0", "a0005:1"])
+    np.testing.assert_allclose(vectors["a0005:1"], np.eye(2, 4), atol=0.01)
+    (vector,) = records.cached_vectors([copies[0].embedding_key])[0].values()
+    np.testing.assert_array_equal(vector, np.ones(4))
+
+
+def test_a_record_database_of_the_older_layout_is_upgraded_on_open_with_nothing_lost(
+    records: SqlRecordStore, database_url: str
+) -> None:
+    """Layout 1 kept the cache vectors as float32 and a copy of each chunk's sentence
+    vectors beside it; opening it keeps one float16 copy, and every chunk's vectors."""
+    vector = np.linspace(-0.5, 0.5, 8, dtype=np.float32)
+    packed = {n: pack_rows(np.eye(2, 8, k=n, dtype=np.float32)) for n in range(3)}
+    article, chunks = _article(6, "Seals slept. Seals woke. Seals ate fish.")
+    with records.transaction() as con:
+        records.mark(con, [article], "pending")
+        con.execute(
+            insert(EMBEDDING_CACHE),
+            [
+                {"key": f"k{n}", "vector": vector.tobytes(), "sentences": packed[n], "split": ""}
+                for n in range(2)
+            ],
+        )
+        # Chunk 2's copy matches no cache row: it must stay readable.
+        con.execute(
+            insert(CHUNKS),
+            [
+                {
+                    "rowid": n + 1,
+                    "chunk_id": c.chunk_id,
+                    "article_id": article.article_id,
+                    "chunk_index": n,
+                    "start": c.start,
+                    "end": c.end,
+                    "text": c.text,
+                    "sentences": packed[n],
+                }
+                for n, c in enumerate(chunks)
+            ],
+        )
+        records.complete(con, article, len(chunks))
+        con.execute(delete(LIBRARY_STATE).where(LIBRARY_STATE.c.key == "layout"))
+        con.exec_driver_sql("ALTER TABLE chunks DROP COLUMN embedding_key")  # not in layout 1
+    records.close()
+    upgraded = open_record_store(database_url)
+    with upgraded.engine.connect() as con:
+        rows = con.execute(
+            select(CHUNKS.c.embedding_key, CHUNKS.c.sentences).order_by(CHUNKS.c.rowid)
+        ).all()
+        blobs = con.execute(select(EMBEDDING_CACHE.c.vector)).scalars().all()
+    assert [r.embedding_key for r in rows] == ["k0", "k1", None]
+    assert [r.sentences is None for r in rows] == [True, True, False]
+    assert [len(b) for b in blobs] == [2 * 8, 2 * 8], "float16"
+    cached = upgraded.cached_vectors(["k0", "k1"])[0]
+    np.testing.assert_allclose(cached["k1"], vector, atol=1e-3)
+    found = upgraded.sentence_vectors([c.chunk_id for c in chunks])
+    for n, chunk in enumerate(chunks):
+        np.testing.assert_array_equal(found[chunk.chunk_id], unpack_rows(packed[n]))
+    assert open_record_store(database_url).cached_vectors(["k1"])[0]["k1"].tobytes() == (
+        cached["k1"].tobytes()
+    ), "upgraded once: a second open leaves the float16 vectors alone"
 
 
 def test_deleting_chunks_reports_what_the_lexical_index_must_forget(
