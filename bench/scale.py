@@ -743,8 +743,9 @@ def _ingest_runs(args: argparse.Namespace, root: Path, big: Library) -> tuple[st
     notes = [
         f"ingest: {args.ingest_articles} real articles from {Path(args.ingest_corpus).name} "
         "(read at run time) with the bundled model; per-article time into the "
-        f"{big_run['library_chunks']:,}-chunk library is {ratio:.2f}x the mean of the empty-library runs "
-        "(target <= 1.2x); afterwards they are deleted from it with their cache rows",
+        f"{big_run['library_chunks']:,}-chunk library is {ratio:.2f}x the mean of the "
+        "empty-library runs (target <= 1.2x); afterwards they are deleted from it with "
+        "their cache rows",
         "ms per article: the ingest call (split, embed, write, read the vectors back); "
         "opening the library and loading the model are not counted",
     ]
