@@ -433,10 +433,10 @@ def build(library: Library, mode: str, deadline: float) -> tuple[int, float]:
     try:
         have = index.stats().articles
         target = library.size // CHUNKS_PER_ARTICLE
-        if have < target:
-            corpus = SyntheticCorpus()
-            grow = bulk_load if mode == "bulk" else grow_by_writes
-            have = grow(index, corpus, have, target, deadline)
+        if mode == "bulk":  # also compacts what a killed build left apart
+            have = bulk_load(index, SyntheticCorpus(), have, target, deadline)
+        elif have < target:
+            have = grow_by_writes(index, SyntheticCorpus(), have, target, deadline)
         return have * CHUNKS_PER_ARTICLE, time.perf_counter() - started
     finally:
         index.close()
@@ -502,9 +502,11 @@ def measure(library: Library, queries: int, traced: int) -> dict[str, Any]:
         peaks.append((tracemalloc.get_traced_memory()[1] - base) / 1024)
     tracemalloc.stop()
     chunks = index.complete_chunks()
+    vectors = index.vectors.count()
     index.close()
     return {
         "chunks": chunks,
+        "vectors": vectors,
         "open_s": opened,
         **{f"{k}_p50": percentile(v, 50) for k, v in timings.items()},
         "hybrid_p95": percentile(timings["hybrid"], 95),
@@ -625,6 +627,9 @@ def main() -> int:
             result = _worker("measure", {"library": asdict(library), **payload})
             results.append(result)
             print(result, file=sys.stderr)
+        for r in results:
+            if r["vectors"] != r["chunks"]:
+                notes.append(f"the {r['chunks']:,}-chunk library has {r['vectors']:,} vectors")
         base = results[0]["hybrid_p50"]
         for library, r in zip(libraries, results, strict=True):
             rows.append(
