@@ -127,8 +127,11 @@ def test_a_bulk_loaded_library_equals_one_written_article_by_article(
         assert bulk.lexical_search(question, 20, filters) == written.lexical_search(
             question, 20, filters
         )
-        vector = corpus.articles(7, 8).__next__().vectors[3].tolist()
-        assert bulk.dense_search(vector, 5, filters) == written.dense_search(vector, 5, filters)
+        # HNSW is approximate and the other random vectors are all about as far: only
+        # the nearest one (the vector itself) is the same in two separately built graphs.
+        vector = next(corpus.articles(7, 8)).vectors[3].tolist()
+        for index in (bulk, written):
+            assert index.dense_search(vector, 1, filters)[0][0] == "syn0000007:3"
     bulk.close()
     written.close()
 
