@@ -231,43 +231,84 @@ def add(con: Connection, docs: Sequence[tuple[int, Analyzed]]) -> None:
 def _append(con: Connection, docs: Sequence[tuple[int, Analyzed]], merge: bool) -> None:
     if not docs:
         return
-    meta = _meta(con)
     postings: dict[str, tuple[list[int], list[int], list[int]]] = {}
     words_total = 0
-    n_postings = 0
-    top = 0
-    for doc, analyzed in sorted(docs, key=lambda d: d[0]):
+    ordered = sorted(docs, key=lambda d: d[0])
+    for doc, analyzed in ordered:
         length = min(analyzed.length, 65_535)
         words_total += analyzed.length
-        n_postings += len(analyzed.freqs)
-        top = max(top, doc)
         for term, freq in analyzed.freqs.items():
             entry = postings.setdefault(term, ([], [], []))
             entry[0].append(doc)
             entry[1].append(freq)
             entry[2].append(length)
-    frag = meta["next_frag"]
-    con.execute(
-        insert(LEX_POSTINGS),
-        [
-            {
-                "term": term,
-                "frag": frag,
-                "docs": np.asarray(d, dtype=_DOC).tobytes(),
-                "freqs": np.asarray(f, dtype=_SMALL).tobytes(),
-                "lens": np.asarray(n, dtype=_SMALL).tobytes(),
-            }
+    add_fragment(
+        con,
+        {
+            term: (np.asarray(d, _DOC), np.asarray(f, _SMALL), np.asarray(n, _SMALL))
             for term, (d, f, n) in postings.items()
-        ],
+        },
+        len(docs),
+        words_total,
+        ordered[-1][0],
+        merge=merge,
     )
+
+
+def add_fragment(
+    con: Connection,
+    postings: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    chunks: int,
+    words_total: int,
+    last_doc: int,
+    *,
+    merge: bool = True,
+) -> None:
+    """Index new chunks given as ready postings, as one fragment per term.
+
+    ``postings`` maps a term to three arrays over the chunks that contain it: chunk ids
+    (ascending, from :func:`next_doc`), packed frequencies (see :class:`Analyzed`) and
+    chunk lengths in words (capped at 65,535). ``chunks``, ``words_total`` and
+    ``last_doc`` are the new chunks' count, summed length and highest id (a chunk
+    without any term has no posting, but its id is taken). :func:`add` builds them from
+    analyzed chunks; a bulk load (bench/scale.py) builds them with numpy.
+
+    >>> from rag.database import create_schema, open_engine, write_transaction
+    >>> engine = open_engine("sqlite://")
+    >>> create_schema(engine)
+    >>> with write_transaction(engine) as con:
+    ...     _ = SqlLexicalIndex().ensure_built(con)
+    ...     add_fragment(con, {"meloni": (np.array([1, 2]), np.array([257, 1]),
+    ...                                   np.array([9, 12]))}, 5, 50, 5)
+    ...     score(con, ["meloni"])[0].tolist()
+    [1, 2]
+    """
+    if not chunks:
+        return
+    meta = _meta(con)
+    n_postings = sum(len(d) for d, _, _ in postings.values())
+    frag = meta["next_frag"]
+    rows = [
+        {
+            "term": term,
+            "frag": frag,
+            "docs": np.asarray(d, dtype=_DOC).tobytes(),
+            "freqs": np.asarray(f, dtype=_SMALL).tobytes(),
+            "lens": np.asarray(n, dtype=_SMALL).tobytes(),
+        }
+        for term, (d, f, n) in postings.items()
+        if len(d)
+    ]
+    if rows:
+        con.execute(insert(LEX_POSTINGS), rows)
     _set_meta(
         con,
         {
-            "docs": meta["docs"] + len(docs),
+            "docs": meta["docs"] + chunks,
             "words": meta["words"] + words_total,
             "postings": meta["postings"] + n_postings,
             "live_postings": meta["live_postings"] + n_postings,
-            "next_doc": max(meta["next_doc"], top + 1),
+            "next_doc": max(meta["next_doc"], last_doc + 1),
             "next_frag": frag + 1,
         },
     )
