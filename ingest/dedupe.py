@@ -104,6 +104,11 @@ class StoryGrouper:
         self._lsh = MinHashLSH(threshold=max(0.1, threshold * 0.8), num_perm=_PERMUTATIONS)
         self._signatures: dict[str, LeanMinHash] = {}
         self._story: dict[str, str] = {}
+        # Articles by their exact signature: an exact copy is placed without comparing it
+        # with every other copy (n identical texts were n^2/2 comparisons: 100,000 empty
+        # article bodies took minutes), and with the smallest id as the original did.
+        self._exact: dict[bytes, set[str]] = {}
+        self._exact_first: dict[bytes, str] = {}
 
     def add(self, article_id: str, text: str) -> Match:
         """Place one article; an id added before is placed again with its new text."""
@@ -115,9 +120,9 @@ class StoryGrouper:
         """:meth:`add` with the text's signature already computed; ``exact_only``: join
         a story only as an exact copy (a short text, see :data:`MIN_WORDS`)."""
         self.remove(article_id)
-        similar = self.similar(minhash, 1.0 if exact_only else None)
-        self._lsh.insert(article_id, minhash)
-        self._signatures[article_id] = minhash
+        first = self._exact_first.get(_exact_key(minhash))
+        similar = [(first, 1.0)] if first else self.similar(minhash, 1.0 if exact_only else None)
+        self._insert(article_id, minhash)
         if not similar:
             self._story[article_id] = article_id
             return Match(article_id)
@@ -141,16 +146,30 @@ class StoryGrouper:
     def restore(self, article_id: str, story: str, minhash: LeanMinHash) -> None:
         """Put back an article placed earlier (its story read from the library)."""
         self.remove(article_id)
+        self._insert(article_id, minhash)
+        self._story[article_id] = story
+
+    def _insert(self, article_id: str, minhash: LeanMinHash) -> None:
         self._lsh.insert(article_id, minhash)
         self._signatures[article_id] = minhash
-        self._story[article_id] = story
+        key = _exact_key(minhash)
+        self._exact.setdefault(key, set()).add(article_id)
+        first = self._exact_first.get(key)
+        if first is None or article_id < first:
+            self._exact_first[key] = article_id
 
     def remove(self, article_id: str) -> None:
         """Forget an article (deleted, or replaced by a newer version)."""
         if article_id in self._signatures:
             self._lsh.remove(article_id)
-            del self._signatures[article_id]
+            key = _exact_key(self._signatures.pop(article_id))
             del self._story[article_id]
+            same = self._exact[key]
+            same.discard(article_id)
+            if not same:
+                del self._exact[key], self._exact_first[key]
+            elif self._exact_first[key] == article_id:
+                self._exact_first[key] = min(same)
 
     def signature_of(self, article_id: str) -> LeanMinHash:
         return self._signatures[article_id]
@@ -164,6 +183,10 @@ class StoryGrouper:
         for article_id, story in self._story.items():
             groups.setdefault(story, []).append(article_id)
         return groups
+
+
+def _exact_key(minhash: LeanMinHash) -> bytes:
+    return bytes(minhash.hashvalues.tobytes())
 
 
 def group_texts(
