@@ -364,6 +364,8 @@ class Assistant:
         as_of: date | None = None,
         filters: Filters | None = None,
         history: History = (),
+        top_k: int | None = None,
+        mode: AnswerMode | None = None,
     ) -> Answer:
         """Answer ``question`` from the ingested articles, with ``[n]`` citations.
 
@@ -373,9 +375,12 @@ class Assistant:
         ``history`` holds earlier ``(question, answer)`` turns: a follow-up ("and what
         did Powell say about it?") is searched with the topic of the last turn (only the
         last two turns are used, each cut short). The query actually searched is on
-        ``Answer.search_query`` when it differs from the question.
+        ``Answer.search_query`` when it differs from the question. ``top_k`` and ``mode``
+        override the settings for this question (see :meth:`stream`).
         """
-        *_, final = self.stream(question, as_of=as_of, filters=filters, history=history)
+        *_, final = self.stream(
+            question, as_of=as_of, filters=filters, history=history, top_k=top_k, mode=mode
+        )
         return final
 
     def stream(
@@ -666,6 +671,8 @@ class Assistant:
         as_of: date | None = None,
         filters: Filters | None = None,
         history: History = (),
+        top_k: int | None = None,
+        mode: AnswerMode | None = None,
     ) -> Answer:
         """:meth:`ask` for async apps (see :meth:`astream`).
 
@@ -674,7 +681,11 @@ class Assistant:
         """
         from rag.chains import collect
 
-        return await collect(self.astream(question, as_of=as_of, filters=filters, history=history))
+        return await collect(
+            self.astream(
+                question, as_of=as_of, filters=filters, history=history, top_k=top_k, mode=mode
+            )
+        )
 
     async def astream(
         self,
@@ -683,6 +694,8 @@ class Assistant:
         as_of: date | None = None,
         filters: Filters | None = None,
         history: History = (),
+        top_k: int | None = None,
+        mode: AnswerMode | None = None,
     ) -> AsyncIterator[Answer]:
         """:meth:`stream` for async apps: partial answers, the last with ``done=True``.
 
@@ -700,11 +713,11 @@ class Assistant:
         turns = self._history(history)
 
         query, scope, hits = await run_in_executor(
-            None, self._retrieve, question, as_of, filters, turns
+            None, self._retrieve, question, as_of, filters, turns, top_k
         )
         shown = query if query != question else None
         async for answer in self.aanswer_from(
-            question, hits, history=turns, query=query, scope=scope
+            question, hits, history=turns, query=query, scope=scope, top_k=top_k, mode=mode
         ):
             yield replace(answer, question=question, search_query=shown)
 
@@ -717,30 +730,40 @@ class Assistant:
         query: str | None = None,
         as_of: date | None = None,
         scope: TimeScope | None = None,
+        top_k: int | None = None,
+        mode: AnswerMode | None = None,
     ) -> AsyncIterator[Answer]:
         """:meth:`answer_from` for async apps: the extractive answerer (CPU-bound) runs
         in a worker thread, an LLM streams through its async API."""
         from langchain_core.runnables.config import run_in_executor
 
-        if self.llm is None:
+        llm = self._answerer_for(mode)
+        if llm is None:
             answers = await run_in_executor(
                 None,
                 lambda: list(
                     self.answer_from(
-                        question, hits, history=history, query=query, as_of=as_of, scope=scope
+                        question,
+                        hits,
+                        history=history,
+                        query=query,
+                        as_of=as_of,
+                        scope=scope,
+                        top_k=top_k,
+                        mode=mode,
                     )
                 ),
             )
             for answer in answers:
                 yield answer
             return
-        hits = list(hits)[: self.settings.top_k]
+        hits = list(hits)[: top_k or self.settings.top_k]
         if scope is None:
             scope = await run_in_executor(
                 None, lambda: self.time_scope(question, as_of=as_of, query=query)
             )
         turns = self._history(history)
-        async for answer in self.llm.astream_answer(question, hits, turns, as_of=scope.as_of):
+        async for answer in llm.astream_answer(question, hits, turns, as_of=scope.as_of):
             yield with_story_members(replace(answer, as_of=scope.as_of, window=scope.window), hits)
 
 

@@ -130,3 +130,21 @@ def test_an_openai_compatible_server_is_configured_through_init_chat_model() -> 
     assert type(model).__name__ == "ChatOpenAI"
     assert model.model_name == "local-model"  # type: ignore[attr-defined]
     assert "127.0.0.1:9" in str(model.openai_api_base)  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_ask_and_aask_take_the_answer_mode_and_number_of_sources_per_question(
+    llm_assistant: Any,
+) -> None:
+    import asyncio
+
+    assistant, model = llm_assistant("Meloni proposed extending Article 5 to Ukraine [1].")
+    extractive = assistant.ask("what did Meloni propose?", mode="extractive", top_k=1)
+    assert extractive.mode == "extractive" and len(extractive.sources) == 1
+    assert "Article 5" in extractive.text and not model.prompts
+    async_extractive = asyncio.run(
+        assistant.aask("what did Meloni propose?", mode="extractive", top_k=1)
+    )
+    assert async_extractive.mode == "extractive" and not model.prompts
+    by_llm = asyncio.run(assistant.aask("what did Meloni propose?", mode="llm"))
+    assert by_llm.mode == "llm" and len(model.prompts) == 1
