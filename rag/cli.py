@@ -301,24 +301,19 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 class _WebSession:
-    """The web ingestor of one command, closing its HTTP client and database at the end."""
+    """The web ingestor of one command (the chat's :class:`ingest.following.WebLibrary`),
+    closing its HTTP client and database at the end."""
 
     def __init__(self, assistant: Assistant, settings: Settings) -> None:
-        from ingest.fetch import Fetcher, FetchPolicy
-        from ingest.web import WebIngestor
-        from ingest.webstate import WebState
+        from ingest.following import WebLibrary
 
-        self.fetcher = Fetcher(FetchPolicy.from_settings(settings))
-        self.state = WebState(settings.index_db_path)
-        ingestor = assistant.ingestor()
-        self.web = WebIngestor(ingestor, self.fetcher, self.state, limits=ingestor.limits)
+        self.library = WebLibrary.open(assistant.ingestor(), settings)
 
     def __enter__(self) -> WebIngestor:
-        return self.web
+        return self.library.web
 
     def __exit__(self, *_: object) -> None:
-        self.fetcher.close()
-        self.state.close()
+        self.library.close()
 
 
 def _web(assistant: Assistant, settings: Settings) -> _WebSession:
