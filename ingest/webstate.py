@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.database import use_wal
 from rag.errors import StoreError
 
 _SCHEMA = """
@@ -111,7 +112,7 @@ class WebState:
         con: sqlite3.Connection | None = getattr(self._local, "con", None)
         if con is None:
             con = sqlite3.connect(self.db_path, timeout=self.busy_seconds, isolation_level=None)
-            con.execute("PRAGMA journal_mode=WAL")
+            use_wal(con, self.busy_seconds)
             con.execute("PRAGMA synchronous=NORMAL")
             self._local.con = con
         return con

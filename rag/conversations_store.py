@@ -30,6 +30,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from rag.database import use_wal
 from rag.errors import StoreError
 from rag.records import Answer, DateWindow, Source, answer_to_dict, member_from_dict
 
@@ -196,7 +197,7 @@ class ConversationStore:
                         isolation_level=None,
                         check_same_thread=False,
                     )
-                    con.execute("PRAGMA journal_mode=WAL")
+                    use_wal(con, self.busy_seconds)
                     con.execute("PRAGMA foreign_keys=ON")
                     con.executescript(_SCHEMA)
                 except sqlite3.Error as exc:

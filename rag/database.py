@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -238,21 +239,45 @@ def open_engine(url: str, busy_seconds: float = 30.0) -> Engine:
         if path and not path.startswith(":"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": busy_seconds})
-        _sqlite_transactions(engine)
+        _sqlite_transactions(engine, busy_seconds)
         return engine
     if "+" not in url.split(":", 1)[0]:
         url = "postgresql+psycopg" + url[len("postgresql") :]
     return create_engine(url, pool_pre_ping=True)
 
 
-def _sqlite_transactions(engine: Engine) -> None:
+def use_wal(con: sqlite3.Connection, busy_seconds: float) -> None:
+    """Put a SQLite file in write-ahead-log mode, waiting for another process doing the same.
+
+    Switching a new file to WAL needs it alone: SQLite answers "database is locked" at once
+    (its busy timeout does not apply) while another connection is switching it, which two
+    processes opening a new library together hit. The mode is stored in the file, so this
+    retries until the other one is done (or ``busy_seconds`` pass), then finds WAL on.
+
+    >>> con = sqlite3.connect(":memory:")
+    >>> use_wal(con, 1.0)  # an in-memory database keeps its own mode: nothing to wait for
+    """
+    deadline = time.monotonic() + busy_seconds
+    pause = 0.01
+    while True:
+        try:
+            con.execute("PRAGMA journal_mode=WAL").fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
+def _sqlite_transactions(engine: Engine, busy_seconds: float) -> None:
     """Let SQLite transactions be what we ask (pysqlite's own handling defers BEGIN)."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_con: Any, _record: Any) -> None:
         dbapi_con.isolation_level = None
         if engine.url.database:  # a file: WAL, so readers never wait for the writer
-            dbapi_con.execute("PRAGMA journal_mode=WAL")
+            use_wal(dbapi_con, busy_seconds)
             dbapi_con.execute("PRAGMA synchronous=NORMAL")
 
     @event.listens_for(engine, "begin")

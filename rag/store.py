@@ -112,11 +112,12 @@ def open_record_store(url: str, busy_seconds: float = 30.0) -> SqlRecordStore:
                 if engine.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE already
                     tx.execute(select(func.pg_advisory_xact_lock(advisory_key("schema"))))
                 SqlLexicalIndex().ensure_built(tx)  # another process may have just built it
-    except OperationalError as exc:
+    except (OperationalError, sqlite3.OperationalError) as exc:
         if "locked" not in str(exc):
+            orig = getattr(exc, "orig", None) or exc
             if engine.dialect.name == "sqlite":
-                raise StoreError(_unreadable(where, exc.orig or exc)) from exc
-            reason = " ".join(str(exc.orig or exc).split())  # psycopg's is several lines
+                raise StoreError(_unreadable(where, orig)) from exc
+            reason = " ".join(str(orig).split())  # psycopg's is several lines
             msg = f"cannot reach the record database {where}: {reason}"
             raise StoreUnavailableError(msg) from exc
         msg = (

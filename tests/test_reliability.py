@@ -176,6 +176,54 @@ def test_a_corrupt_record_database_gives_a_clear_error(tmp_path: Path) -> None:
     assert "re-ingest" in done.stderr and "news.sqlite3" in done.stderr
 
 
+def test_a_library_another_process_is_creating_is_waited_for_not_called_unreadable(
+    tmp_path: Path,
+) -> None:
+    # Two processes opening a new library together: one switches the new file to WAL while
+    # the other writes it. SQLite answers that "database is locked" at once, whatever the
+    # busy timeout (CI saw an ingest fail with "unreadable ... move it away").
+    import threading
+
+    from rag.store import open_record_store
+
+    path = tmp_path / "news.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE being_created (x)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO being_created VALUES (1)")
+    done_writing = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    done_writing.start()
+    try:
+        store = open_record_store(f"sqlite:///{path}", busy_seconds=30)
+    finally:
+        done_writing.join()
+        other.close()
+    assert store.is_empty()
+    with sqlite3.connect(path) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert con.execute("SELECT x FROM being_created").fetchall() == [(1,)]
+
+
+def test_a_library_locked_longer_than_the_busy_timeout_says_so_and_keeps_the_file(
+    tmp_path: Path,
+) -> None:
+    from rag.store import open_record_store
+
+    path = tmp_path / "news.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("CREATE TABLE being_created (x)")
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError) as raised:
+            open_record_store(f"sqlite:///{path}", busy_seconds=0.3)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert "locked" in str(raised.value) and "another newsrag process" in str(raised.value)
+    assert "move it away" not in str(raised.value)
+    assert path.exists()
+
+
 def test_a_corrupt_chroma_directory_gives_a_clear_error(tmp_path: Path) -> None:
     data = tmp_path / "data"
     (data / "chroma").mkdir(parents=True)
