@@ -7,9 +7,8 @@ machine), ``postgresql+psycopg://...`` when several app processes share a librar
 code speaks SQLAlchemy 2 Core, so the same statements run on both.
 
 Why the SQLite schema is still created from its own DDL: libraries written by earlier
-versions must stay readable as they are (``chunks.rowid`` is SQLite's rowid alias,
-``lex_postings`` is ``WITHOUT ROWID``); :data:`METADATA` describes the same tables for
-Postgres and for the statements.
+versions must stay readable as they are (``chunks.rowid`` is SQLite's rowid alias);
+:data:`METADATA` describes the same tables for Postgres and for the statements.
 """
 
 from __future__ import annotations
@@ -131,11 +130,17 @@ LEX_POSTINGS = Table(
     METADATA,
     Column("term", Text, nullable=False),
     Column("frag", Integer, nullable=False),
+    # The row's posting count, highest weighted term frequency and shortest chunk: what
+    # a question needs to know before reading the postings (rag.lexical.best). Stored
+    # before the arrays: SQLite reads a column after a long BLOB by walking its overflow
+    # pages. NULL in rows written before they existed, until the first open fills them.
+    Column("n", Integer),
+    Column("fmax", Integer),
+    Column("lmin", Integer),
     Column("docs", LargeBinary, nullable=False),
     Column("freqs", LargeBinary, nullable=False),
     Column("lens", LargeBinary, nullable=False),
     PrimaryKeyConstraint("term", "frag"),
-    sqlite_with_rowid=False,
 )
 
 LEX_META = Table(
@@ -148,6 +153,21 @@ LEX_META = Table(
 TABLES = (ARTICLES, CHUNKS, EMBEDDING_CACHE, LIBRARY_STATE, LEX_POSTINGS, LEX_META, STORIES)
 
 # The embedded default's DDL, as earlier versions wrote it (see the module docstring).
+SQLITE_LEX_POSTINGS = """CREATE TABLE IF NOT EXISTS lex_postings (
+    term TEXT NOT NULL,
+    frag INTEGER NOT NULL,
+    n INTEGER,
+    fmax INTEGER,
+    lmin INTEGER,
+    docs BLOB NOT NULL,
+    freqs BLOB NOT NULL,
+    lens BLOB NOT NULL,
+    PRIMARY KEY (term, frag)
+)"""
+# Not WITHOUT ROWID (as before the bounds): that makes the table an index b-tree, whose
+# lookups load the whole of every long row they compare on the way (its overflow pages
+# too), so finding a term read other terms' postings.
+
 _SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
     article_id TEXT PRIMARY KEY,
@@ -192,14 +212,6 @@ CREATE TABLE IF NOT EXISTS library_state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS lex_postings (
-    term TEXT NOT NULL,
-    frag INTEGER NOT NULL,
-    docs BLOB NOT NULL,
-    freqs BLOB NOT NULL,
-    lens BLOB NOT NULL,
-    PRIMARY KEY (term, frag)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS lex_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS stories (
     article_id TEXT PRIMARY KEY,
@@ -211,6 +223,7 @@ CREATE INDEX IF NOT EXISTS stories_story ON stories(story_id);
 
 # Article columns added after the table first shipped (on SQLite and on Postgres).
 _ADDED_ARTICLE_COLUMNS = ("author", "site_name")
+_ADDED_POSTING_COLUMNS = ("n", "fmax", "lmin")
 
 DIALECTS = ("sqlite", "postgresql")
 _WRITE = "newsrag_write"
@@ -293,7 +306,8 @@ def create_schema(engine: Engine) -> None:
     if engine.dialect.name == "sqlite":
         raw = engine.raw_connection()
         try:
-            raw.driver_connection.executescript(_SQLITE_SCHEMA)  # type: ignore[union-attr]
+            script = _SQLITE_SCHEMA + SQLITE_LEX_POSTINGS + ";"
+            raw.driver_connection.executescript(script)  # type: ignore[union-attr]
             _add_missing_sqlite_columns(raw.driver_connection)
         finally:
             raw.close()
@@ -307,6 +321,10 @@ def create_schema(engine: Engine) -> None:
             con.exec_driver_sql(f"ALTER TABLE articles ADD COLUMN IF NOT EXISTS {column} TEXT")
         # Columns added since Postgres libraries first existed (create_all adds tables only).
         con.exec_driver_sql("ALTER TABLE chunks ADD COLUMN IF NOT EXISTS embedding_key TEXT")
+        for column in _ADDED_POSTING_COLUMNS:
+            con.exec_driver_sql(
+                f"ALTER TABLE lex_postings ADD COLUMN IF NOT EXISTS {column} INTEGER"
+            )
 
 
 def _add_missing_sqlite_columns(con: Any) -> None:
@@ -320,6 +338,7 @@ def _add_missing_sqlite_columns(con: Any) -> None:
         },
         "embedding_cache": {"sentences": "BLOB", "split": "TEXT"},
         "articles": dict.fromkeys(_ADDED_ARTICLE_COLUMNS, "TEXT"),
+        "lex_postings": dict.fromkeys(_ADDED_POSTING_COLUMNS, "INTEGER"),
     }
     for table, columns in wanted.items():
         present = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}

@@ -37,13 +37,32 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import snowballstemmer
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    MetaData,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 
-from rag.database import ARTICLES, CHUNKS, LEX_META, LEX_POSTINGS, InList, upsert
+from rag.database import (
+    ARTICLES,
+    CHUNKS,
+    LEX_META,
+    LEX_POSTINGS,
+    SQLITE_LEX_POSTINGS,
+    InList,
+    upsert,
+)
 from rag.text import STOPWORDS
 
 logger = logging.getLogger(__name__)
@@ -63,6 +82,23 @@ _TERM_SIZES = InList(
         select(_P.term, func.sum(func.length(_P.docs))).where(_P.term.in_(terms)).group_by(_P.term)
     )
 )
+# Per term: postings, highest weighted frequency, shortest chunk (rows an older version
+# wrote without them count as unbounded until the first open fills them in).
+_TERM_STATS = InList(
+    lambda terms: (
+        select(
+            _P.term,
+            func.sum(func.coalesce(_P.n, func.length(_P.docs) / 4)),  # 4: bytes of a chunk id
+            func.max(func.coalesce(_P.fmax, 65_535)),
+            func.min(func.coalesce(_P.lmin, 0)),
+        )
+        .where(_P.term.in_(terms))
+        .group_by(_P.term)
+    )
+)
+_POSTINGS_OF_TERM = (
+    select(_P.docs, _P.freqs, _P.lens).where(_P.term == bindparam("term")).order_by(_P.frag)
+)
 _POSTINGS_OF = InList(
     lambda terms: (
         select(_P.term, _P.docs, _P.freqs, _P.lens).where(_P.term.in_(terms)).order_by(_P.frag)
@@ -74,6 +110,11 @@ _IN_TAIL = (_P.term == bindparam("term")) & (_P.frag >= bindparam("low"))
 _TAIL = select(_P.docs, _P.freqs, _P.lens).where(_IN_TAIL).order_by(_P.frag)
 _DELETE_TAIL = delete(LEX_POSTINGS).where(_IN_TAIL)
 _INSERT = insert(LEX_POSTINGS)
+_SET_BOUNDS = (
+    update(LEX_POSTINGS)
+    .where((_P.term == bindparam("b_term")) & (_P.frag == bindparam("b_frag")))
+    .values(n=bindparam("b_n"), fmax=bindparam("b_fmax"), lmin=bindparam("b_lmin"))
+)
 
 _DOC = np.dtype("<u4")
 _SMALL = np.dtype("<u2")
@@ -157,8 +198,63 @@ def _set_meta(con: Connection, values: Mapping[str, int]) -> None:
 
 
 def needs_build(con: Connection) -> bool:
-    """True when the postings were built by another version (or never)."""
-    return _meta(con).get("version") != VERSION
+    """True when the postings were built by another version (or never), or their rows
+    lack the bounds that :func:`best` reads (written before they existed)."""
+    meta = _meta(con)
+    return meta.get("version") != VERSION or meta.get("bounds") != 1
+
+
+def fill_bounds(con: Connection, batch: int = 2_000) -> int:
+    """Give every postings row its count and bounds (rows written before they existed);
+    returns the rows filled. Reads each row once, ``batch`` at a time (flat memory)."""
+    source = LEX_POSTINGS
+    sqlite = con.dialect.name == "sqlite"
+    if sqlite:
+        # SQLite appended the new columns after the arrays, where reading them walks the
+        # arrays' overflow pages, in a WITHOUT ROWID table, where finding a term loads the
+        # postings it passes: the rows move to the table rag.database now creates.
+        con.exec_driver_sql("DROP TABLE IF EXISTS lex_postings_old")
+        con.exec_driver_sql("ALTER TABLE lex_postings RENAME TO lex_postings_old")
+        con.exec_driver_sql(SQLITE_LEX_POSTINGS)
+        source = LEX_POSTINGS.to_metadata(MetaData(), name="lex_postings_old")
+    old = source.c
+    filled, after = 0, ("", -1)
+    while True:
+        rows = con.execute(
+            select(old.term, old.frag, old.docs, old.freqs, old.lens)
+            .where(tuple_(old.term, old.frag) > tuple_(literal(after[0]), literal(after[1])))
+            .order_by(old.term, old.frag)
+            .limit(batch)
+        ).all()
+        if not rows:
+            break
+        new = [
+            _row(
+                name,
+                frag,
+                np.frombuffer(docs, _DOC),
+                np.frombuffer(freqs, _SMALL),
+                np.frombuffer(lens, _SMALL),
+            )
+            for name, frag, docs, freqs, lens in rows
+        ]
+        if sqlite:
+            con.execute(_INSERT, new)
+        else:
+            con.execute(
+                _SET_BOUNDS,
+                [
+                    {"b_term": r["term"], "b_frag": r["frag"], "b_n": r["n"]}
+                    | {"b_fmax": r["fmax"], "b_lmin": r["lmin"]}
+                    for r in new
+                ],
+            )
+        filled += len(rows)
+        after = (rows[-1][0], rows[-1][1])
+    if sqlite:
+        con.exec_driver_sql("DROP TABLE lex_postings_old")
+    _set_meta(con, {"bounds": 1})
+    return filled
 
 
 def build(con: Connection, batch: int = 5_000) -> int:
@@ -182,6 +278,7 @@ def build(con: Connection, batch: int = 5_000) -> int:
             "live_postings": 0,
             "next_doc": int(top) + 1,
             "next_frag": 1,
+            "bounds": 1,
         },
     )
     done, after = 0, 0
@@ -288,17 +385,7 @@ def add_fragment(
     meta = _meta(con)
     n_postings = sum(len(d) for d, _, _ in postings.values())
     frag = meta["next_frag"]
-    rows = [
-        {
-            "term": term,
-            "frag": frag,
-            "docs": np.asarray(d, dtype=_DOC).tobytes(),
-            "freqs": np.asarray(f, dtype=_SMALL).tobytes(),
-            "lens": np.asarray(n, dtype=_SMALL).tobytes(),
-        }
-        for term, (d, f, n) in postings.items()
-        if len(d)
-    ]
+    rows = [_row(term, frag, d, f, n) for term, (d, f, n) in postings.items() if len(d)]
     if rows:
         con.execute(insert(LEX_POSTINGS), rows)
     _set_meta(
@@ -314,6 +401,23 @@ def add_fragment(
     )
     if merge:
         _Merger(con).merge_tails(postings)
+
+
+def _row(term: str, frag: int, docs: Any, freqs: Any, lens: Any) -> dict[str, Any]:
+    """A ``lex_postings`` row: the three arrays, and the bounds :func:`best` reads first."""
+    docs = np.asarray(docs, dtype=_DOC)
+    freqs = np.asarray(freqs, dtype=_SMALL)
+    lens = np.asarray(lens, dtype=_SMALL)
+    return {
+        "term": term,
+        "frag": frag,
+        "docs": docs.tobytes(),
+        "freqs": freqs.tobytes(),
+        "lens": lens.tobytes(),
+        "n": len(docs),
+        "fmax": int(_WEIGHTED[freqs].max()) if len(freqs) else 0,
+        "lmin": int(lens.min()) if len(lens) else 0,
+    }
 
 
 def forget(con: Connection, chunks: int, words_total: int, postings: int) -> None:
@@ -390,16 +494,7 @@ class _Merger:
         self.dropped += int(len(docs) - keep.sum())
         self.con.execute(_DELETE_TAIL, these)
         if keep.any():
-            self.con.execute(
-                _INSERT,
-                {
-                    "term": term,
-                    "frag": max(frags),
-                    "docs": docs[keep].tobytes(),
-                    "freqs": freqs[keep].tobytes(),
-                    "lens": lens[keep].tobytes(),
-                },
-            )
+            self.con.execute(_INSERT, _row(term, max(frags), docs[keep], freqs[keep], lens[keep]))
 
     def settle(self) -> None:
         """Record the dropped postings in the statistics."""
@@ -477,6 +572,168 @@ def _accumulate(
         acc[docs] += (idfs[name] * (K1 + 1.0)) * freqs / (freqs + norm)
 
 
+EXHAUSTIVE = 50_000  # postings: below this, :func:`best` scores every match
+DENSE = 1 << 18  # chunk ids: below this, one score per id (1 MB) is the fastest way
+
+
+def best(
+    con: Connection, terms: Sequence[str], n: int, at_least: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best chunks for the terms by BM25: ``(chunk ids, scores)``, best first
+    (ties by id), exactly as ``top(*score(con, terms, at_least), n)`` ranks them.
+
+    Without reading every posting: a question's common words ("said", "government") are
+    in a large share of a big library, so scoring every chunk that has any word costs
+    time and memory in proportion to the library. This is MaxScore (Turtle and Flood,
+    1995): the terms are taken from the one that can add the most to a score (its IDF
+    times the best term frequency and shortest chunk in its postings) down; once the
+    terms not yet read could not lift a chunk they alone match up to the ``n``-th score
+    so far, no new chunk can enter the top ``n``, and those terms' postings are only
+    looked up for the chunks that still can (a binary search per fragment, no scoring
+    of the rest). A chunk's score is then the sum of its terms' contributions in the
+    question's order, as :func:`score` adds them, so both agree to the bit.
+
+    Call inside a read transaction. Ids of deleted chunks can be among them: join them
+    to the chunks table (and ask for more when too few of them are left).
+    """
+    empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+    meta = _meta(con)
+    n_docs = meta.get("docs", 0)
+    if not terms or n_docs <= 0 or n <= 0:
+        return empty
+    stats = {
+        str(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in con.execute(*_TERM_STATS(list(terms)))
+    }
+    ordered = [t for t in terms if t in stats]  # the question's order
+    idfs = {t: _idf(n_docs, stats[t][0]) for t in ordered}
+    informative = [t for t in ordered if idfs[t] > _IDF_FLOOR]
+    if meta.get("next_doc", 1) <= DENSE:  # small enough to score every match at once
+        return _ranked(*score(con, terms, at_least), n)
+    with_common = informative + [t for t in ordered if t not in informative]  # score()'s order
+    norms = K1 * (1.0 - B) + (K1 * B / max(meta.get("words", 0) / n_docs, 1.0)) * _LENGTHS
+    if sum(stats[t][0] for t in informative) <= max(EXHAUSTIVE, n):
+        ids, scores = _sparse_scores(con, informative, idfs, norms)
+        if len(ids) < at_least and len(informative) < len(ordered):
+            ids, scores = _sparse_scores(con, with_common, idfs, norms)
+        return _ranked(ids, scores, n)
+    if max(stats[t][0] for t in informative) < at_least and len(informative) < len(ordered):
+        # The informative terms may match too few chunks: then the common ones count too
+        # (as in :func:`score`); the rare case of a big library asked only common words.
+        ids, scores = _sparse_scores(con, informative, idfs, norms)
+        if len(ids) < at_least:
+            ids, scores = _sparse_scores(con, with_common, idfs, norms)
+        return _ranked(ids, scores, n)
+    bound = {}
+    for t in informative:
+        _, fmax, lmin = stats[t]  # fmax: a weighted frequency; 65,535 when unknown
+        f = float(fmax)
+        saturation = f / (f + float(norms[min(lmin, 65_535)])) if fmax < 65_535 else 1.0
+        bound[t] = idfs[t] * (K1 + 1.0) * saturation
+    by_bound = sorted(informative, key=lambda t: -bound[t])
+    contributions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    cand = np.zeros(0, dtype=np.int64)
+    partial = np.zeros(0, dtype=np.float64)
+    # The n-th best partial score so far, less a margin for float32 rounding: at least n
+    # chunks score at least this in the end.
+    cut = -math.inf
+    read = 0
+    while read < len(by_bound):
+        rest = sum(bound[u] for u in by_bound[read:])
+        if rest < cut:
+            break  # a chunk only the remaining terms match scores below the n-th
+        t = by_bound[read]
+        docs, contrib = _term_scores(con, t, idfs[t], norms)
+        contributions[t] = (docs, contrib)
+        cand, partial = _union_add(cand, partial, docs, contrib)
+        later = sum(bound[u] for u in by_bound[read + 1 :])
+        if len(cand) >= n and later < float(partial.max()):  # else no cut could stop it
+            theta = float(np.partition(partial, len(partial) - n)[len(partial) - n])
+            cut = theta - 1e-5 * abs(theta) - 1e-6
+        read += 1
+    remaining = by_bound[read:]
+    if remaining:
+        rest = sum(bound[u] for u in remaining)
+        cand = cand[partial + rest >= cut]
+        for t in remaining:
+            contributions[t] = _term_scores(con, t, idfs[t], norms, only=cand)
+    scores = np.zeros(len(cand), dtype=np.float32)
+    for t in informative:  # in the question's order, as score() adds them up
+        docs, contrib = contributions[t]
+        at = np.minimum(np.searchsorted(cand, docs), max(len(cand) - 1, 0))
+        kept = cand[at] == docs if len(cand) else np.zeros(len(docs), dtype=bool)
+        scores[at[kept]] += contrib[kept]  # the chunks pruned above are not among them
+    return _ranked(cand, scores, n)
+
+
+def _ranked(ids: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    best_n = top(ids, scores, n)
+    return (
+        np.fromiter((d for d, _ in best_n), dtype=np.int64, count=len(best_n)),
+        np.fromiter((sc for _, sc in best_n), dtype=np.float32, count=len(best_n)),
+    )
+
+
+def _term_scores(
+    con: Connection,
+    name: str,
+    idf: float,
+    norms: np.ndarray,
+    only: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A term's postings as ``(chunk ids ascending, contributions)``; with ``only`` (sorted
+    chunk ids), just those of its chunks, found by binary search per fragment."""
+    ids: list[np.ndarray] = []
+    contribs: list[np.ndarray] = []
+    for docs_b, freqs_b, lens_b in con.execute(_POSTINGS_OF_TERM, {"term": name}):
+        docs = np.frombuffer(docs_b, _DOC)
+        freqs = np.frombuffer(freqs_b, _SMALL)
+        lens = np.frombuffer(lens_b, _SMALL)
+        if only is not None:
+            at = np.searchsorted(docs, only)
+            inside = at < len(docs)
+            at = at[inside]
+            hit = at[docs[at] == only[inside]]
+            docs, freqs, lens = docs[hit], freqs[hit], lens[hit]
+        f = _WEIGHTED[freqs]
+        ids.append(docs.astype(np.int64))
+        contribs.append((idf * (K1 + 1.0)) * f / (f + norms[lens]))
+    if not ids:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    docs = np.concatenate(ids)
+    contrib = np.concatenate(contribs)
+    order = np.argsort(docs, kind="stable")
+    return docs[order], contrib[order]
+
+
+def _union_add(
+    cand: np.ndarray, partial: np.ndarray, docs: np.ndarray, contrib: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Add a term's contributions to the running candidates (both sorted by id)."""
+    if not len(cand):
+        return docs, contrib.astype(np.float64)
+    at = np.searchsorted(cand, docs)
+    known = cand[np.minimum(at, len(cand) - 1)] == docs
+    partial = partial.copy()
+    partial[at[known]] += contrib[known]
+    new = ~known  # inserted at their sorted places (positions ascending: one pass)
+    return np.insert(cand, at[new], docs[new]), np.insert(partial, at[new], contrib[new])
+
+
+def _sparse_scores(
+    con: Connection, terms: Sequence[str], idfs: Mapping[str, float], norms: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every chunk matching the terms with its score, added up in the terms' order."""
+    parts = [_term_scores(con, t, idfs[t], norms) for t in terms]
+    parts = [(d, c) for d, c in parts if len(d)]
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    ids = np.unique(np.concatenate([d for d, _ in parts]))
+    scores = np.zeros(len(ids), dtype=np.float32)
+    for docs, contrib in parts:
+        scores[np.searchsorted(ids, docs)] += contrib
+    return ids, scores
+
+
 def frequencies(con: Connection, words: Sequence[str]) -> tuple[int, dict[str, int]]:
     """Live chunk count, and how many chunks hold each word in their body (a title word
     is in every chunk of its article).
@@ -506,7 +763,13 @@ def frequencies(con: Connection, words: Sequence[str]) -> tuple[int, dict[str, i
 def top(ids: np.ndarray, scores: np.ndarray, n: int) -> list[tuple[int, float]]:
     """The ``n`` best ``(id, score)``, best first (ties by id, for stable results)."""
     if len(ids) > n:
-        part = np.argpartition(-scores, n - 1)[:n]
+        # The n-th best score; of the chunks tied with it, those with the lowest ids (a
+        # plain argpartition would keep any of them, so the cut would depend on the order).
+        kth = np.partition(scores, len(scores) - n)[len(scores) - n]
+        above = np.flatnonzero(scores > kth)
+        tied = np.flatnonzero(scores == kth)
+        tied = tied[np.argsort(ids[tied], kind="stable")][: n - len(above)]
+        part = np.concatenate([above, tied])
         ids, scores = ids[part], scores[part]
     order = np.lexsort((ids, -scores))
     return [(int(ids[i]), float(scores[i])) for i in order]
@@ -528,6 +791,9 @@ class LexicalIndex(Protocol):
     def score(
         self, con: Connection, terms: Sequence[str], at_least: int = 0
     ) -> tuple[np.ndarray, np.ndarray]: ...
+    def best(
+        self, con: Connection, terms: Sequence[str], n: int, at_least: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]: ...
     def frequencies(self, con: Connection, words: Sequence[str]) -> tuple[int, dict[str, int]]: ...
 
 
@@ -545,10 +811,15 @@ class SqlLexicalIndex:
     """
 
     def ensure_built(self, con: Connection) -> bool:
-        """Build the postings when another version (or none) wrote them; True if built."""
+        """Build the postings when another version (or none) wrote them, or fill in the
+        rows' bounds when an older version wrote them; True if it wrote anything."""
         if not needs_build(con):
             return False
-        build(con)
+        if _meta(con).get("version") != VERSION:
+            build(con)
+        else:
+            logger.info("adding search bounds to the BM25 index (once, after an upgrade)")
+            fill_bounds(con)
         return True
 
     def next_doc(self, con: Connection) -> int:
@@ -570,6 +841,11 @@ class SqlLexicalIndex:
         self, con: Connection, terms: Sequence[str], at_least: int = 0
     ) -> tuple[np.ndarray, np.ndarray]:
         return score(con, terms, at_least)
+
+    def best(
+        self, con: Connection, terms: Sequence[str], n: int, at_least: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return best(con, terms, n, at_least)
 
     def frequencies(self, con: Connection, words: Sequence[str]) -> tuple[int, dict[str, int]]:
         return frequencies(con, words)

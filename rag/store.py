@@ -411,18 +411,18 @@ class ChunkIndex:
             return []
         # One snapshot: postings and statistics of the same writes.
         with self.records.snapshot() as con:
-            ids, scores = self.lexical.score(con, terms, at_least=k * WIDEN)
             # Filters are checked on the best ones only (joining every match to its article
             # would cost more than scoring); widen when too few of them pass.
             found: list[tuple[str, float]] = []
             wanted = k * WIDEN
             while True:
-                ranked = lexical.top(ids, scores, wanted)
+                ids, scores = self.lexical.best(con, terms, wanted, at_least=k * WIDEN)
+                ranked = [(int(d), float(s)) for d, s in zip(ids, scores, strict=True)]
                 names = self.records.passing(
                     "rowid", [d for d, _ in ranked], filters, exclude_future, con
                 )
                 found = [(names[d], score) for d, score in ranked if d in names]
-                if len(found) >= k or wanted >= len(ids):
+                if len(found) >= k or len(ids) < wanted:
                     break
                 wanted *= 10
         return found[:k]

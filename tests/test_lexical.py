@@ -225,3 +225,109 @@ def test_word_frequencies_count_chunks_whose_body_has_the_word(index: ChunkIndex
     assert total == con.execute("SELECT count(*) FROM chunks").fetchone()[0]
     body = con.execute("SELECT count(*) FROM chunks WHERE text LIKE '%Ukraine%'").fetchone()[0]
     assert freqs == {"ukraine": body, "flamingo": 0, "it's": total}
+
+
+def _zipf_library(n_chunks: int, seed: int, url: str) -> tuple[object, list[str]]:
+    """A record database with BM25 postings of random Zipf-worded chunks, written in
+    several fragments, some chunks deleted (their postings stay until merged)."""
+    from sqlalchemy import delete
+
+    from rag.database import CHUNKS, create_schema, open_engine, write_transaction
+
+    rng = np.random.default_rng(seed)
+    vocabulary = [f"w{i}x" for i in range(400)]
+    p = 1.0 / np.arange(1, len(vocabulary) + 1)
+    engine = open_engine(url)
+    create_schema(engine)
+    with write_transaction(engine) as con:
+        index = lexical.SqlLexicalIndex()
+        index.ensure_built(con)
+        doc = 1
+        for _ in range(4):  # four writes: several fragments per term
+            docs = []
+            for _ in range(n_chunks // 4):
+                words = rng.choice(len(vocabulary), size=int(rng.integers(5, 60)), p=p / p.sum())
+                title = " ".join(vocabulary[w] for w in words[:3])
+                body = " ".join(vocabulary[w] for w in words[3:])
+                docs.append((doc, lexical.analyze(title, body)))
+                doc += 1
+            lexical._append(con, docs, merge=False)
+        con.execute(delete(CHUNKS))  # no chunk rows: deletion is the join's business
+        lexical.forget(con, n_chunks // 10, 0, 0)
+    return engine, vocabulary
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_best_chunks_found_without_reading_every_posting_are_those_of_scoring_all(
+    seed: int, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A big library's question reads only part of its common words' postings (MaxScore);
+    # forced here on a small one, it must give the exhaustive ranking to the bit.
+    engine, vocabulary = _zipf_library(4_000, seed, database_url)
+    monkeypatch.setattr(lexical, "EXHAUSTIVE", 0)
+    monkeypatch.setattr(lexical, "DENSE", 0)
+    rng = np.random.default_rng(seed + 10)
+    pruned = 0
+    with engine.connect() as con:
+        for _ in range(60):
+            # a question mixes rare and common words, sometimes repeats or misses one
+            words = [vocabulary[int(i)] for i in rng.integers(0, 400, size=3)]
+            words += [vocabulary[int(i)] for i in rng.integers(0, 8, size=2)] + ["absentword"]
+            terms = lexical.query_terms(" ".join(words))
+            for n in (1, 10, 50, 200):
+                ids, scores = lexical.score(con, terms)
+                expected = lexical.top(ids, scores, n)
+                got_ids, got_scores = lexical.best(con, terms, n)
+                assert [
+                    (int(d), float(s)) for d, s in zip(got_ids, got_scores, strict=True)
+                ] == expected
+    # the test must exercise the pruning, not only the fallbacks
+    with engine.connect() as con:
+        terms = lexical.query_terms(f"{vocabulary[284]} {vocabulary[240]} {vocabulary[11]}")
+        calls: list[np.ndarray | None] = []
+        original = lexical._term_scores
+
+        def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append(kwargs.get("only"))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(lexical, "_term_scores", spy)
+        lexical.best(con, terms, 10)
+        pruned = sum(1 for c in calls if c is not None)
+    assert pruned >= 1
+
+
+def test_postings_written_before_their_bounds_existed_get_them_on_the_first_open(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import delete, select, update
+
+    from rag.database import LEX_META, LEX_POSTINGS, write_transaction
+
+    engine, vocabulary = _zipf_library(2_000, 4, database_url)
+    p = LEX_POSTINGS.c
+    with engine.connect() as con:
+        written = {
+            (r.term, r.frag): (r.n, r.fmax, r.lmin) for r in con.execute(select(LEX_POSTINGS))
+        }
+        terms = lexical.query_terms(" ".join(vocabulary[280:300]))
+        before = lexical.top(*lexical.score(con, terms), 20)
+    with write_transaction(engine) as con:  # as an older version left them
+        con.execute(update(LEX_POSTINGS).values(n=None, fmax=None, lmin=None))
+        con.execute(delete(LEX_META).where(LEX_META.c.key == "bounds"))
+    with engine.connect() as con:
+        assert lexical.needs_build(con)
+        # unbounded rows are still searched right, only with less pruning
+        monkeypatch.setattr(lexical, "EXHAUSTIVE", 0)
+        monkeypatch.setattr(lexical, "DENSE", 0)
+        ids, scores = lexical.best(con, terms, 20)
+        assert [(int(d), float(s)) for d, s in zip(ids, scores, strict=True)] == before
+    with write_transaction(engine) as con:
+        assert lexical.SqlLexicalIndex().ensure_built(con)
+    with engine.connect() as con:
+        assert not lexical.needs_build(con)
+        filled = {
+            (r.term, r.frag): (r.n, r.fmax, r.lmin) for r in con.execute(select(LEX_POSTINGS))
+        }
+        assert filled == written and all(v[0] > 0 for v in filled.values())
+        assert con.execute(select(p.term).where(p.n.is_(None))).first() is None
