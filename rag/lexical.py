@@ -35,7 +35,7 @@ import logging
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -684,16 +684,17 @@ def _term_scores(
     chunk ids), just those of its chunks, found by binary search per fragment."""
     ids: list[np.ndarray] = []
     contribs: list[np.ndarray] = []
-    for docs_b, freqs_b, lens_b in con.execute(_POSTINGS_OF_TERM, {"term": name}):
-        docs = np.frombuffer(docs_b, _DOC)
-        freqs = np.frombuffer(freqs_b, _SMALL)
-        lens = np.frombuffer(lens_b, _SMALL)
-        if only is not None:
-            at = np.searchsorted(docs, only)
-            inside = at < len(docs)
-            at = at[inside]
-            hit = at[docs[at] == only[inside]]
-            docs, freqs, lens = docs[hit], freqs[hit], lens[hit]
+    fragments: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    if only is not None and con.dialect.name == "sqlite":
+        fragments = _looked_up(con, name, only)
+    else:
+        fragments = (
+            (np.frombuffer(d, _DOC), np.frombuffer(f, _SMALL), np.frombuffer(n, _SMALL))
+            for d, f, n in con.execute(_POSTINGS_OF_TERM, {"term": name})
+        )
+        if only is not None:  # Postgres: the rows whole, then the candidates' postings
+            fragments = (_among(only, *fragment) for fragment in fragments)
+    for docs, freqs, lens in fragments:
         f = _WEIGHTED[freqs]
         ids.append(docs.astype(np.int64))
         contribs.append((idf * (K1 + 1.0)) * f / (f + norms[lens]))
@@ -703,6 +704,59 @@ def _term_scores(
     contrib = np.concatenate(contribs)
     order = np.argsort(docs, kind="stable")
     return docs[order], contrib[order]
+
+
+def _among(
+    only: np.ndarray, docs: np.ndarray, freqs: np.ndarray, lens: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The postings (ascending ``docs``) of the chunks in ``only`` (sorted ids)."""
+    at = np.searchsorted(docs, only)
+    inside = at < len(docs)
+    at = at[inside]
+    hit = at[docs[at] == only[inside]]
+    return docs[hit], freqs[hit], lens[hit]
+
+
+_WINDOW = 16_384  # postings read at a time when looking chunks up (128 KB of arrays)
+_ROWS_OF_TERM = "SELECT rowid FROM lex_postings WHERE term = ? ORDER BY frag"
+
+
+def _looked_up(
+    con: Connection, name: str, only: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A term's postings of the chunks in ``only``, read from SQLite a window at a time.
+
+    A common word's postings in a big library are megabytes, and a question needs the few
+    of its candidates: each row's arrays are read through SQLite's incremental BLOB I/O
+    (in the caller's read transaction), ``_WINDOW`` postings at a time, and the
+    frequencies and lengths only where a window holds a candidate. Memory stays flat
+    whatever the size of the library.
+    """
+    raw = con.connection.driver_connection
+    for (rowid,) in raw.execute(_ROWS_OF_TERM, (name,)).fetchall():  # type: ignore[union-attr]
+        with (
+            raw.blobopen("lex_postings", "docs", rowid, readonly=True) as docs_blob,  # type: ignore[union-attr]
+            raw.blobopen("lex_postings", "freqs", rowid, readonly=True) as freqs_blob,  # type: ignore[union-attr]
+            raw.blobopen("lex_postings", "lens", rowid, readonly=True) as lens_blob,  # type: ignore[union-attr]
+        ):
+            total = len(docs_blob) // _DOC.itemsize
+            for start in range(0, total, _WINDOW):
+                docs_blob.seek(start * _DOC.itemsize)
+                docs = np.frombuffer(docs_blob.read(_WINDOW * _DOC.itemsize), _DOC)
+                low = int(np.searchsorted(only, docs[0], side="left"))
+                high = int(np.searchsorted(only, docs[-1], side="right"))
+                if low == high:
+                    continue  # no candidate in this window
+                at = np.searchsorted(docs, only[low:high])
+                at = at[docs[at] == only[low:high]]
+                if not len(at):
+                    continue
+                first, last = int(at[0]), int(at[-1]) + 1  # read just that span
+                freqs_blob.seek((start + first) * _SMALL.itemsize)
+                freqs = np.frombuffer(freqs_blob.read((last - first) * _SMALL.itemsize), _SMALL)
+                lens_blob.seek((start + first) * _SMALL.itemsize)
+                lens = np.frombuffer(lens_blob.read((last - first) * _SMALL.itemsize), _SMALL)
+                yield docs[at], freqs[at - first], lens[at - first]
 
 
 def _union_add(
