@@ -104,7 +104,9 @@ _POSTINGS_OF = InList(
         select(_P.term, _P.docs, _P.freqs, _P.lens).where(_P.term.in_(terms)).order_by(_P.frag)
     )
 )
-_FRAGMENT_SIZES = select(_P.frag, func.length(_P.docs)).where(_P.term == bindparam("term"))
+_FRAGMENT_SIZES = select(_P.frag, func.coalesce(_P.n, func.length(_P.docs) / 4)).where(
+    _P.term == bindparam("term")
+)
 _FRAGMENT_SIZES = _FRAGMENT_SIZES.order_by(_P.frag)
 _IN_TAIL = (_P.term == bindparam("term")) & (_P.frag >= bindparam("low"))
 _TAIL = select(_P.docs, _P.freqs, _P.lens).where(_IN_TAIL).order_by(_P.frag)
@@ -455,17 +457,27 @@ class _Merger:
 
     def __init__(self, con: Connection) -> None:
         self.con = con
+        self._low = 0  # self._alive[i] says whether chunk id self._low + i exists
         self._alive: np.ndarray | None = None
         self.dropped = 0
 
-    def alive(self) -> np.ndarray:
-        if self._alive is None:
-            rows = self.con.execute(select(CHUNKS.c.rowid))
-            ids = np.fromiter((r[0] for r in rows), _DOC)
-            mask = np.zeros(next_doc(self.con) + 1, dtype=bool)
-            mask[ids] = True
-            self._alive = mask
-        return self._alive
+    def alive(self, low: int = 0) -> tuple[int, np.ndarray]:
+        """Which chunk ids from ``low`` on still exist: ``(first id, mask)``, the mask
+        possibly starting lower. Only the ids from ``low`` up are read: a write merges
+        the newest fragments, whose ids are recent, so it reads the ids of recent chunks,
+        not every id of a big library (the whole range only for :func:`compact`)."""
+        if self._alive is None or low < self._low:
+            top = next_doc(self.con)
+            stop = top + 1 if self._alive is None else self._low
+            rows = self.con.execute(
+                select(CHUNKS.c.rowid).where(CHUNKS.c.rowid >= low, CHUNKS.c.rowid < stop)
+            )
+            ids = np.fromiter((r[0] for r in rows), np.int64)
+            part = np.zeros(stop - low, dtype=bool)
+            part[ids - low] = True
+            self._alive = part if self._alive is None else np.concatenate([part, self._alive])
+            self._low = low
+        return self._low, self._alive
 
     def merge_tails(self, terms: Iterable[str]) -> None:
         """Merge each term's newest fragments while the one before them is at most
@@ -489,8 +501,8 @@ class _Merger:
         docs = np.concatenate([np.frombuffer(r[0], _DOC) for r in rows])
         freqs = np.concatenate([np.frombuffer(r[1], _SMALL) for r in rows])
         lens = np.concatenate([np.frombuffer(r[2], _SMALL) for r in rows])
-        alive = self.alive()
-        keep = alive[np.minimum(docs, len(alive) - 1)]
+        low, alive = self.alive(int(docs.min()) if len(docs) else 0)
+        keep = alive[np.minimum(docs.astype(np.int64) - low, len(alive) - 1)]
         self.dropped += int(len(docs) - keep.sum())
         self.con.execute(_DELETE_TAIL, these)
         if keep.any():
