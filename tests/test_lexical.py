@@ -148,7 +148,7 @@ def test_chunk_ids_are_never_reused_so_old_postings_cannot_match_new_chunks(
     assert not index.lexical_search("zebras river", 5, Filters())
 
 
-def test_postings_stay_in_few_fragments_and_merges_drop_deleted_chunks(
+def test_postings_stay_in_few_fragments_and_compaction_drops_deleted_chunks(
     index: ChunkIndex,
 ) -> None:
     for n in range(64):  # one write per article: the worst case for fragmentation
