@@ -390,7 +390,10 @@ def test_bm25_ranks_as_sqlite_fts5_on_every_database(index: ChunkIndex, query: s
     assert [s for _, s in ours] == pytest.approx([s for _, s in reference], rel=1e-4)
 
 
-def test_compaction_keeps_only_live_postings_on_every_database(index: ChunkIndex) -> None:
+def test_compaction_keeps_only_live_postings_on_every_database(
+    index: ChunkIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lexical, "_COMPACT_POSTINGS", 5)  # several groups of terms
     for n in range(24):
         _write(index, [_article(n, f"Meloni met allies on day {n}.")])
     for n in range(0, 24, 2):
