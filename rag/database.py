@@ -105,6 +105,19 @@ STORIES = Table(
     Index("stories_story", "story_id"),
 )
 
+# The LSH band keys of each stored signature (ingest.dedupe.StoryGrouper.stored_keys), and
+# one key of the whole signature: placing an article reads only the stored articles that
+# share a band with it (its candidates), not every signature of the library. Written and
+# deleted with the article's ``stories`` row.
+STORY_BANDS = Table(
+    "story_bands",
+    METADATA,
+    Column("key", BigInteger, nullable=False),
+    Column("article_id", Text, nullable=False),
+    PrimaryKeyConstraint("key", "article_id"),
+    Index("story_bands_article", "article_id"),
+)
+
 # Keyed by a hash of the model and the embedded text: one row per distinct chunk text,
 # shared by every chunk with that text. ``vector`` is float16 (float32 before layout 2),
 # ``sentences`` the packed sentence vectors (rag.record_store.pack_rows) of the split
@@ -150,7 +163,16 @@ LEX_META = Table(
     Column("value", BigInteger, nullable=False),
 )
 
-TABLES = (ARTICLES, CHUNKS, EMBEDDING_CACHE, LIBRARY_STATE, LEX_POSTINGS, LEX_META, STORIES)
+TABLES = (
+    ARTICLES,
+    CHUNKS,
+    EMBEDDING_CACHE,
+    LIBRARY_STATE,
+    LEX_POSTINGS,
+    LEX_META,
+    STORIES,
+    STORY_BANDS,
+)
 
 # The embedded default's DDL, as earlier versions wrote it (see the module docstring).
 SQLITE_LEX_POSTINGS = """CREATE TABLE IF NOT EXISTS lex_postings (
@@ -219,6 +241,12 @@ CREATE TABLE IF NOT EXISTS stories (
     signature BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS stories_story ON stories(story_id);
+CREATE TABLE IF NOT EXISTS story_bands (
+    key INTEGER NOT NULL,
+    article_id TEXT NOT NULL,
+    PRIMARY KEY (key, article_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS story_bands_article ON story_bands(article_id);
 """
 
 # Article columns added after the table first shipped (on SQLite and on Postgres).
