@@ -392,6 +392,7 @@ def backfill_bands(index: ChunkIndex, threshold: float = DEFAULT_THRESHOLD) -> i
             return None
         done = index.rebuild_story_bands(grouper.stored_keys, grouper.band_split)
     if done:
+        index.release_log()  # 33 rows per article went through the write-ahead log
         logger.info(
             "indexed %d stored articles by their story bands in %.1f s",
             done,
