@@ -71,6 +71,8 @@ ARTICLES = Table(
     Index("articles_text_hash", "text_hash"),
     # The as-of's newest-article lookup on every question.
     Index("articles_published", "published_day"),
+    # Placing each new article looks for a stored version under its URL.
+    Index("articles_url", "url"),
 )
 
 CHUNKS = Table(
@@ -210,6 +212,7 @@ CREATE TABLE IF NOT EXISTS articles (
 CREATE INDEX IF NOT EXISTS articles_origin ON articles(origin);
 CREATE INDEX IF NOT EXISTS articles_text_hash ON articles(text_hash);
 CREATE INDEX IF NOT EXISTS articles_published ON articles(published_day);
+CREATE INDEX IF NOT EXISTS articles_url ON articles(url);
 CREATE TABLE IF NOT EXISTS chunks (
     rowid INTEGER PRIMARY KEY,
     chunk_id TEXT NOT NULL UNIQUE,
@@ -349,6 +352,8 @@ def create_schema(engine: Engine) -> None:
             con.exec_driver_sql(f"ALTER TABLE articles ADD COLUMN IF NOT EXISTS {column} TEXT")
         # Columns added since Postgres libraries first existed (create_all adds tables only).
         con.exec_driver_sql("ALTER TABLE chunks ADD COLUMN IF NOT EXISTS embedding_key TEXT")
+        # Indexes added to tables that existed before them (create_all skips those).
+        con.exec_driver_sql("CREATE INDEX IF NOT EXISTS articles_url ON articles (url)")
         for column in _ADDED_POSTING_COLUMNS:
             con.exec_driver_sql(
                 f"ALTER TABLE lex_postings ADD COLUMN IF NOT EXISTS {column} INTEGER"

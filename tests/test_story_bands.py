@@ -255,3 +255,27 @@ def test_many_exact_copies_are_found_by_one_key_without_reading_their_signatures
     assert len(stories.grouper._lsh.keys) == 1  # one LSH entry for the 150 copies
     result = stories.place(new)
     assert (result.story_id, result.similar_to, result.similarity) == ("c000", "c000", 1.0)
+
+
+def test_a_library_from_before_the_url_index_gets_it_and_versions_are_found_through_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    index = _open(database_url, tmp_path)
+    _store(index, _stored_library())
+    with index.records.transaction() as con:  # as a library written before the index
+        con.exec_driver_sql("DROP INDEX articles_url")
+
+    reopened = _open(database_url, tmp_path)
+    with reopened.records.engine.connect() as con:
+        if con.dialect.name == "sqlite":
+            plan = con.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT article_id FROM articles WHERE url IN ('x', 'y')"
+            ).all()
+            assert "articles_url" in " ".join(str(row[-1]) for row in plan)
+        else:
+            names = con.exec_driver_sql(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'articles'"
+            ).scalars()
+            assert "articles_url" in set(names)
+    found = reopened.find_by_url(["https://city.example/museum"])
+    assert [r.article_id for r in found.values()] == ["s02"]
