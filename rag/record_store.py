@@ -872,9 +872,14 @@ def _write_bands(con: Connection, rows: Sequence[StoryRow]) -> None:
     """Replace the band keys of the articles of ``rows`` by theirs."""
     for batch in batches([r.article_id for r in rows]):
         con.execute(delete(STORY_BANDS).where(B.article_id.in_(batch)))
-    bands = [{"key": k, "article_id": r.article_id} for r in rows for k in dict.fromkeys(r.bands)]
-    for batch in batches(bands, 5000):
-        con.execute(insert(STORY_BANDS), batch)
+    # In key order: the inserts walk the key index once instead of jumping around it.
+    pairs = sorted({(k, r.article_id) for r in rows for k in r.bands})
+    if con.dialect.name == "sqlite":  # a third of the time went into building parameters
+        driver = con.connection.driver_connection
+        driver.executemany("INSERT INTO story_bands (key, article_id) VALUES (?, ?)", pairs)  # type: ignore[union-attr]
+        return
+    for batch in batches(pairs, 5000):
+        con.execute(insert(STORY_BANDS), [{"key": k, "article_id": a} for k, a in batch])
 
 
 # Searches run these on every question: built once.
