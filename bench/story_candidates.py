@@ -134,13 +134,23 @@ def main(argv: list[str] | None = None) -> int:
     before_s = time.perf_counter() - started
 
     assert after == before, "placements differ"
+
+    # The same batch into an empty library: what the library's size adds per article.
+    empty = build_index(settings.model_copy(update={"data_dir": data_dir / "empty"}))
+    started = time.perf_counter()
+    alone = LibraryStories.load(empty)
+    alone.prepare(batch)
+    for article in batch:
+        alone.place(article)
+    empty_s = time.perf_counter() - started
     grouped = sum(1 for p in after.values() if p.similar_to is not None)
     print(
         f"load + place {args.batch} new articles ({grouped} join a stored story) into "
         f"{args.articles:,} stored signatures:\n"
         f"  before (whole library into the LSH): {before_s:.2f} s (load {loaded:.2f} s)\n"
         f"  after (band candidates from the database, {read} read): {after_s:.3f} s\n"
-        f"  placements identical: yes"
+        f"  placements identical: yes\n"
+        f"  into an empty library: {empty_s:.3f} s"
     )
     print(f"data dir: {data_dir}")
     return 0
