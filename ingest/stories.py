@@ -1,8 +1,10 @@
 """One story, many outlets, in a library: each stored article's story, kept up to date.
 
 :class:`LibraryStories` is the near-duplicate index (:class:`ingest.dedupe.StoryGrouper`)
-of one library, rebuilt from the MinHash signatures stored beside the articles (the
-``stories`` table), so a restart never re-reads or re-shingles the texts. At ingest,
+of one library, filled from the MinHash signatures stored beside the articles (the
+``stories`` table), so a restart never re-reads or re-shingles the texts; and only with
+the stored articles that share an LSH band with the ones being placed (the
+``story_bands`` table), so an ingest's cost does not grow with the library. At ingest,
 :meth:`LibraryStories.place` decides, for each new or changed article:
 
 - its **story**: the story of its most similar stored article when the two share at least
@@ -15,7 +17,8 @@ of one library, rebuilt from the MinHash signatures stored beside the articles (
   stored. Copies from different outlets never replace each other; they group.
 
 Libraries written before stories existed get theirs on open (:func:`backfill_stories`),
-from the chunk texts already stored: nothing is embedded again.
+from the chunk texts already stored: nothing is embedded again; those written before the
+band keys get them on open too (:func:`backfill_bands`), from the stored signatures.
 """
 
 from __future__ import annotations
