@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     index = build_index(settings)
     print(f"open again: {time.perf_counter() - started:.2f} s")
     started = time.perf_counter()
-    stories = LibraryStories.load(index)
+    stories = LibraryStories.load_all(index)  # what ingest loaded before the bands
     rows = index.story_rows()
     print(
         f"LSH from stored signatures: {time.perf_counter() - started:.2f} s "

@@ -13,6 +13,7 @@ deterministic: an article joins the story of its most similar earlier article.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -101,6 +102,8 @@ class StoryGrouper:
         self.threshold = threshold
         # The LSH bands are tuned below the threshold so that candidates are not missed;
         # each candidate is then checked against the threshold itself.
+        # Keyed by the exact signature: n identical copies are one LSH entry and one
+        # comparison, not n (restoring 100,000 empty bodies' copies stays cheap).
         self._lsh = MinHashLSH(threshold=max(0.1, threshold * 0.8), num_perm=_PERMUTATIONS)
         self._signatures: dict[str, LeanMinHash] = {}
         self._story: dict[str, str] = {}
@@ -137,11 +140,12 @@ class StoryGrouper:
         """Placed articles at least ``threshold`` (default: the grouper's) similar to
         ``minhash``, most similar first (ties by id)."""
         floor = self.threshold if threshold is None else threshold
-        found = [
-            (other, float(minhash.jaccard(self._signatures[other])))
-            for other in self._lsh.query(minhash)
-        ]
-        return sorted(((o, sim) for o, sim in found if sim >= floor), key=lambda p: (-p[1], p[0]))
+        found: list[tuple[str, float]] = []
+        for key in self._lsh.query(minhash):
+            similarity = float(minhash.jaccard(self._signatures[self._exact_first[key]]))
+            if similarity >= floor:
+                found += [(other, similarity) for other in self._exact[key]]
+        return sorted(found, key=lambda p: (-p[1], p[0]))
 
     def restore(self, article_id: str, story: str, minhash: LeanMinHash) -> None:
         """Put back an article placed earlier (its story read from the library)."""
@@ -150,9 +154,10 @@ class StoryGrouper:
         self._story[article_id] = story
 
     def _insert(self, article_id: str, minhash: LeanMinHash) -> None:
-        self._lsh.insert(article_id, minhash)
         self._signatures[article_id] = minhash
         key = _exact_key(minhash)
+        if key not in self._exact:
+            self._lsh.insert(key, minhash)
         self._exact.setdefault(key, set()).add(article_id)
         first = self._exact_first.get(key)
         if first is None or article_id < first:
@@ -161,15 +166,44 @@ class StoryGrouper:
     def remove(self, article_id: str) -> None:
         """Forget an article (deleted, or replaced by a newer version)."""
         if article_id in self._signatures:
-            self._lsh.remove(article_id)
             key = _exact_key(self._signatures.pop(article_id))
             del self._story[article_id]
             same = self._exact[key]
             same.discard(article_id)
             if not same:
+                self._lsh.remove(key)
                 del self._exact[key], self._exact_first[key]
             elif self._exact_first[key] == article_id:
                 self._exact_first[key] = min(same)
+
+    def __contains__(self, article_id: object) -> bool:
+        return article_id in self._signatures
+
+    @property
+    def band_split(self) -> str:
+        """The LSH's bands and rows per band: stored band keys are valid for this split only.
+
+        >>> StoryGrouper(0.5).band_split
+        'b32r4'
+        """
+        return f"b{self._lsh.b}r{self._lsh.r}"
+
+    def stored_keys(self, blob: bytes) -> list[int]:
+        """The keys the library stores for a signature (:func:`signature_bytes`): one per
+        LSH band (the band's number and its slice of the hash values, so two signatures
+        share a key where the LSH puts them in one bucket), then :func:`exact_key`.
+        A 63-bit hash: a collision only adds a candidate that the Jaccard check rejects.
+
+        >>> blob = signature_bytes(signature("a b c d e f"))
+        >>> keys = StoryGrouper(0.5).stored_keys(blob)
+        >>> len(keys), keys[-1] == exact_key(blob), all(0 <= k < 2**63 for k in keys)
+        (33, True, True)
+        """
+        keys = [
+            _key(band.to_bytes(2, "little") + blob[start * 8 : end * 8])
+            for band, (start, end) in enumerate(self._lsh.hashranges)
+        ]
+        return [*keys, exact_key(blob)]
 
     def signature_of(self, article_id: str) -> LeanMinHash:
         return self._signatures[article_id]
@@ -187,6 +221,20 @@ class StoryGrouper:
 
 def _exact_key(minhash: LeanMinHash) -> bytes:
     return bytes(minhash.hashvalues.tobytes())
+
+
+def exact_key(blob: bytes) -> int:
+    """The stored key of a whole signature: finds its exact copies (checked against the
+    stored signature, so a collision finds nothing wrong).
+
+    >>> exact_key(b"x" * 8) == exact_key(b"x" * 8) != exact_key(b"y" * 8)
+    True
+    """
+    return _key(b"all" + blob)
+
+
+def _key(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") >> 1
 
 
 def group_texts(

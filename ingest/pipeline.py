@@ -194,7 +194,7 @@ class Ingestor:
         self.flush_chunks = flush_chunks
         self.story_threshold = story_threshold
         # The library's stories as of a write generation: reused while no other process
-        # wrote (loading them costs 0.5 s per 2,500 articles; see docs/BENCHMARKS.md).
+        # wrote (the stored articles it read as candidates stay valid until then).
         self._stories: LibraryStories | None = None
         self._stories_at = -1
         # Re-split and re-embed everything when the model or the chunk sizes change.
@@ -466,6 +466,7 @@ class Ingestor:
         if not todo:
             return
         stories = self._library_stories()
+        stories.prepare(todo)
         placements = {}
         titles = {a.article_id: a for a in todo}
         older: set[str] = set()

@@ -137,6 +137,10 @@ def build_index(settings: Settings, embeddings: Embeddings | None = None) -> Chu
         records.close()
         raise
     index = ChunkIndex(vectors, records, lock)
+    from ingest.stories import backfill_bands
+
+    # Before the stories: placing an article reads its candidates by their band keys.
+    backfill_bands(index, settings.story_threshold)
     if index.unstoried_ids():
         # A library from before stories: group its articles once, from their stored text.
         from ingest.stories import backfill_stories

@@ -71,6 +71,8 @@ ARTICLES = Table(
     Index("articles_text_hash", "text_hash"),
     # The as-of's newest-article lookup on every question.
     Index("articles_published", "published_day"),
+    # Placing each new article looks for a stored version under its URL.
+    Index("articles_url", "url"),
 )
 
 CHUNKS = Table(
@@ -103,6 +105,19 @@ STORIES = Table(
     Column("story_id", Text, nullable=False),
     Column("signature", LargeBinary, nullable=False),
     Index("stories_story", "story_id"),
+)
+
+# The LSH band keys of each stored signature (ingest.dedupe.StoryGrouper.stored_keys), and
+# one key of the whole signature: placing an article reads only the stored articles that
+# share a band with it (its candidates), not every signature of the library. Written and
+# deleted with the article's ``stories`` row.
+STORY_BANDS = Table(
+    "story_bands",
+    METADATA,
+    Column("key", BigInteger, nullable=False),
+    Column("article_id", Text, nullable=False),
+    PrimaryKeyConstraint("key", "article_id"),
+    Index("story_bands_article", "article_id"),
 )
 
 # Keyed by a hash of the model and the embedded text: one row per distinct chunk text,
@@ -150,7 +165,16 @@ LEX_META = Table(
     Column("value", BigInteger, nullable=False),
 )
 
-TABLES = (ARTICLES, CHUNKS, EMBEDDING_CACHE, LIBRARY_STATE, LEX_POSTINGS, LEX_META, STORIES)
+TABLES = (
+    ARTICLES,
+    CHUNKS,
+    EMBEDDING_CACHE,
+    LIBRARY_STATE,
+    LEX_POSTINGS,
+    LEX_META,
+    STORIES,
+    STORY_BANDS,
+)
 
 # The embedded default's DDL, as earlier versions wrote it (see the module docstring).
 SQLITE_LEX_POSTINGS = """CREATE TABLE IF NOT EXISTS lex_postings (
@@ -188,6 +212,7 @@ CREATE TABLE IF NOT EXISTS articles (
 CREATE INDEX IF NOT EXISTS articles_origin ON articles(origin);
 CREATE INDEX IF NOT EXISTS articles_text_hash ON articles(text_hash);
 CREATE INDEX IF NOT EXISTS articles_published ON articles(published_day);
+CREATE INDEX IF NOT EXISTS articles_url ON articles(url);
 CREATE TABLE IF NOT EXISTS chunks (
     rowid INTEGER PRIMARY KEY,
     chunk_id TEXT NOT NULL UNIQUE,
@@ -219,6 +244,12 @@ CREATE TABLE IF NOT EXISTS stories (
     signature BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS stories_story ON stories(story_id);
+CREATE TABLE IF NOT EXISTS story_bands (
+    key INTEGER NOT NULL,
+    article_id TEXT NOT NULL,
+    PRIMARY KEY (key, article_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS story_bands_article ON story_bands(article_id);
 """
 
 # Article columns added after the table first shipped (on SQLite and on Postgres).
@@ -321,6 +352,8 @@ def create_schema(engine: Engine) -> None:
             con.exec_driver_sql(f"ALTER TABLE articles ADD COLUMN IF NOT EXISTS {column} TEXT")
         # Columns added since Postgres libraries first existed (create_all adds tables only).
         con.exec_driver_sql("ALTER TABLE chunks ADD COLUMN IF NOT EXISTS embedding_key TEXT")
+        # Indexes added to tables that existed before them (create_all skips those).
+        con.exec_driver_sql("CREATE INDEX IF NOT EXISTS articles_url ON articles (url)")
         for column in _ADDED_POSTING_COLUMNS:
             con.exec_driver_sql(
                 f"ALTER TABLE lex_postings ADD COLUMN IF NOT EXISTS {column} INTEGER"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date
 from pathlib import Path
@@ -247,12 +247,31 @@ class ChunkIndex:
         """Complete articles stored under one of ``urls``, by URL."""
         return self.records.find_by_url(urls)
 
-    def story_rows(self) -> list[StoryRow]:
-        """Story and MinHash signature of every complete article, oldest first."""
-        return self.records.story_rows()
+    def story_rows(self, article_ids: Sequence[str] | None = None) -> list[StoryRow]:
+        """Story and MinHash signature of every complete article (or of those of
+        ``article_ids``), oldest first."""
+        return self.records.story_rows(article_ids)
 
     def set_stories(self, rows: Sequence[StoryRow]) -> None:
         self.records.set_stories(rows)
+
+    def story_band_matches(self, keys: Iterable[int]) -> set[str]:
+        """Articles stored with one of the LSH band ``keys``: the candidates to compare."""
+        return self.records.story_band_matches(keys)
+
+    def identical_stories(
+        self, signatures: Iterable[bytes], key: Callable[[bytes], int]
+    ) -> list[StoryRow]:
+        """Complete articles stored with one of ``signatures`` exactly."""
+        return self.records.identical_stories(signatures, key)
+
+    def story_band_split(self) -> str | None:
+        """The LSH split of the stored band keys (None before the first are made)."""
+        return self.records.story_band_split()
+
+    def rebuild_story_bands(self, keys: Callable[[bytes], Sequence[int]], split: str) -> int:
+        """Make every stored signature's band keys again (see :mod:`ingest.stories`)."""
+        return self.records.rebuild_story_bands(keys, split)
 
     def unstoried_ids(self) -> list[str]:
         """Complete articles without a story yet (a library from an older version)."""
