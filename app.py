@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import shutil
 import string
 import tempfile
@@ -979,22 +978,6 @@ def _progress_callback(progress: gr.Progress | None) -> ProgressCallback | None:
     return report
 
 
-def browser_secret(data_dir: Path) -> str:
-    """The key that encrypts the browser's stored ids, created once per library.
-
-    A key made at each start would make every browser a stranger after a restart.
-    """
-    path = data_dir / ".browser-secret"
-    with contextlib.suppress(FileNotFoundError):
-        return path.read_text(encoding="ascii").strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(value)
-    return value
-
-
 def history_of(turns: Sequence[SavedTurn | Turn]) -> list[dict[str, Any]]:
     """The chat messages of saved turns, rendered as when they were answered."""
     history: list[dict[str, Any]] = []
@@ -1122,7 +1105,7 @@ class ChatApp:
         self.temp_dir = temp_dir or Path(get_upload_folder())
         self.sessions: dict[str, ChatSession] = {}
         self._sessions_lock = threading.Lock()
-        self.conversations = ConversationStore(self.settings.index_db_path)
+        self.conversations = ConversationStore(assistant.index.records.engine)
         self._web: WebLibrary | None = None
         self._web_lock = threading.Lock()
 
@@ -1868,7 +1851,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
         )
         # Which saved conversations are this browser's: a random id in its localStorage
         # (encrypted with a key of this library, so it survives a server restart).
-        secret = browser_secret(settings.data_dir)
+        secret = chat.conversations.browser_secret(settings.data_dir / ".browser-secret")
         browser_id = gr.BrowserState("", storage_key="newsrag-browser", secret=secret)
         open_id = gr.BrowserState("", storage_key="newsrag-open", secret=secret)
         with gr.Sidebar(label="Conversations", open=True, elem_id="sidebar", width=280):

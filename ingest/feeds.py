@@ -4,7 +4,9 @@ A poll fetches each followed feed conditionally (its ETag / Last-Modified), take
 not seen before (newest first, at most ``max_items``), and ingests each item's page through
 :class:`~ingest.web.WebIngestor`. Seen items, validators, errors and counts are kept in
 :class:`~ingest.webstate.WebState`, so a restart polls on where it stopped. A broken item
-(no link, a page that fails) is reported and the others are ingested.
+(no link, a page that fails) is reported and the others are ingested. Processes polling
+the same feed (app hosts sharing a library) each fetch the feed, but each new item is
+claimed in the database before its page is fetched, so one of them ingests it.
 """
 
 from __future__ import annotations
@@ -181,6 +183,8 @@ class FeedWatcher:
         fresh.sort(key=lambda item: item.published or date.min, reverse=True)
         outcomes: list[UrlOutcome] = []
         for item in fresh[: self.max_items]:
+            if not self.state.claim_item(feed_url, item.key, item.link):
+                continue  # another process (an app host sharing the library) has it
             outcome = self.web.try_url(item.link, published=item.published)
             error = outcome.reason if outcome.status == "failed" else None
             self.state.record_item(feed_url, item.key, item.link, error=error)

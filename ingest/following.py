@@ -76,7 +76,7 @@ class WebLibrary:
     def open(cls, ingestor: Ingestor, settings: Settings) -> WebLibrary:
         """The web side of the library of ``settings`` (its database, its fetch policy)."""
         fetcher = Fetcher(FetchPolicy.from_settings(settings))
-        state = WebState(settings.index_db_path)
+        state = WebState(ingestor.index.records.engine)
         web = WebIngestor(ingestor, fetcher, state, limits=ingestor.limits)
         return cls(web, state, max_items=settings.feed_max_items)
 
@@ -123,4 +123,3 @@ class WebLibrary:
 
     def close(self) -> None:
         self.web.fetcher.close()
-        self.state.close()

@@ -1,58 +1,39 @@
 """What newsrag remembers about the web: fetched pages, followed feeds, seen feed items.
 
-Kept in its own tables of the library's SQLite record database (``settings.index_db_path``)
-through its own connection (WAL, like the record store), so it survives restarts and moves
-with the library. The record store's tables are not touched.
+Kept in its own tables of the library's database (``NEWSRAG_DATABASE_URL``: the SQLite file
+in the data dir by default, Postgres for a shared library), through the record store's
+engine, so it survives restarts, moves with the library, and is one state for every
+process: a feed followed through one app host is polled by the others, and a feed item is
+fetched and ingested by the one process that claimed it (:meth:`WebState.claim_item`).
+The record store's tables are not touched.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
-from rag.database import use_wal
+from sqlalchemy import Connection, Engine, delete, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from rag.database import (
+    WEB_FEED_ITEMS,
+    WEB_FEEDS,
+    WEB_PAGES,
+    dialect_insert,
+    redacted,
+    upsert,
+    write_transaction,
+)
 from rag.errors import StoreError
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS web_pages (
-    url TEXT PRIMARY KEY,
-    article_id TEXT NOT NULL,
-    etag TEXT,
-    last_modified TEXT,
-    content_hash TEXT,
-    fetched_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS web_feeds (
-    url TEXT PRIMARY KEY,
-    title TEXT,
-    added_at REAL NOT NULL,
-    last_fetch REAL,
-    last_error TEXT,
-    etag TEXT,
-    last_modified TEXT,
-    last_new INTEGER NOT NULL DEFAULT 0,
-    total_new INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS web_feed_items (
-    feed_url TEXT NOT NULL,
-    item_key TEXT NOT NULL,
-    link TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    done INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    seen_at REAL NOT NULL,
-    PRIMARY KEY (feed_url, item_key)
-);
-"""
 
 # A feed item whose page failed this many polls in a row is given up (a robots.txt
 # disallow or a dead link would otherwise be fetched again on every poll).
 MAX_ITEM_ATTEMPTS = 3
+# A claimed item not recorded within this long is free again: its process died mid-ingest.
+CLAIM_SECONDS = 900.0
 
 
 @dataclass(frozen=True)
@@ -85,97 +66,87 @@ class FeedState:
 class WebState:
     """The web tables of one library database.
 
+    ``engine`` is the record store's (``index.records.engine``), whose tables
+    :func:`rag.database.create_schema` made.
+
     Example:
-        >>> state = WebState(Path("/tmp/newsrag-doc-web.sqlite3"))
+        >>> from rag.store import open_record_store
+        >>> state = WebState(open_record_store("sqlite://").engine)
         >>> state.add_feed("https://news.example/rss")
         True
         >>> [feed.url for feed in state.feeds()]
         ['https://news.example/rss']
     """
 
-    def __init__(self, db_path: Path, busy_seconds: float = 30.0) -> None:
-        self.db_path = db_path
-        self.busy_seconds = busy_seconds
-        self._local = threading.local()
-        try:
-            db_path.parent.mkdir(parents=True, exist_ok=True)
-            with self._tx() as con:
-                # One statement at a time: executescript would commit the transaction.
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        con.execute(statement)
-        except (OSError, sqlite3.Error) as exc:
-            msg = f"cannot open the web state in {db_path}: {exc}"
-            raise StoreError(msg) from exc
-
-    def _con(self) -> sqlite3.Connection:
-        con: sqlite3.Connection | None = getattr(self._local, "con", None)
-        if con is None:
-            con = sqlite3.connect(self.db_path, timeout=self.busy_seconds, isolation_level=None)
-            use_wal(con, self.busy_seconds)
-            con.execute("PRAGMA synchronous=NORMAL")
-            self._local.con = con
-        return con
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        con = self._con()
-        con.execute("BEGIN IMMEDIATE")
+    def _connect(self, write: bool = False) -> Iterator[Connection]:
         try:
-            yield con
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
-
-    def close(self) -> None:
-        con: sqlite3.Connection | None = getattr(self._local, "con", None)
-        if con is not None:
-            con.close()
-            self._local.con = None
+            if write:
+                with write_transaction(self.engine) as con:
+                    yield con
+            else:
+                with self.engine.connect() as con:
+                    yield con
+        except SQLAlchemyError as exc:
+            msg = f"the web state in {redacted(str(self.engine.url))} failed: {exc}"
+            raise StoreError(msg) from exc
 
     # -- pages -----------------------------------------------------------------------
 
     def page(self, url: str) -> PageState | None:
-        row = self._con().execute("SELECT * FROM web_pages WHERE url = ?", (url,)).fetchone()
+        with self._connect() as con:
+            row = con.execute(select(WEB_PAGES).where(WEB_PAGES.c.url == url)).first()
         return None if row is None else PageState(*row)
 
     def save_page(self, state: PageState) -> None:
-        with self._tx() as con:
-            con.execute(
-                "INSERT OR REPLACE INTO web_pages VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    state.url,
-                    state.article_id,
-                    state.etag,
-                    state.last_modified,
-                    state.content_hash,
-                    state.fetched_at,
-                ),
-            )
+        row = {
+            "url": state.url,
+            "article_id": state.article_id,
+            "etag": state.etag,
+            "last_modified": state.last_modified,
+            "content_hash": state.content_hash,
+            "fetched_at": state.fetched_at,
+        }
+        with self._connect(write=True) as con:
+            upsert(con, WEB_PAGES, [row], ("url",))
 
     # -- feeds -----------------------------------------------------------------------
 
     def add_feed(self, url: str, title: str | None = None) -> bool:
         """Follow ``url``; False when it was followed already."""
-        with self._tx() as con:
-            cursor = con.execute(
-                "INSERT OR IGNORE INTO web_feeds (url, title, added_at) VALUES (?, ?, ?)",
-                (url, title, time.time()),
+        with self._connect(write=True) as con:
+            insert = dialect_insert(con, WEB_FEEDS).values(
+                url=url, title=title, added_at=time.time()
             )
-            return cursor.rowcount == 1
+            # RETURNING, not rowcount: drivers need not count the rows of an INSERT.
+            added = insert.on_conflict_do_nothing().returning(WEB_FEEDS.c.url)
+            return con.execute(added).first() is not None
 
     def remove_feed(self, url: str) -> bool:
         """Stop following ``url`` and forget its items; False when it was not followed."""
-        with self._tx() as con:
-            con.execute("DELETE FROM web_feed_items WHERE feed_url = ?", (url,))
-            return con.execute("DELETE FROM web_feeds WHERE url = ?", (url,)).rowcount == 1
+        with self._connect(write=True) as con:
+            con.execute(delete(WEB_FEED_ITEMS).where(WEB_FEED_ITEMS.c.feed_url == url))
+            return con.execute(delete(WEB_FEEDS).where(WEB_FEEDS.c.url == url)).rowcount == 1
 
     def feeds(self) -> list[FeedState]:
-        rows = self._con().execute(
-            "SELECT url, title, added_at, last_fetch, last_error, etag, last_modified, "
-            "last_new, total_new FROM web_feeds ORDER BY added_at, url"
-        )
+        f = WEB_FEEDS.c
+        with self._connect() as con:
+            rows = con.execute(
+                select(
+                    f.url,
+                    f.title,
+                    f.added_at,
+                    f.last_fetch,
+                    f.last_error,
+                    f.etag,
+                    f.last_modified,
+                    f.last_new,
+                    f.total_new,
+                ).order_by(f.added_at, f.url)
+            ).all()
         return [FeedState(*row) for row in rows]
 
     def feed(self, url: str) -> FeedState | None:
@@ -192,45 +163,89 @@ class WebState:
         last_modified: str | None = None,
     ) -> None:
         """Note one poll of a feed: its error (None when it worked) and new articles."""
-        with self._tx() as con:
-            if error is None:
-                con.execute(
-                    "UPDATE web_feeds SET last_fetch = ?, last_error = NULL, last_new = ?, "
-                    "total_new = total_new + ?, title = COALESCE(?, title), "
-                    "etag = COALESCE(?, etag), last_modified = COALESCE(?, last_modified) "
-                    "WHERE url = ?",
-                    (time.time(), new, new, title, etag, last_modified, url),
-                )
-            else:
-                con.execute(
-                    "UPDATE web_feeds SET last_fetch = ?, last_error = ?, last_new = ?, "
-                    "total_new = total_new + ? WHERE url = ?",
-                    (time.time(), error, new, new, url),
-                )
+        f = WEB_FEEDS.c
+        values: dict[str, object] = {
+            "last_fetch": time.time(),
+            "last_error": error,
+            "last_new": new,
+            # Added in the database: two processes polling at once both count.
+            "total_new": f.total_new + new,
+        }
+        if error is None:
+            values |= {
+                "title": func.coalesce(title, f.title),
+                "etag": func.coalesce(etag, f.etag),
+                "last_modified": func.coalesce(last_modified, f.last_modified),
+            }
+        with self._connect(write=True) as con:
+            con.execute(update(WEB_FEEDS).where(f.url == url).values(values))
 
     # -- feed items ------------------------------------------------------------------
 
     def item_done(self, feed_url: str, item_key: str) -> bool:
         """Whether the item was ingested, or given up after repeated failures."""
-        row = (
-            self._con()
-            .execute(
-                "SELECT done, attempts FROM web_feed_items WHERE feed_url = ? AND item_key = ?",
-                (feed_url, item_key),
-            )
-            .fetchone()
-        )
+        i = WEB_FEED_ITEMS.c
+        with self._connect() as con:
+            row = con.execute(
+                select(i.done, i.attempts).where(i.feed_url == feed_url, i.item_key == item_key)
+            ).first()
         return row is not None and (bool(row[0]) or row[1] >= MAX_ITEM_ATTEMPTS)
+
+    def claim_item(self, feed_url: str, item_key: str, link: str | None) -> bool:
+        """Take the item to fetch and ingest it; False when another process has it, or it
+        is done or given up.
+
+        Atomic in the database: of processes claiming one item at once (the watchers of
+        several app hosts), exactly one gets True. The claim ends with
+        :meth:`record_item`, or after :data:`CLAIM_SECONDS` when its process died.
+        """
+        i = WEB_FEED_ITEMS.c
+        now = time.time()
+        with self._connect(write=True) as con:
+            first = dialect_insert(con, WEB_FEED_ITEMS).values(
+                feed_url=feed_url, item_key=item_key, link=link, seen_at=now, claimed_at=now
+            )
+            first = first.on_conflict_do_nothing().returning(WEB_FEED_ITEMS.c.item_key)
+            if con.execute(first).first() is not None:  # the item is new: ours
+                return True
+            # Seen before: a retry of a failed item, unless another process holds it.
+            retry = (
+                update(WEB_FEED_ITEMS)
+                .where(
+                    i.feed_url == feed_url,
+                    i.item_key == item_key,
+                    i.done == 0,
+                    i.attempts < MAX_ITEM_ATTEMPTS,
+                    or_(i.claimed_at.is_(None), i.claimed_at < now - CLAIM_SECONDS),
+                )
+                .values(claimed_at=now)
+            )
+            return con.execute(retry).rowcount == 1
 
     def record_item(
         self, feed_url: str, item_key: str, link: str | None, *, error: str | None
     ) -> None:
-        """Note one attempt at an item's page; ``error`` None when it was ingested."""
-        with self._tx() as con:
+        """Note one attempt at an item's page (and end its claim); ``error`` None when it
+        was ingested."""
+        with self._connect(write=True) as con:
+            insert = dialect_insert(con, WEB_FEED_ITEMS).values(
+                feed_url=feed_url,
+                item_key=item_key,
+                link=link,
+                attempts=1,
+                done=int(error is None),
+                error=error,
+                seen_at=time.time(),
+            )
             con.execute(
-                "INSERT INTO web_feed_items (feed_url, item_key, link, attempts, done, error, "
-                "seen_at) VALUES (?, ?, ?, 1, ?, ?, ?) "
-                "ON CONFLICT (feed_url, item_key) DO UPDATE SET attempts = attempts + 1, "
-                "done = excluded.done, error = excluded.error, link = excluded.link",
-                (feed_url, item_key, link, int(error is None), error, time.time()),
+                insert.on_conflict_do_update(
+                    index_elements=["feed_url", "item_key"],
+                    set_={
+                        "attempts": WEB_FEED_ITEMS.c.attempts + 1,
+                        "done": insert.excluded.done,
+                        "error": insert.excluded.error,
+                        "link": insert.excluded.link,
+                        "claimed_at": None,
+                    },
+                )
             )

@@ -338,8 +338,11 @@ def _feeds(args: argparse.Namespace, settings: Settings) -> int:
         print(f"following {feed.title or args.url} ({len(feed.items)} items{broken})")
         print("run `newsrag watch --once` to ingest its articles")
         return 0
-    state = WebState(settings.index_db_path)
+    from rag.components import open_library_database
+
+    records = open_library_database(settings)
     try:
+        state = WebState(records.engine)
         if args.feeds_command == "remove":
             if not state.remove_feed(args.url):
                 print(f"newsrag: not a followed feed: {args.url}", file=sys.stderr)
@@ -353,7 +356,7 @@ def _feeds(args: argparse.Namespace, settings: Settings) -> int:
             print(feed_line(followed))
         return 0
     finally:
-        state.close()
+        records.close()
 
 
 def feed_line(feed: FeedState) -> str:
@@ -452,14 +455,11 @@ def _feedback_export(args: argparse.Namespace, settings: Settings) -> int:
     from rag.conversations_store import ConversationStore
     from rag.feedback import export_feedback
 
-    if not settings.index_db_path.exists():
+    if not settings.database_url and not settings.index_db_path.exists():
         print(f"newsrag: no library at {settings.data_dir}", file=sys.stderr)
         return 1
-    store = ConversationStore(settings.index_db_path)
-    try:
-        report = export_feedback(store, build_index(settings), args.out)
-    finally:
-        store.close()
+    index = build_index(settings)
+    report = export_feedback(ConversationStore(index.records.engine), index, args.out)
     print(f"{args.out}: {report.summary()}")
     return 0
 

@@ -15,7 +15,7 @@ from rag.embeddings import LocalEmbeddings, SentenceTransformerEmbeddings
 from rag.errors import ConfigError, MissingDependencyError, StoreError, StoreUnavailableError
 from rag.locking import LibraryLock, Lock, PostgresLibraryLock
 from rag.settings import Settings
-from rag.store import ChunkIndex, open_record_store
+from rag.store import ChunkIndex, SqlRecordStore, open_record_store
 from rag.vectors import ChromaVectorIndex
 
 if TYPE_CHECKING:
@@ -113,6 +113,34 @@ def build_vector_index(settings: Settings) -> ChromaVectorIndex:
         raise StoreError(msg) from exc
 
 
+def open_library_database(settings: Settings) -> SqlRecordStore:
+    """The record store of ``settings`` (``NEWSRAG_DATABASE_URL``), holding the library's
+    records, saved conversations, feedback and web state for every process that opens it.
+
+    Conversations, feedback and feeds that an earlier version kept in the data dir's
+    ``<collection>.sqlite3`` while the records lived elsewhere (Postgres) are moved in on
+    the first open (:func:`rag.migrate.adopt_local_tables`).
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from rag.migrate import adopt_local_tables
+
+    records = open_record_store(settings.resolved_database_url, ChunkIndex.busy_seconds)
+    try:
+        adopt_local_tables(records.engine, settings.index_db_path, ChunkIndex.busy_seconds)
+    except SQLAlchemyError as exc:
+        records.close()
+        msg = (
+            f"cannot move the conversations and feeds of {settings.index_db_path} into the "
+            f"library's database: {exc}"
+        )
+        raise StoreError(msg) from exc
+    except BaseException:
+        records.close()
+        raise
+    return records
+
+
 def build_index(settings: Settings, embeddings: Embeddings | None = None) -> ChunkIndex:
     """The chunk index of ``settings.collection``: its vector index (Chroma), its record
     store and BM25 postings (the database of ``settings.database_url``), and the library
@@ -122,7 +150,7 @@ def build_index(settings: Settings, embeddings: Embeddings | None = None) -> Chu
     ``embeddings`` is accepted for symmetry with the other builders; the index stores
     vectors computed by the ingest pipeline and never embeds by itself.
     """
-    records = open_record_store(settings.resolved_database_url, ChunkIndex.busy_seconds)
+    records = open_library_database(settings)
     lock: Lock
     if records.engine.dialect.name == "postgresql":
         # Processes on other hosts share the library: the lock lives in the database.

@@ -1,15 +1,17 @@
-"""Saved conversations and answer feedback, kept in the library's SQLite record database.
+"""Saved conversations and answer feedback, kept in the library's database.
 
 The chat saves each finished turn of a conversation under its owner (a browser's random
 id, or ``user:<name>`` with login), so a reload or another day reopens it. Feedback (a
 thumbs up or down with an optional comment) is stored with everything needed to turn it
 into an evaluation case later: the question, the as-of, the answer and its sources.
 
-The tables live next to the store's own (``settings.index_db_path``) but are separate
-from them: this module opens its own WAL connection and never touches the store's tables.
+The tables live in the record store's database (``NEWSRAG_DATABASE_URL``: the SQLite file
+in the data dir by default, Postgres when app processes on several hosts share a library),
+through the same engine, so every process of a library lists and reopens the same
+conversations. This module never touches the record tables.
 
 Example:
-    >>> store = ConversationStore(Path("/tmp/newsrag-doc/records.sqlite3"))  # doctest: +SKIP
+    >>> store = ConversationStore(index.records.engine)  # doctest: +SKIP
     >>> c = store.create("browser-1", "what did Meloni propose?")  # doctest: +SKIP
     >>> store.save_turn("browser-1", c.conversation_id, 0, answer)  # doctest: +SKIP
     >>> [s.title for s in store.summaries("browser-1")]  # doctest: +SKIP
@@ -21,8 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,43 +30,26 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from rag.database import use_wal
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from rag.database import (
+    LIBRARY_STATE,
+    UI_CONVERSATIONS,
+    UI_FEEDBACK,
+    UI_TURNS,
+    dialect_insert,
+    redacted,
+    upsert,
+    write_transaction,
+)
 from rag.errors import StoreError
 from rag.records import Answer, DateWindow, Source, answer_to_dict, member_from_dict
 
 logger = logging.getLogger(__name__)
 
 MAX_TITLE_CHARS = 120
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ui_conversations (
-    conversation_id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    title TEXT NOT NULL,
-    created TEXT NOT NULL,
-    updated TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ui_conversations_owner ON ui_conversations (owner, updated);
-CREATE TABLE IF NOT EXISTS ui_turns (
-    conversation_id TEXT NOT NULL
-        REFERENCES ui_conversations (conversation_id) ON DELETE CASCADE,
-    position INTEGER NOT NULL,
-    question TEXT NOT NULL,
-    answer TEXT,
-    PRIMARY KEY (conversation_id, position)
-);
-CREATE TABLE IF NOT EXISTS ui_feedback (
-    feedback_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    owner TEXT NOT NULL,
-    rating INTEGER NOT NULL,
-    comment TEXT NOT NULL,
-    right_article_id TEXT,
-    question TEXT NOT NULL,
-    as_of TEXT,
-    answer TEXT NOT NULL,
-    created TEXT NOT NULL
-);
-"""
+_BROWSER_SECRET = "browser_secret"
 
 
 @dataclass(frozen=True)
@@ -173,48 +156,56 @@ def new_owner_id() -> str:
 
 
 class ConversationStore:
-    """Conversations and feedback of the chat's users, in one SQLite file.
+    """Conversations and feedback of the chat's users, in the library's database.
 
-    Every method takes the ``owner``: a conversation of another owner is neither listed,
-    read, renamed nor deleted (a guessed id opens nothing).
+    ``engine`` is the record store's (``index.records.engine``), whose tables
+    :func:`rag.database.create_schema` made. Every method takes the ``owner``: a
+    conversation of another owner is neither listed, read, renamed nor deleted (a guessed
+    id opens nothing). Each write is one transaction, so processes saving at once (on one
+    host or several sharing Postgres) lose no row.
     """
 
-    def __init__(self, db_path: Path, busy_seconds: float = 10.0) -> None:
-        self.db_path = db_path
-        self.busy_seconds = busy_seconds
-        self._lock = threading.Lock()
-        self._con: sqlite3.Connection | None = None
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._con is None:
-                try:
-                    self.db_path.parent.mkdir(parents=True, exist_ok=True)
-                    con = sqlite3.connect(
-                        self.db_path,
-                        timeout=self.busy_seconds,
-                        isolation_level=None,
-                        check_same_thread=False,
-                    )
-                    use_wal(con, self.busy_seconds)
-                    con.execute("PRAGMA foreign_keys=ON")
-                    con.executescript(_SCHEMA)
-                except sqlite3.Error as exc:
-                    msg = f"cannot open the conversation database {self.db_path}: {exc}"
-                    raise StoreError(msg) from exc
-                self._con = con
-            try:
-                yield self._con
-            except sqlite3.Error as exc:
-                msg = f"the conversation database {self.db_path} failed: {exc}"
-                raise StoreError(msg) from exc
+    def _connect(self, write: bool = False) -> Iterator[Connection]:
+        try:
+            if write:
+                with write_transaction(self.engine) as con:
+                    yield con
+            else:
+                with self.engine.connect() as con:
+                    yield con
+        except SQLAlchemyError as exc:
+            where = redacted(str(self.engine.url))
+            msg = f"the conversation tables in {where} failed: {exc}"
+            raise StoreError(msg) from exc
 
-    def close(self) -> None:
-        with self._lock:
-            if self._con is not None:
-                self._con.close()
-                self._con = None
+    def browser_secret(self, legacy: Path | None = None) -> str:
+        """The key that encrypts the browsers' stored ids, created once per library.
+
+        Kept in the library's database (``library_state``), so every app host sharing the
+        library reads a browser as the same owner; a key made at each start would make
+        every browser a stranger after a restart. A library whose key is still in the file
+        ``legacy`` (``<data_dir>/.browser-secret``, written by earlier versions) keeps it.
+
+        >>> from rag.store import open_record_store
+        >>> store = ConversationStore(open_record_store("sqlite://").engine)
+        >>> store.browser_secret() == store.browser_secret()
+        True
+        """
+        known = ""
+        if legacy is not None and legacy.is_file():
+            known = legacy.read_text(encoding="ascii").strip()
+        key = LIBRARY_STATE.c.key
+        with self._connect(write=True) as con:
+            offer = dialect_insert(con, LIBRARY_STATE).values(
+                key=_BROWSER_SECRET, value=known or secrets.token_urlsafe(32)
+            )
+            con.execute(offer.on_conflict_do_nothing())  # the first host's key stays
+            found = con.execute(select(LIBRARY_STATE.c.value).where(key == _BROWSER_SECRET))
+            return str(found.scalar_one())
 
     # -- conversations ---------------------------------------------------------------
 
@@ -223,22 +214,29 @@ class ConversationStore:
         conversation_id = secrets.token_hex(8)
         now = _now()
         title = " ".join(title.split())[:MAX_TITLE_CHARS] or "Untitled"
-        with self._connect() as con:
+        with self._connect(write=True) as con:
             con.execute(
-                "INSERT INTO ui_conversations VALUES (?, ?, ?, ?, ?)",
-                (conversation_id, owner, title, now, now),
+                insert(UI_CONVERSATIONS).values(
+                    conversation_id=conversation_id,
+                    owner=owner,
+                    title=title,
+                    created=now,
+                    updated=now,
+                )
             )
         stamp = datetime.fromisoformat(now)
         return ConversationSummary(conversation_id, title, stamp, stamp)
 
     def summaries(self, owner: str, limit: int = 200) -> list[ConversationSummary]:
         """The owner's conversations, the most recently changed first."""
+        c = UI_CONVERSATIONS.c
         with self._connect() as con:
             rows = con.execute(
-                "SELECT conversation_id, title, created, updated FROM ui_conversations "
-                "WHERE owner = ? ORDER BY updated DESC, rowid DESC LIMIT ?",
-                (owner, limit),
-            ).fetchall()
+                select(c.conversation_id, c.title, c.created, c.updated)
+                .where(c.owner == owner)
+                .order_by(c.updated.desc(), c.created.desc(), c.conversation_id)
+                .limit(limit)
+            ).all()
         return [
             ConversationSummary(
                 r[0], r[1], datetime.fromisoformat(r[2]), datetime.fromisoformat(r[3])
@@ -248,29 +246,35 @@ class ConversationStore:
 
     def turns(self, owner: str, conversation_id: str) -> list[SavedTurn] | None:
         """The saved turns in order, or None when the owner has no such conversation."""
+        t = UI_TURNS.c
         with self._connect() as con:
             if not self._owns(con, owner, conversation_id):
                 return None
             rows = con.execute(
-                "SELECT question, answer FROM ui_turns WHERE conversation_id = ? ORDER BY position",
-                (conversation_id,),
-            ).fetchall()
+                select(t.question, t.answer)
+                .where(t.conversation_id == conversation_id)
+                .order_by(t.position)
+            ).all()
         return [SavedTurn(q, answer_from_json(a) if a else None) for q, a in rows]
 
     def save_turn(
         self, owner: str, conversation_id: str, position: int, question: str, answer: Answer | None
     ) -> bool:
         """Save (or replace) turn ``position`` (from 0); False when not the owner's."""
-        with self._connect() as con:
+        row = {
+            "conversation_id": conversation_id,
+            "position": position,
+            "question": question,
+            "answer": answer_to_json(answer) if answer else None,
+        }
+        with self._connect(write=True) as con:
             if not self._owns(con, owner, conversation_id):
                 return False
+            upsert(con, UI_TURNS, [row], ("conversation_id", "position"))
             con.execute(
-                "INSERT OR REPLACE INTO ui_turns VALUES (?, ?, ?, ?)",
-                (conversation_id, position, question, answer_to_json(answer) if answer else None),
-            )
-            con.execute(
-                "UPDATE ui_conversations SET updated = ? WHERE conversation_id = ?",
-                (_now(), conversation_id),
+                update(UI_CONVERSATIONS)
+                .where(UI_CONVERSATIONS.c.conversation_id == conversation_id)
+                .values(updated=_now())
             )
         return True
 
@@ -279,28 +283,36 @@ class ConversationStore:
         title = " ".join(title.split())[:MAX_TITLE_CHARS]
         if not title:
             return False
-        with self._connect() as con:
-            cursor = con.execute(
-                "UPDATE ui_conversations SET title = ? WHERE conversation_id = ? AND owner = ?",
-                (title, conversation_id, owner),
+        c = UI_CONVERSATIONS.c
+        with self._connect(write=True) as con:
+            result = con.execute(
+                update(UI_CONVERSATIONS)
+                .where(c.conversation_id == conversation_id, c.owner == owner)
+                .values(title=title)
             )
-        return cursor.rowcount == 1
+        return result.rowcount == 1
 
     def delete(self, owner: str, conversation_id: str) -> bool:
         """Delete a conversation and its turns; False when not the owner's."""
-        with self._connect() as con:
-            cursor = con.execute(
-                "DELETE FROM ui_conversations WHERE conversation_id = ? AND owner = ?",
-                (conversation_id, owner),
+        c = UI_CONVERSATIONS.c
+        with self._connect(write=True) as con:
+            result = con.execute(
+                delete(UI_CONVERSATIONS).where(
+                    c.conversation_id == conversation_id, c.owner == owner
+                )
             )
-        return cursor.rowcount == 1
+            if result.rowcount != 1:
+                return False
+            # Postgres cascades; SQLite enforces foreign keys only where a connection asks.
+            con.execute(delete(UI_TURNS).where(UI_TURNS.c.conversation_id == conversation_id))
+        return True
 
     @staticmethod
-    def _owns(con: sqlite3.Connection, owner: str, conversation_id: str) -> bool:
+    def _owns(con: Connection, owner: str, conversation_id: str) -> bool:
+        c = UI_CONVERSATIONS.c
         row = con.execute(
-            "SELECT 1 FROM ui_conversations WHERE conversation_id = ? AND owner = ?",
-            (conversation_id, owner),
-        ).fetchone()
+            select(c.conversation_id).where(c.conversation_id == conversation_id, c.owner == owner)
+        ).first()
         return row is not None
 
     # -- feedback --------------------------------------------------------------------
@@ -317,42 +329,51 @@ class ConversationStore:
         if rating not in (1, -1):
             msg = f"rating must be 1 or -1, got {rating!r}"
             raise ValueError(msg)
-        with self._connect() as con:
-            cursor = con.execute(
-                "INSERT INTO ui_feedback (owner, rating, comment, right_article_id, question, "
-                "as_of, answer, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    owner,
-                    rating,
-                    comment.strip(),
-                    right_article_id,
-                    answer.question,
-                    answer.as_of.isoformat() if answer.as_of else None,
-                    answer_to_json(answer),
-                    _now(),
-                ),
+        with self._connect(write=True) as con:
+            result = con.execute(
+                insert(UI_FEEDBACK)
+                .values(
+                    owner=owner,
+                    rating=rating,
+                    comment=comment.strip(),
+                    right_article_id=right_article_id,
+                    question=answer.question,
+                    as_of=answer.as_of.isoformat() if answer.as_of else None,
+                    answer=answer_to_json(answer),
+                    created=_now(),
+                )
+                .returning(UI_FEEDBACK.c.feedback_id)
             )
-        return int(cursor.lastrowid or 0)
+            return int(result.scalar_one())
 
     def update_feedback(
         self, owner: str, feedback_id: int, comment: str, right_article_id: str | None = None
     ) -> bool:
         """Add the comment (and the right source) to a rating; False when not the owner's."""
-        with self._connect() as con:
-            cursor = con.execute(
-                "UPDATE ui_feedback SET comment = ?, right_article_id = ? "
-                "WHERE feedback_id = ? AND owner = ?",
-                (comment.strip(), right_article_id or None, feedback_id, owner),
+        f = UI_FEEDBACK.c
+        with self._connect(write=True) as con:
+            result = con.execute(
+                update(UI_FEEDBACK)
+                .where(f.feedback_id == feedback_id, f.owner == owner)
+                .values(comment=comment.strip(), right_article_id=right_article_id or None)
             )
-        return cursor.rowcount == 1
+        return result.rowcount == 1
 
     def feedback(self) -> list[Feedback]:
         """Every rating stored, oldest first."""
+        f = UI_FEEDBACK.c
         with self._connect() as con:
             rows = con.execute(
-                "SELECT feedback_id, owner, rating, comment, answer, created, right_article_id "
-                "FROM ui_feedback ORDER BY feedback_id"
-            ).fetchall()
+                select(
+                    f.feedback_id,
+                    f.owner,
+                    f.rating,
+                    f.comment,
+                    f.answer,
+                    f.created,
+                    f.right_article_id,
+                ).order_by(f.feedback_id)
+            ).all()
         return [
             Feedback(
                 r[0], r[1], r[2], r[3], answer_from_json(r[4]), datetime.fromisoformat(r[5]), r[6]

@@ -1,10 +1,12 @@
 """The SQL home of everything but vectors: one database, SQLite or Postgres, one schema.
 
-The record store (:mod:`rag.record_store`), the BM25 postings (:mod:`rag.lexical`) and the
-library state (its write generation) live in one database chosen by
-``NEWSRAG_DATABASE_URL``: a SQLite file in the data dir by default (embedded, one
-machine), ``postgresql+psycopg://...`` when several app processes share a library. The
-code speaks SQLAlchemy 2 Core, so the same statements run on both.
+The record store (:mod:`rag.record_store`), the BM25 postings (:mod:`rag.lexical`), the
+library state (its write generation), the chat's saved conversations and feedback
+(:mod:`rag.conversations_store`) and the web state (:mod:`ingest.webstate`: followed feeds,
+seen items, HTTP validators) live in one database chosen by ``NEWSRAG_DATABASE_URL``: a
+SQLite file in the data dir by default (embedded, one machine),
+``postgresql+psycopg://...`` when several app processes share a library. The code speaks
+SQLAlchemy 2 Core, so the same statements run on both.
 
 Why the SQLite schema is still created from its own DDL: libraries written by earlier
 versions must stay readable as they are (``chunks.rowid`` is SQLite's rowid alias);
@@ -29,6 +31,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -165,7 +168,93 @@ LEX_META = Table(
     Column("value", BigInteger, nullable=False),
 )
 
-TABLES = (
+# The chat's saved conversations and answer ratings (rag.conversations_store), per owner:
+# a browser's random id, or ``user:<name>`` with login.
+UI_CONVERSATIONS = Table(
+    "ui_conversations",
+    METADATA,
+    Column("conversation_id", Text, primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("created", Text, nullable=False),
+    Column("updated", Text, nullable=False),
+    Index("ui_conversations_owner", "owner", "updated"),
+)
+
+UI_TURNS = Table(
+    "ui_turns",
+    METADATA,
+    Column(
+        "conversation_id",
+        Text,
+        ForeignKey("ui_conversations.conversation_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("position", Integer, nullable=False),
+    Column("question", Text, nullable=False),
+    Column("answer", Text),
+    PrimaryKeyConstraint("conversation_id", "position"),
+)
+
+UI_FEEDBACK = Table(
+    "ui_feedback",
+    METADATA,
+    Column("feedback_id", Integer, primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column("rating", Integer, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("right_article_id", Text),
+    Column("question", Text, nullable=False),
+    Column("as_of", Text),
+    Column("answer", Text, nullable=False),
+    Column("created", Text, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# What the library remembers about the web (ingest.webstate): fetched pages and their
+# HTTP validators, followed feeds, and each feed item seen (claimed, ingested, failed).
+WEB_PAGES = Table(
+    "web_pages",
+    METADATA,
+    Column("url", Text, primary_key=True),
+    Column("article_id", Text, nullable=False),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("content_hash", Text),
+    Column("fetched_at", Float, nullable=False),
+)
+
+WEB_FEEDS = Table(
+    "web_feeds",
+    METADATA,
+    Column("url", Text, primary_key=True),
+    Column("title", Text),
+    Column("added_at", Float, nullable=False),
+    Column("last_fetch", Float),
+    Column("last_error", Text),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("last_new", Integer, nullable=False, server_default="0"),
+    Column("total_new", Integer, nullable=False, server_default="0"),
+)
+
+WEB_FEED_ITEMS = Table(
+    "web_feed_items",
+    METADATA,
+    Column("feed_url", Text, nullable=False),
+    Column("item_key", Text, nullable=False),
+    Column("link", Text),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("done", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+    Column("seen_at", Float, nullable=False),
+    # When a process took the item to fetch and ingest it (NULL once it is done or failed):
+    # another process polling the same feed leaves it alone (ingest.webstate.claim_item).
+    Column("claimed_at", Float),
+    PrimaryKeyConstraint("feed_url", "item_key"),
+)
+
+RECORD_TABLES = (
     ARTICLES,
     CHUNKS,
     EMBEDDING_CACHE,
@@ -175,6 +264,12 @@ TABLES = (
     STORIES,
     STORY_BANDS,
 )
+# Kept in files apart from the records by versions before they moved into the library's
+# database (rag.migrate.adopt_local_tables brings them over); parents before children.
+CONVERSATION_TABLES = (UI_CONVERSATIONS, UI_TURNS, UI_FEEDBACK)
+WEB_TABLES = (WEB_PAGES, WEB_FEEDS, WEB_FEED_ITEMS)
+APP_TABLES = CONVERSATION_TABLES + WEB_TABLES
+TABLES = RECORD_TABLES + APP_TABLES
 
 # The embedded default's DDL, as earlier versions wrote it (see the module docstring).
 SQLITE_LEX_POSTINGS = """CREATE TABLE IF NOT EXISTS lex_postings (
@@ -250,6 +345,63 @@ CREATE TABLE IF NOT EXISTS story_bands (
     PRIMARY KEY (key, article_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS story_bands_article ON story_bands(article_id);
+CREATE TABLE IF NOT EXISTS ui_conversations (
+    conversation_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    title TEXT NOT NULL,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ui_conversations_owner ON ui_conversations (owner, updated);
+CREATE TABLE IF NOT EXISTS ui_turns (
+    conversation_id TEXT NOT NULL
+        REFERENCES ui_conversations (conversation_id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    question TEXT NOT NULL,
+    answer TEXT,
+    PRIMARY KEY (conversation_id, position)
+);
+CREATE TABLE IF NOT EXISTS ui_feedback (
+    feedback_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner TEXT NOT NULL,
+    rating INTEGER NOT NULL,
+    comment TEXT NOT NULL,
+    right_article_id TEXT,
+    question TEXT NOT NULL,
+    as_of TEXT,
+    answer TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS web_pages (
+    url TEXT PRIMARY KEY,
+    article_id TEXT NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    content_hash TEXT,
+    fetched_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS web_feeds (
+    url TEXT PRIMARY KEY,
+    title TEXT,
+    added_at REAL NOT NULL,
+    last_fetch REAL,
+    last_error TEXT,
+    etag TEXT,
+    last_modified TEXT,
+    last_new INTEGER NOT NULL DEFAULT 0,
+    total_new INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS web_feed_items (
+    feed_url TEXT NOT NULL,
+    item_key TEXT NOT NULL,
+    link TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    done INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    seen_at REAL NOT NULL,
+    claimed_at REAL,
+    PRIMARY KEY (feed_url, item_key)
+);
 """
 
 # Article columns added after the table first shipped (on SQLite and on Postgres).
@@ -372,6 +524,7 @@ def _add_missing_sqlite_columns(con: Any) -> None:
         "embedding_cache": {"sentences": "BLOB", "split": "TEXT"},
         "articles": dict.fromkeys(_ADDED_ARTICLE_COLUMNS, "TEXT"),
         "lex_postings": dict.fromkeys(_ADDED_POSTING_COLUMNS, "INTEGER"),
+        "web_feed_items": {"claimed_at": "REAL"},
     }
     for table, columns in wanted.items():
         present = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
@@ -437,6 +590,26 @@ def upsert(
         index_elements=list(keys), set_={c: insert.excluded[c] for c in columns}
     )
     con.execute(statement, list(rows))
+
+
+def restart_sequences(con: Connection) -> None:
+    """Make Postgres number new ratings after the ones copied in with their ids.
+
+    A ``SERIAL`` column's sequence does not see rows inserted with explicit ids: without
+    this, the next rating after ``newsrag migrate`` would collide with rating 1.
+    """
+    if con.dialect.name != "postgresql":
+        return
+    column = UI_FEEDBACK.c.feedback_id
+    con.execute(
+        select(
+            func.setval(
+                func.pg_get_serial_sequence(UI_FEEDBACK.name, column.name),
+                func.coalesce(func.max(column), 0) + 1,
+                False,
+            )
+        )
+    )
 
 
 def advisory_key(name: str) -> int:

@@ -2,8 +2,9 @@
 
 ``newsrag migrate --to postgresql+psycopg://...`` copies every table of the record
 database (articles, chunks, BM25 postings, the embedding cache with the chunk and
-sentence vectors, the library state) into the target database, in one transaction, and checks the
-counts. Vectors stay in Chroma: a library already on a Chroma server keeps them there;
+sentence vectors, the library state, the chat's saved conversations and feedback, the
+followed feeds and their seen items) into the target database, in one transaction, and
+checks the counts. Vectors stay in Chroma: a library already on a Chroma server keeps them there;
 an embedded one copies them to a server with ``--chroma-host``/``--chroma-port``. The
 application then runs with ``NEWSRAG_DATABASE_URL`` (and ``CHROMA_HOST``) set to the
 targets (docs/DEPLOY.md).
@@ -13,10 +14,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Connection, Engine, MetaData, Table, delete, func, insert, inspect, select
 
-from rag.database import TABLES, redacted
+from rag.database import (
+    APP_TABLES,
+    LIBRARY_STATE,
+    TABLES,
+    UI_FEEDBACK,
+    dialect_insert,
+    open_engine,
+    redacted,
+    restart_sequences,
+    upsert,
+    write_transaction,
+)
 from rag.errors import ConfigError
 from rag.store import open_record_store
 from rag.vectors import VectorIndex
@@ -24,6 +37,9 @@ from rag.vectors import VectorIndex
 logger = logging.getLogger(__name__)
 
 _BATCH = 1000
+# Set in a SQLite file whose conversations, feedback and web state were copied into another
+# database, so they are not copied again (see adopt_local_tables).
+MOVED_KEY = "app_tables_moved_to"
 
 
 @dataclass(frozen=True)
@@ -41,7 +57,7 @@ class MigrationReport:
 
 
 def copy_records(source_url: str, target_url: str, *, replace: bool = False) -> dict[str, int]:
-    """Copy every record table from ``source_url`` into ``target_url``; returns the rows
+    """Copy every table from ``source_url`` into ``target_url``; returns the rows
     copied per table. A target that already holds articles is refused unless ``replace``.
 
     Example:
@@ -69,12 +85,17 @@ def copy_records(source_url: str, target_url: str, *, replace: bool = False) -> 
                 for rows in result.partitions(_BATCH):
                     dst.execute(insert(table), [dict(r._mapping) for r in rows])
                     copied[table.name] += len(rows)
+            restart_sequences(dst)
         with target.engine.connect() as con:
             for table in TABLES:
                 count = con.execute(select(func.count()).select_from(table)).scalar_one()
                 if count != copied[table.name]:
                     msg = f"{table.name}: {count} rows in the target, {copied[table.name]} copied"
                     raise ConfigError(msg)
+        if source.engine.dialect.name == "sqlite":
+            # A process on the target finds this file in its data dir: nothing to adopt.
+            with write_transaction(source.engine) as src:
+                _mark_moved(src, target_url)
         logger.info("copied the records to %s: %s", redacted(target_url), copied)
         return copied
     finally:
@@ -90,3 +111,80 @@ def copy_vectors(source: VectorIndex, target: VectorIndex) -> int:
         target.upsert(ids, vectors, metadatas)
         copied += len(ids)
     return copied
+
+
+def adopt_local_tables(engine: Engine, path: Path, busy_seconds: float = 30.0) -> dict[str, int]:
+    """Copy the conversations, feedback and web state that earlier versions kept in the
+    SQLite file ``path`` into the library's database ``engine``, once; returns the rows
+    copied per table (nothing when ``path`` is that database, or was adopted already).
+
+    Before they moved into the library's database, these tables always lived in the data
+    dir's ``<collection>.sqlite3``, also when the records were on Postgres (one file per
+    host). Conversations, turns, feeds, items and pages already in ``engine`` are kept;
+    ratings get new ids there (each host's file numbered its own from 1). The file keeps
+    its rows and is marked, so they are not copied twice.
+
+    Example:
+        >>> adopt_local_tables(records.engine, Path("data/news.sqlite3"))  # doctest: +SKIP
+        {'ui_conversations': 4, 'ui_turns': 9, 'ui_feedback': 2, ...}
+    """
+    if not path.is_file():
+        return {}
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database and Path(database).resolve() == path.resolve():
+        return {}
+    local = open_engine(f"sqlite:///{path}", busy_seconds)
+    copied: dict[str, int] = {}
+    try:
+        # A write transaction on the file: another process of this host adopting it at the
+        # same time waits, then finds the mark.
+        with write_transaction(local) as src:
+            found = MetaData()
+            found.reflect(src, only=lambda name, _: name in {t.name for t in APP_TABLES})
+            if not found.tables or _moved(src):
+                return {}
+            with write_transaction(engine) as dst:
+                for table in APP_TABLES:
+                    old = found.tables.get(table.name)
+                    if old is not None:
+                        copied[table.name] = _adopt(src, dst, old, table)
+            if any(copied.values()):
+                _mark_moved(src, redacted(str(engine.url)))
+    finally:
+        local.dispose()
+    if any(copied.values()):
+        logger.info(
+            "moved the conversations and web state of %s into the library: %s", path, copied
+        )
+    return copied
+
+
+def _moved(src: Connection) -> bool:
+    if not inspect(src).has_table(LIBRARY_STATE.name):
+        return False
+    row = src.execute(select(LIBRARY_STATE.c.value).where(LIBRARY_STATE.c.key == MOVED_KEY))
+    return row.first() is not None
+
+
+def _mark_moved(src: Connection, target: str) -> None:
+    LIBRARY_STATE.create(src, checkfirst=True)
+    upsert(src, LIBRARY_STATE, [{"key": MOVED_KEY, "value": redacted(target)}], ["key"])
+
+
+def _adopt(src: Connection, dst: Connection, old: Table, table: Table) -> int:
+    """Insert the rows of ``old`` (a table as an earlier version wrote it) into ``table``."""
+    columns = [c.name for c in old.columns if c.name in table.c]
+    if table is UI_FEEDBACK:
+        columns.remove("feedback_id")  # numbered anew, in the order they were given
+    query = select(*(old.c[name] for name in columns))
+    if table is UI_FEEDBACK:
+        query = query.order_by(old.c.feedback_id)
+    n = 0
+    for rows in src.execute(query.execution_options(yield_per=_BATCH)).partitions(_BATCH):
+        values = [dict(zip(columns, row, strict=True)) for row in rows]
+        if table is UI_FEEDBACK:
+            dst.execute(insert(table), values)
+        else:
+            dst.execute(dialect_insert(dst, table).on_conflict_do_nothing(), values)
+        n += len(rows)
+    return n

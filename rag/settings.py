@@ -92,7 +92,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None,
         description=(
-            "Where articles, chunks, BM25 postings and the embedding cache live: empty for "
+            "Where articles, chunks, BM25 postings, the embedding cache, saved "
+            "conversations, ratings and followed feeds live: empty for "
             "the SQLite file data_dir/<collection>.sqlite3, or postgresql+psycopg://USER:"
             "PASSWORD@HOST:PORT/DB for a library shared by several app processes."
         ),

@@ -444,6 +444,31 @@ def test_a_stop_keeps_the_partial_answer_and_the_next_question_follows(
 
 
 @pytest.mark.slow
+def test_a_conversation_saved_through_one_app_host_is_listed_and_reopened_on_another(
+    database_url: str, tmp_path: Path, assistant_factory: Callable[..., Assistant]
+) -> None:
+    # Two hosts: a data dir each, one library database (NEWSRAG_DATABASE_URL).
+    host_a, host_b = (
+        app.ChatApp(
+            assistant_factory(make_settings(tmp_path / name, database_url=database_url)),
+            tmp_path / name / "uploads",
+        )
+        for name in ("host-a", "host-b")
+    )
+    host_a.open_session("tab", "browser:alice")
+    host_a.enqueue("tab", "what did Meloni propose?")
+    *_, session = host_a.drain("tab")
+    assert session is not None and session.conversation_id is not None
+
+    host_b.open_session("tab", "browser:alice")
+    assert [c for _, c in host_b.conversation_choices("tab")] == [session.conversation_id]
+    assert host_b.open_conversation("tab", session.conversation_id)
+    assert [t.question for t in host_b.session("tab").turns] == ["what did Meloni propose?"]
+    host_b.open_session("other", "browser:bob")
+    assert host_b.conversation_choices("other") == []
+
+
+@pytest.mark.slow
 def test_answered_turns_are_saved_per_owner_and_reopen_in_another_tab(chat: app.ChatApp) -> None:
     chat.assistant.ingest([SEEDS])
     chat.open_session("tab-1", "browser:alice")

@@ -43,6 +43,7 @@ from rag.database import ARTICLES
 from rag.embeddings import LocalEmbeddings
 from rag.records import NOT_FOUND_TEXT, day_number
 from rag.settings import Settings
+from rag.store import open_record_store
 from tests.conftest import ROOT, SEEDS, free_port, make_settings, wait_for_http
 from tests.webserver import LocalWeb, Route
 
@@ -567,7 +568,7 @@ def test_a_thumbs_up_and_a_thumbs_down_with_comment_and_right_source_are_stored(
     watched: Watched, server: str, tmp_path: Path
 ) -> None:
     page = watched.page
-    store = ConversationStore(SERVED[server].index_db_path)
+    store = ConversationStore(open_record_store(SERVED[server].resolved_database_url).engine)
     before = len(store.feedback())
     first = ask(page, "what did Meloni propose?")
     first.hover()

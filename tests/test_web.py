@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from ingest.feeds import FeedWatcher, parse_feed
+from ingest.feeds import FeedPoll, FeedWatcher, parse_feed
 from ingest.fetch import Fetcher, FetchPolicy
 from ingest.web import WebIngestor
 from ingest.webstate import WebState
@@ -85,7 +87,7 @@ def assistant(web_settings: Settings, assistant_factory: Callable[..., Assistant
 
 def _web_ingestor(assistant: Assistant, settings: Settings) -> WebIngestor:
     fetcher = Fetcher(FetchPolicy.from_settings(settings))
-    return WebIngestor(assistant.ingestor(), fetcher, WebState(settings.index_db_path))
+    return WebIngestor(assistant.ingestor(), fetcher, WebState(assistant.index.records.engine))
 
 
 def test_a_url_is_fetched_ingested_and_answers_cite_it(
@@ -225,10 +227,67 @@ def test_feeds_rss_and_atom_bring_their_new_articles_once_and_survive_a_restart(
     assert second[0].not_modified  # the RSS feed answered 304 to its ETag
     assert second[1].outcomes == ()  # the Atom items were all seen
     assert web.hits("/bridge") == 1
-    feeds = {f.url: f for f in WebState(web_settings.index_db_path).feeds()}
+    feeds = {f.url: f for f in WebState(assistant.index.records.engine).feeds()}
     assert feeds[web.url("/rss")].total_new == 2
     assert feeds[web.url("/atom")].last_new == 0
     assert feeds[web.url("/atom")].last_error is None
+
+
+def _feed_of(web: LocalWeb, paths: list[str]) -> bytes:
+    items = "".join(
+        f"<item><title>{p}</title><link>{web.url(p)}</link><guid>{p}</guid></item>" for p in paths
+    )
+    return f"<rss version='2.0'><channel><title>Wire</title>{items}</channel></rss>".encode()
+
+
+def test_two_watchers_sharing_a_library_ingest_each_new_item_once(
+    web: LocalWeb,
+    database_url: str,
+    tmp_path: Path,
+    assistant_factory: Callable[..., Assistant],
+) -> None:
+    # Two app hosts: their own objects and connections, one library database.
+    settings = make_settings(
+        tmp_path / "data",
+        database_url=database_url,
+        fetch_allow_private=True,
+        fetch_host_delay=0.0,
+        fetch_timeout=5.0,
+    )
+    watchers = []
+    for _ in range(2):
+        host = assistant_factory(settings)
+        state = WebState(host.index.records.engine)
+        fetcher = Fetcher(FetchPolicy.from_settings(settings))
+        watchers.append(FeedWatcher(WebIngestor(host.ingestor(), fetcher, state), state))
+    pages = {"/bridge": _BRIDGE, "/orchard": _ORCHARD, "/ferry": _FERRY}
+    for path, page in pages.items():
+        web.routes[path] = Route(page, delay=0.3)  # slow pages: the polls overlap
+    web.routes["/wire"] = Route(_feed_of(web, ["/bridge", "/orchard"]))
+    watchers[0].add(web.url("/wire"))
+
+    def poll_together() -> list[FeedPoll]:
+        start = threading.Barrier(2)
+
+        def poll(watcher: FeedWatcher) -> FeedPoll:
+            start.wait()
+            return watcher.poll(web.url("/wire"))
+
+        with ThreadPoolExecutor(2) as pool:
+            return list(pool.map(poll, watchers))
+
+    first = poll_together()
+    web.routes["/wire"] = Route(_feed_of(web, ["/bridge", "/orchard", "/ferry"]))
+    second = poll_together()
+
+    assert [web.hits(path) for path in pages] == [1, 1, 1]
+    assert sum(p.new_articles for p in first) == 2
+    assert sum(p.new_articles for p in second) == 1
+    assert sorted(a.url or "" for a in watchers[1].web.ingestor.index.get_records().values()) == (
+        sorted(web.url(path) for path in pages)
+    )
+    [feed] = watchers[1].state.feeds()
+    assert (feed.total_new, feed.last_error) == (3, None)
 
 
 def test_a_failing_feed_is_recorded_with_its_error_and_the_others_still_polled(
