@@ -11,23 +11,19 @@ The record store's tables are not touched.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, delete, func, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
 from rag.database import (
     WEB_FEED_ITEMS,
     WEB_FEEDS,
     WEB_PAGES,
+    connection,
     dialect_insert,
-    redacted,
     upsert,
-    write_transaction,
 )
-from rag.errors import StoreError
 
 # A feed item whose page failed this many polls in a row is given up (a robots.txt
 # disallow or a dead link would otherwise be fetched again on every poll).
@@ -81,18 +77,8 @@ class WebState:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    @contextmanager
-    def _connect(self, write: bool = False) -> Iterator[Connection]:
-        try:
-            if write:
-                with write_transaction(self.engine) as con:
-                    yield con
-            else:
-                with self.engine.connect() as con:
-                    yield con
-        except SQLAlchemyError as exc:
-            msg = f"the web state in {redacted(str(self.engine.url))} failed: {exc}"
-            raise StoreError(msg) from exc
+    def _connect(self, write: bool = False) -> AbstractContextManager[Connection]:
+        return connection(self.engine, "the web state", write=write)
 
     # -- pages -----------------------------------------------------------------------
 

@@ -23,27 +23,23 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
 from rag.database import (
     LIBRARY_STATE,
     UI_CONVERSATIONS,
     UI_FEEDBACK,
     UI_TURNS,
+    connection,
     dialect_insert,
-    redacted,
     upsert,
-    write_transaction,
 )
-from rag.errors import StoreError
 from rag.records import Answer, DateWindow, Source, answer_to_dict, member_from_dict
 
 logger = logging.getLogger(__name__)
@@ -168,19 +164,8 @@ class ConversationStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    @contextmanager
-    def _connect(self, write: bool = False) -> Iterator[Connection]:
-        try:
-            if write:
-                with write_transaction(self.engine) as con:
-                    yield con
-            else:
-                with self.engine.connect() as con:
-                    yield con
-        except SQLAlchemyError as exc:
-            where = redacted(str(self.engine.url))
-            msg = f"the conversation tables in {where} failed: {exc}"
-            raise StoreError(msg) from exc
+    def _connect(self, write: bool = False) -> AbstractContextManager[Connection]:
+        return connection(self.engine, "the conversation tables", write=write)
 
     def browser_secret(self, legacy: Path | None = None) -> str:
         """The key that encrypts the browsers' stored ids, created once per library.

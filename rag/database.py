@@ -46,8 +46,9 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
-from rag.errors import ConfigError
+from rag.errors import ConfigError, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -561,6 +562,22 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     """One write transaction (``BEGIN IMMEDIATE`` on SQLite); commits on success."""
     with engine.connect().execution_options(**{_WRITE: True}) as con, con.begin():
         yield con
+
+
+@contextmanager
+def connection(engine: Engine, what: str, *, write: bool = False) -> Iterator[Connection]:
+    """A connection, or a write transaction when ``write``; a database error becomes a
+    :class:`StoreError` saying which ``what`` failed (the URL without its password)."""
+    try:
+        if write:
+            with write_transaction(engine) as con:
+                yield con
+        else:
+            with engine.connect() as con:
+                yield con
+    except SQLAlchemyError as exc:
+        msg = f"{what} in {redacted(str(engine.url))} failed: {exc}"
+        raise StoreError(msg) from exc
 
 
 @contextmanager
