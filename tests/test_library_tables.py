@@ -18,7 +18,7 @@ from tests.conftest import make_settings
 
 pytestmark = pytest.mark.slow
 
-# The tables as versions before 0.x wrote them, in their own file when the records were on
+# The tables as earlier versions wrote them, in their own file when the records were on
 # Postgres (or in the record file itself, embedded): web_feed_items had no claimed_at.
 _LEGACY = """
 CREATE TABLE ui_conversations (conversation_id TEXT PRIMARY KEY, owner TEXT NOT NULL,
