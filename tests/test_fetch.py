@@ -144,6 +144,30 @@ def test_matching_validators_give_not_modified(web: LocalWeb) -> None:
     assert request.headers["if-none-match"] == '"v0"'
 
 
+def test_a_page_with_only_a_last_modified_date_is_asked_again_if_modified_since(
+    web: LocalWeb,
+) -> None:
+    stamp = "Tue, 17 Sep 2024 08:15:00 GMT"
+    web.routes["/dated"] = Route(_PAGE, last_modified=stamp)
+    fetcher = _fetcher()
+    first = fetcher.fetch(web.url("/dated"))
+    assert (first.content, first.etag, first.last_modified) == (_PAGE, None, stamp)
+
+    again = fetcher.fetch(web.url("/dated"), last_modified=first.last_modified)
+
+    assert again.not_modified
+    assert again.content == b""
+    request = web.requests[-1]
+    assert request.headers["if-modified-since"] == stamp
+    assert "if-none-match" not in request.headers
+    # Edited later: the same question gets the new page and its new date.
+    edited = _PAGE.replace(b"Hello", b"Goodbye")
+    web.routes["/dated"] = Route(edited, last_modified="Wed, 18 Sep 2024 10:00:00 GMT")
+    changed = fetcher.fetch(web.url("/dated"), last_modified=stamp)
+    assert (changed.status, changed.content) == (200, edited)
+    assert changed.last_modified == "Wed, 18 Sep 2024 10:00:00 GMT"
+
+
 def test_requests_to_one_host_are_spaced_by_the_host_delay(web: LocalWeb) -> None:
     web.routes["/robots.txt"] = Route(b"", content_type="text/plain")
     web.routes["/a"] = Route(_PAGE)

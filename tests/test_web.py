@@ -120,6 +120,27 @@ def test_an_unchanged_url_is_answered_304_and_adds_nothing(
     assert len(assistant.articles()) == 1
 
 
+def test_an_unchanged_url_with_only_a_last_modified_date_is_answered_304_and_adds_nothing(
+    web: LocalWeb, assistant: Assistant, web_settings: Settings
+) -> None:
+    stamp = "Mon, 16 Sep 2024 06:00:00 GMT"
+    web.routes["/ferry"] = Route(_FERRY, last_modified=stamp)
+    assert _web_ingestor(assistant, web_settings).ingest_url(web.url("/ferry")).status == "added"
+    chunks = assistant.stats().chunks
+
+    # Another ingestor (a later run): the date comes from the library's database.
+    again = _web_ingestor(assistant, web_settings).ingest_url(web.url("/ferry"))
+
+    assert again.status == "unchanged"
+    assert "304" in again.reason
+    request = web.requests[-1]
+    assert request.path == "/ferry"
+    assert request.headers["if-modified-since"] == stamp
+    assert "if-none-match" not in request.headers
+    assert len(assistant.articles()) == 1
+    assert assistant.stats().chunks == chunks
+
+
 def test_without_validators_the_content_hash_skips_an_unchanged_page_and_updates_a_changed_one(
     web: LocalWeb, assistant: Assistant, web_settings: Settings
 ) -> None:
