@@ -309,7 +309,7 @@ def test_parse_feed_resolves_relative_links_and_reads_rss_dates() -> None:
     assert feed.items[0].published == date(2024, 9, 17)
 
 
-def test_the_cli_follows_a_feed_and_ingests_urls(
+def test_the_cli_follows_a_feed_ingests_urls_and_answers_from_the_feeds_new_article(
     web: LocalWeb,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -335,6 +335,14 @@ def test_the_cli_follows_a_feed_and_ingests_urls(
     assert "already following" in capsys.readouterr().out
     assert main([*data, "watch", "--once"]) == 0
     assert "1 new of 1 items fetched" in capsys.readouterr().out
+    # The feed's new article answers questions: the user's end of following a feed.
+    question = "When does the night ferry to Saltholm sail again?"
+    assert main([*data, "ask", question, "--as-of", "2024-09-20"]) == 0
+    answer, _, sources = capsys.readouterr().out.partition("\nSources:\n")
+    assert "from Monday" in answer
+    cited = sources.splitlines()
+    at = cited.index("[1] Night ferry to Saltholm resumes after repairs, 2024-09-19")
+    assert cited[at + 1].strip() == web.url("/ferry")
     assert main([*data, "feeds", "list"]) == 0
     listing = capsys.readouterr().out
     assert web.url("/atom") in listing
