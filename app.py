@@ -47,7 +47,7 @@ from rag.dates import answer_when
 from rag.errors import NewsragError, QuestionError, disk_full_as_error
 from rag.library_view import SORTS, library_page, snapshot
 from rag.library_view import article_text as library_text
-from rag.records import Answer, Article, Source, StoryMember
+from rag.records import Answer, Article, Source, StoryMember, also_reported_by
 from rag.settings import Settings
 from rag.store import ArticleRecord, Filters
 
@@ -522,7 +522,10 @@ def answer_plain_text(answer: Answer) -> str:
     lines = [answer.text]
     if answer.sources:
         lines.append("")
-        lines += [f"[{s.number}] {s.title} · {s.link}" for s in answer.sources]
+    for s in answer.sources:
+        lines.append(f"[{s.number}] {s.title} · {s.link}")
+        if s.also:
+            lines.append(f"    {also_reported_by(s.also)}")
     return "\n".join(lines)
 
 
@@ -1027,6 +1030,8 @@ def conversation_markdown(title: str, turns: Sequence[Turn | SavedTurn]) -> str:
                 href = _safe_href(s.url)
                 name = f"[{s.title}]({href})" if href else s.title
                 lines.append(f"{s.number}. {name} · {s.source} · {published}")
+                if s.also:  # a nested item, so it renders on its own line under the source
+                    lines.append(f"   - {also_reported_by(s.also)}")
             lines.append("")
     return "\n".join(lines)
 

@@ -8,20 +8,30 @@ or found in a feed cannot reach the local network. Every problem becomes a
 :class:`~rag.errors.FetchError` with a one-line reason.
 
 Redirects are followed here, one hop at a time, so each hop passes the same checks.
+
+The address check is made twice: on the URL before anything is asked (a clear reason, and
+no robots.txt request to a refused host), and again where the connection is opened, on the
+very addresses it connects to (:class:`VettedBackend`). A name whose DNS answer changes
+between the two ("DNS rebinding": public when checked, 127.0.0.1 when connecting) is
+therefore still refused. Proxies set in the environment (``HTTPS_PROXY``) resolve names
+themselves: through one, only the first check applies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import socket
 import threading
 import time
 import urllib.robotparser
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from rag.errors import FetchError
@@ -81,6 +91,92 @@ class Fetched:
         return self.status == 304
 
 
+def refuse_private(host: str, addresses: list[str]) -> None:
+    """Raise :class:`FetchError` when any of ``host``'s addresses is not a public one.
+
+    >>> refuse_private("example.org", ["93.184.216.34"])
+    >>> refuse_private("router.local", ["192.168.1.1"])
+    Traceback (most recent call last):
+    ...
+    rag.errors.FetchError: refused: router.local is a private, loopback or link-local \
+address (192.168.1.1); set NEWSRAG_FETCH_ALLOW_PRIVATE=true to allow it
+    """
+    for text in addresses:
+        address = ipaddress.ip_address(text.split("%")[0])
+        if not address.is_global or address.is_multicast:
+            where = "" if host == str(address) else f" ({address})"
+            msg = (
+                f"refused: {host} is a private, loopback or link-local "
+                f"address{where}; set NEWSRAG_FETCH_ALLOW_PRIVATE=true to allow it"
+            )
+            raise FetchError(msg)
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` has now, in the resolver's order (at least one, or
+    :class:`FetchError`).
+
+    >>> resolve("127.0.0.1", 80)
+    ['127.0.0.1']
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, ValueError) as exc:
+        msg = f"cannot resolve {host}: {exc}"
+        raise FetchError(msg) from None
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class VettedBackend(httpcore.SyncBackend):
+    """Opens connections only to addresses it has just checked.
+
+    httpcore's own backend hands the name to ``socket.create_connection``, which looks it
+    up again; this one looks it up once, refuses the lot if any address is private,
+    loopback or link-local (unless ``allow_private``), and connects to those addresses by
+    number. TLS still names the host (SNI and certificate check) and so does the request's
+    Host header: httpcore takes both from the URL, not from the socket.
+    """
+
+    def __init__(self, allow_private: bool) -> None:
+        self.allow_private = allow_private
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        if self.allow_private:
+            return super().connect_tcp(host, port, timeout, local_address, socket_options)
+        addresses = resolve(host, port)
+        refuse_private(host, addresses)
+        # As create_connection does: the first address that answers; the last one's
+        # failure is the one reported.
+        for address in addresses[:-1]:
+            with contextlib.suppress(httpcore.ConnectError, httpcore.ConnectTimeout):
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+        return super().connect_tcp(addresses[-1], port, timeout, local_address, socket_options)
+
+
+class VettedTransport(httpx.HTTPTransport):
+    """httpx's transport, connecting through a :class:`VettedBackend`."""
+
+    def __init__(self, allow_private: bool) -> None:
+        super().__init__()
+        # httpx builds its pool without a way to pass a network backend: the same pool
+        # (httpx's defaults), with this one.
+        limits = httpx.Limits()
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=VettedBackend(allow_private),
+        )
+
+
 class Fetcher:
     """A polite HTTP client for pages, feeds and their robots.txt.
 
@@ -95,6 +191,7 @@ class Fetcher:
     def __init__(self, policy: FetchPolicy | None = None) -> None:
         self.policy = policy or FetchPolicy()
         self._client = httpx.Client(
+            transport=VettedTransport(self.policy.allow_private),
             follow_redirects=False,
             timeout=httpx.Timeout(self.policy.timeout),
             headers={"User-Agent": self.policy.user_agent, "Accept-Encoding": "gzip, deflate"},
@@ -172,19 +269,12 @@ class Fetcher:
             return
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
-        except (OSError, ValueError) as exc:
+        except ValueError as exc:
             msg = f"cannot resolve {parts.hostname}: {exc}"
             raise FetchError(msg) from None
-        for info in infos:
-            address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-            if not address.is_global or address.is_multicast:
-                where = "" if parts.hostname == str(address) else f" ({address})"
-                msg = (
-                    f"refused: {parts.hostname} is a private, loopback or link-local "
-                    f"address{where}; set NEWSRAG_FETCH_ALLOW_PRIVATE=true to allow it"
-                )
-                raise FetchError(msg)
+        # Checked again on connecting (VettedBackend): this early check gives the reason
+        # before any request, robots.txt included.
+        refuse_private(parts.hostname, resolve(parts.hostname, port))
 
     def _robots_allow(self, url: str) -> bool:
         parts = urlsplit(url)

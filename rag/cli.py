@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from rag.errors import NewsragError, QuestionError
-from rag.records import answer_to_dict
+from rag.records import also_reported_by, answer_to_dict
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -532,6 +532,8 @@ def format_answer(answer: Answer) -> str:
         lines.append(f"[{s.number}] {s.title}{published}")
         lines.append(f"    {s.link}")
         lines.append(f'    "{" ".join(s.passage.split())}"')
+        if s.also:
+            lines.append(f"    {also_reported_by(s.also)}")
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -117,6 +118,30 @@ class StoryMember:
     @property
     def link(self) -> str:
         return self.url or self.outlet
+
+
+def also_reported_by(members: Sequence[StoryMember]) -> str:
+    """The plain-text "also reported by" line of a source: each other outlet's copy of the
+    story with its date and link ("" when the story has no other member).
+
+    One wording for every text surface (``newsrag ask``, the chat's copied answer, the
+    Markdown export); the chat's card renders the same members as links.
+
+    >>> quake = StoryMember("a2", "Quake", "AP", "https://ap.example/q", date(2022, 6, 1))
+    >>> also_reported_by([quake, StoryMember("a3", "Quake", "notes.txt", None, None)])
+    'also reported by: AP (2022-06-01) https://ap.example/q, notes.txt'
+    >>> also_reported_by([])
+    ''
+    """
+    items = []
+    for m in members:
+        item = m.outlet
+        if m.published:
+            item += f" ({m.published.isoformat()})"
+        if m.url:
+            item += f" {m.url}"
+        items.append(item)
+    return f"also reported by: {', '.join(items)}" if items else ""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -53,6 +55,37 @@ def test_loopback_and_private_addresses_are_refused_unless_allowed(web: LocalWeb
         strict.fetch("http://169.254.169.254/latest/meta-data/")
     assert web.requests == []  # refused before any connection
     assert _fetcher().fetch(web.url("/page")).content == _PAGE
+
+
+def test_a_name_that_rebinds_to_loopback_after_the_check_is_refused_before_connecting(
+    web: LocalWeb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name's first answer is public, every later one is 127.0.0.1.
+
+    A fetcher that checks one lookup and lets the connection look the name up again would
+    reach the loopback server; the connection must go only to addresses it has checked.
+    """
+    web.routes["/page"] = Route(_PAGE)
+    port = web.server.server_address[1]
+    real = socket.getaddrinfo
+    answers = iter(["93.184.216.34"])  # a public address, then the loopback forever
+
+    def rebinding(host: object, *args: Any, **kwargs: Any) -> Any:
+        if host != "news.rebind.test":
+            return real(host, *args, **kwargs)  # type: ignore[arg-type]
+        address = next(answers, "127.0.0.1")
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+
+    with pytest.raises(FetchError) as refused:
+        _fetcher(allow_private=False).fetch(f"http://news.rebind.test:{port}/page")
+
+    assert str(refused.value) == (
+        "refused: news.rebind.test is a private, loopback or link-local address (127.0.0.1); "
+        "set NEWSRAG_FETCH_ALLOW_PRIVATE=true to allow it"
+    )
+    assert web.requests == []  # not even its robots.txt was asked for
 
 
 def test_every_redirect_hop_is_checked_like_the_first_url(web: LocalWeb) -> None:
@@ -142,6 +175,30 @@ def test_matching_validators_give_not_modified(web: LocalWeb) -> None:
     assert not fetcher.fetch(web.url("/page"), etag='"v0"').not_modified
     request = web.requests[-1]
     assert request.headers["if-none-match"] == '"v0"'
+
+
+def test_a_page_with_only_a_last_modified_date_is_asked_again_if_modified_since(
+    web: LocalWeb,
+) -> None:
+    stamp = "Tue, 17 Sep 2024 08:15:00 GMT"
+    web.routes["/dated"] = Route(_PAGE, last_modified=stamp)
+    fetcher = _fetcher()
+    first = fetcher.fetch(web.url("/dated"))
+    assert (first.content, first.etag, first.last_modified) == (_PAGE, None, stamp)
+
+    again = fetcher.fetch(web.url("/dated"), last_modified=first.last_modified)
+
+    assert again.not_modified
+    assert again.content == b""
+    request = web.requests[-1]
+    assert request.headers["if-modified-since"] == stamp
+    assert "if-none-match" not in request.headers
+    # Edited later: the same question gets the new page and its new date.
+    edited = _PAGE.replace(b"Hello", b"Goodbye")
+    web.routes["/dated"] = Route(edited, last_modified="Wed, 18 Sep 2024 10:00:00 GMT")
+    changed = fetcher.fetch(web.url("/dated"), last_modified=stamp)
+    assert (changed.status, changed.content) == (200, edited)
+    assert changed.last_modified == "Wed, 18 Sep 2024 10:00:00 GMT"
 
 
 def test_requests_to_one_host_are_spaced_by_the_host_delay(web: LocalWeb) -> None:

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 
-from app import render_sources
+from app import Turn, answer_plain_text, conversation_markdown, render_sources
 from rag.assistant import Assistant
+from rag.cli import format_answer
 from rag.components import build_index
 from rag.database import STORIES
 from rag.records import Article, answer_to_dict
@@ -128,6 +129,20 @@ def test_two_outlets_near_copies_are_one_story_cited_once_listing_both_outlets(
     assert "Also reported by" in card
     assert f'href="{url}"' in card
     assert f'href="{expected[source.article_id][1]}"' in card
+
+    # The text surfaces: plain `newsrag ask`, the chat's copied answer, the Markdown export.
+    also = f"also reported by: {outlet} (2022-06-{day:02d}) {url}"
+    printed = format_answer(answer).splitlines()
+    at = printed.index(f"[{source.number}] {source.title}, {source.published}")
+    assert printed[at + 3] == f"    {also}"  # under its title, link and passage
+    copied = answer_plain_text(answer).splitlines()
+    at = copied.index(f"[{source.number}] {source.title} · {source.link}")
+    assert copied[at + 1] == f"    {also}"
+    exported = conversation_markdown("Quake", [Turn(question, answer)]).splitlines()
+    at = next(i for i, line in enumerate(exported) if line.startswith(f"{source.number}. ["))
+    assert exported[at + 1] == f"   - {also}"
+    # Only a source with other outlets gets the line.
+    assert sum("also reported by" in line for line in printed) == 1
 
 
 def test_the_langchain_retriever_piped_into_the_answerer_keeps_the_other_outlets(

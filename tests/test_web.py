@@ -122,6 +122,27 @@ def test_an_unchanged_url_is_answered_304_and_adds_nothing(
     assert len(assistant.articles()) == 1
 
 
+def test_an_unchanged_url_with_only_a_last_modified_date_is_answered_304_and_adds_nothing(
+    web: LocalWeb, assistant: Assistant, web_settings: Settings
+) -> None:
+    stamp = "Mon, 16 Sep 2024 06:00:00 GMT"
+    web.routes["/ferry"] = Route(_FERRY, last_modified=stamp)
+    assert _web_ingestor(assistant, web_settings).ingest_url(web.url("/ferry")).status == "added"
+    chunks = assistant.stats().chunks
+
+    # Another ingestor (a later run): the date comes from the library's database.
+    again = _web_ingestor(assistant, web_settings).ingest_url(web.url("/ferry"))
+
+    assert again.status == "unchanged"
+    assert "304" in again.reason
+    request = web.requests[-1]
+    assert request.path == "/ferry"
+    assert request.headers["if-modified-since"] == stamp
+    assert "if-none-match" not in request.headers
+    assert len(assistant.articles()) == 1
+    assert assistant.stats().chunks == chunks
+
+
 def test_without_validators_the_content_hash_skips_an_unchanged_page_and_updates_a_changed_one(
     web: LocalWeb, assistant: Assistant, web_settings: Settings
 ) -> None:
@@ -347,7 +368,7 @@ def test_parse_feed_resolves_relative_links_and_reads_rss_dates() -> None:
     assert feed.items[0].published == date(2024, 9, 17)
 
 
-def test_the_cli_follows_a_feed_and_ingests_urls(
+def test_the_cli_follows_a_feed_ingests_urls_and_answers_from_the_feeds_new_article(
     web: LocalWeb,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -373,6 +394,14 @@ def test_the_cli_follows_a_feed_and_ingests_urls(
     assert "already following" in capsys.readouterr().out
     assert main([*data, "watch", "--once"]) == 0
     assert "1 new of 1 items fetched" in capsys.readouterr().out
+    # The feed's new article answers questions: the user's end of following a feed.
+    question = "When does the night ferry to Saltholm sail again?"
+    assert main([*data, "ask", question, "--as-of", "2024-09-20"]) == 0
+    answer, _, sources = capsys.readouterr().out.partition("\nSources:\n")
+    assert "from Monday" in answer
+    cited = sources.splitlines()
+    at = cited.index("[1] Night ferry to Saltholm resumes after repairs, 2024-09-19")
+    assert cited[at + 1].strip() == web.url("/ferry")
     assert main([*data, "feeds", "list"]) == 0
     listing = capsys.readouterr().out
     assert web.url("/atom") in listing

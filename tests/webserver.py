@@ -1,7 +1,8 @@
 """A small real HTTP server on 127.0.0.1 for the fetch, URL and feed tests.
 
 Each test sets the routes it needs; the server answers them, honours ``If-None-Match``
-against a route's ETag (304), gzips when asked to, can stall before or during the body,
+against a route's ETag and ``If-Modified-Since`` against its Last-Modified (304), gzips
+when asked to, can stall before or during the body,
 and logs every request (path, headers, time) so politeness can be checked.
 """
 
@@ -11,6 +12,7 @@ import gzip
 import threading
 import time
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -21,9 +23,23 @@ class Route:
     content_type: str = "text/html; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
     etag: str | None = None
+    last_modified: str | None = None  # an HTTP date, e.g. "Tue, 17 Sep 2024 08:15:00 GMT"
     gzip: bool = False
     delay: float = 0.0  # seconds before the response
     trickle: float = 0.0  # seconds between 100-byte pieces of the body
+
+
+def _not_modified(route: Route, headers: dict[str, str]) -> bool:
+    """RFC 9110: If-None-Match decides when sent; else If-Modified-Since, by date."""
+    if "if-none-match" in headers:
+        return route.etag is not None and headers["if-none-match"] == route.etag
+    since = headers.get("if-modified-since")
+    if not (route.last_modified and since):
+        return False
+    try:
+        return parsedate_to_datetime(route.last_modified) <= parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False  # an unreadable date: answer in full
 
 
 @dataclass(frozen=True)
@@ -55,9 +71,12 @@ class LocalWeb:
                     self.end_headers()
                     return
                 time.sleep(route.delay)
-                if route.etag and headers.get("if-none-match") == route.etag:
+                if _not_modified(route, headers):
                     self.send_response(304)
-                    self.send_header("ETag", route.etag)
+                    if route.etag:
+                        self.send_header("ETag", route.etag)
+                    if route.last_modified:
+                        self.send_header("Last-Modified", route.last_modified)
                     self.end_headers()
                     return
                 body = route.body
@@ -65,6 +84,8 @@ class LocalWeb:
                 self.send_header("Content-Type", route.content_type)
                 if route.etag:
                     self.send_header("ETag", route.etag)
+                if route.last_modified:
+                    self.send_header("Last-Modified", route.last_modified)
                 if route.gzip and "gzip" in headers.get("accept-encoding", ""):
                     body = gzip.compress(body)
                     self.send_header("Content-Encoding", "gzip")
