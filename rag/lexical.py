@@ -31,6 +31,7 @@ term is ever one.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -640,16 +641,19 @@ def best(
     """The ``n`` best chunks for the terms by BM25: ``(chunk ids, scores)``, best first
     (ties by id), exactly as ``top(*score(con, terms, at_least), n)`` ranks them.
 
-    Without reading every posting: a question's common words ("said", "government") are
+    Without scoring every match: a question's common words ("said", "government") are
     in a large share of a big library, so scoring every chunk that has any word costs
     time and memory in proportion to the library. This is MaxScore (Turtle and Flood,
-    1995): the terms are taken from the one that can add the most to a score (its IDF
-    times the best term frequency and shortest chunk in its postings) down; once the
-    terms not yet read could not lift a chunk they alone match up to the ``n``-th score
-    so far, no new chunk can enter the top ``n``, and those terms' postings are only
-    looked up for the chunks that still can (a binary search per fragment, no scoring
-    of the rest). A chunk's score is then the sum of its terms' contributions in the
-    question's order, as :func:`score` adds them, so both agree to the bit.
+    1995), a range of chunk ids at a time: each term can add at most its IDF times the
+    best term frequency and shortest chunk in its postings; the weakest terms, together
+    unable to lift a chunk up to the ``n``-th score found so far, bring no chunk of their
+    own and are only looked up (a binary search per window) for the chunks the other
+    terms bring that could still make it. A chunk's score is then the sum of its terms'
+    contributions in the question's order, as :func:`score` adds them, so both agree to
+    the bit. The postings are read in ascending chunk id, ``_WINDOW`` at a time through
+    SQLite's incremental BLOB I/O, and scored ``_RANGE`` chunk ids at a time, so a
+    question's memory is bounded by those, not by the library (Postgres reads each
+    term's rows whole).
 
     Call inside a read transaction. Ids of deleted chunks can be among them: join them
     to the chunks table (and ask for more when too few of them are left).
@@ -687,40 +691,51 @@ def best(
         f = float(fmax)
         saturation = f / (f + float(norms[min(lmin, 65_535)])) if fmax < 65_535 else 1.0
         bound[t] = idfs[t] * (K1 + 1.0) * saturation
-    by_bound = sorted(informative, key=lambda t: -bound[t])
-    contributions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    cand = np.zeros(0, dtype=np.int64)
-    partial = np.zeros(0, dtype=np.float64)
-    # The n-th best partial score so far, less a margin for float32 rounding: at least n
-    # chunks score at least this in the end.
-    cut = -math.inf
-    read = 0
-    while read < len(by_bound):
-        rest = sum(bound[u] for u in by_bound[read:])
-        if rest < cut:
-            break  # a chunk only the remaining terms match scores below the n-th
-        t = by_bound[read]
-        docs, contrib = _term_scores(con, t, idfs[t], norms)
-        contributions[t] = (docs, contrib)
-        cand, partial = _union_add(cand, partial, docs, contrib)
-        later = sum(bound[u] for u in by_bound[read + 1 :])
-        if len(cand) >= n and later < float(partial.max()):  # else no cut could stop it
-            theta = float(np.partition(partial, len(partial) - n)[len(partial) - n])
-            cut = theta - 1e-5 * abs(theta) - 1e-6
-        read += 1
-    remaining = by_bound[read:]
-    if remaining:
-        rest = sum(bound[u] for u in remaining)
-        cand = cand[partial + rest >= cut]
-        for t in remaining:
-            contributions[t] = _term_scores(con, t, idfs[t], norms, only=cand)
-    scores = np.zeros(len(cand), dtype=np.float32)
-    for t in informative:  # in the question's order, as score() adds them up
-        docs, contrib = contributions[t]
-        at = np.minimum(np.searchsorted(cand, docs), max(len(cand) - 1, 0))
-        kept = cand[at] == docs if len(cand) else np.zeros(len(docs), dtype=bool)
-        scores[at[kept]] += contrib[kept]  # the chunks pruned above are not among them
-    return _ranked(cand, scores, n)
+    by_bound = sorted(informative, key=lambda t: bound[t])  # smallest first
+    best_ids = np.zeros(0, dtype=np.int64)
+    best_scores = np.zeros(0, dtype=np.float32)
+    with contextlib.ExitStack() as stack:
+        postings = {t: _Postings(con, t, idfs[t], norms, stack) for t in informative}
+        for low in range(0, meta.get("next_doc", 1) + 1, _RANGE):
+            high = low + _RANGE
+            # The n-th best score so far, less a margin for float rounding: a chunk whose
+            # terms could not reach it cannot enter the top n (a tie keeps the lower id,
+            # which an earlier range holds).
+            cut = -math.inf
+            if len(best_ids) >= n:
+                theta = float(best_scores[-1])
+                cut = theta - 1e-5 * abs(theta) - 1e-6
+            # MaxScore: the weakest terms, together unable to reach the cut, add no
+            # chunk of their own; they are looked up only for the others' chunks.
+            lazy: list[str] = []
+            reach = 0.0
+            for t in by_bound:
+                if reach + bound[t] >= cut:
+                    break
+                reach += bound[t]
+                lazy.append(t)
+            parts = {t: postings[t].take(high) for t in informative if t not in lazy}
+            found = [docs for docs, _ in parts.values() if len(docs)]
+            cand = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+            if lazy and len(cand):
+                partial = np.zeros(len(cand), dtype=np.float64)
+                for docs, contrib in parts.values():
+                    partial[np.searchsorted(cand, docs)] += contrib
+                cand = cand[partial + reach >= cut]
+            for t in lazy:  # read past this range even when no chunk is left in it
+                parts[t] = postings[t].take(high, only=cand)
+            if not len(cand):
+                continue
+            scores = np.zeros(len(cand), dtype=np.float32)
+            for t in informative:  # in the question's order, as score() adds them up
+                docs, contrib = parts[t]
+                at = np.minimum(np.searchsorted(cand, docs), len(cand) - 1)
+                kept = cand[at] == docs  # pruned chunks are not among them
+                scores[at[kept]] += contrib[kept]
+            best_ids, best_scores = _ranked(
+                np.concatenate([best_ids, cand]), np.concatenate([best_scores, scores]), n
+            )
+    return best_ids, best_scores
 
 
 def _ranked(ids: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -732,30 +747,16 @@ def _ranked(ids: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np
 
 
 def _term_scores(
-    con: Connection,
-    name: str,
-    idf: float,
-    norms: np.ndarray,
-    only: np.ndarray | None = None,
+    con: Connection, name: str, idf: float, norms: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A term's postings as ``(chunk ids ascending, contributions)``; with ``only`` (sorted
-    chunk ids), just those of its chunks, found by binary search per fragment."""
+    """A term's postings whole, as ``(chunk ids ascending, contributions)``."""
     ids: list[np.ndarray] = []
     contribs: list[np.ndarray] = []
-    fragments: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]
-    if only is not None and con.dialect.name == "sqlite":
-        fragments = _looked_up(con, name, only)
-    else:
-        fragments = (
-            (np.frombuffer(d, _DOC), np.frombuffer(f, _SMALL), np.frombuffer(n, _SMALL))
-            for d, f, n in con.execute(_POSTINGS_OF_TERM, {"term": name})
+    for d, f, n in con.execute(_POSTINGS_OF_TERM, {"term": name}):
+        ids.append(np.frombuffer(d, _DOC).astype(np.int64))
+        contribs.append(
+            _contributions(idf, norms, np.frombuffer(f, _SMALL), np.frombuffer(n, _SMALL))
         )
-        if only is not None:  # Postgres: the rows whole, then the candidates' postings
-            fragments = (_among(only, *fragment) for fragment in fragments)
-    for docs, freqs, lens in fragments:
-        f = _WEIGHTED[freqs]
-        ids.append(docs.astype(np.int64))
-        contribs.append((idf * (K1 + 1.0)) * f / (f + norms[lens]))
     if not ids:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     docs = np.concatenate(ids)
@@ -764,71 +765,145 @@ def _term_scores(
     return docs[order], contrib[order]
 
 
-def _among(
-    only: np.ndarray, docs: np.ndarray, freqs: np.ndarray, lens: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The postings (ascending ``docs``) of the chunks in ``only`` (sorted ids)."""
-    at = np.searchsorted(docs, only)
-    inside = at < len(docs)
-    at = at[inside]
-    hit = at[docs[at] == only[inside]]
-    return docs[hit], freqs[hit], lens[hit]
+def _contributions(
+    idf: float, norms: np.ndarray, freqs: np.ndarray, lens: np.ndarray
+) -> np.ndarray:
+    """What a term adds to the BM25 of each chunk of its postings (float32, as
+    :func:`score` adds it)."""
+    f = _WEIGHTED[freqs]
+    return (idf * (K1 + 1.0)) * f / (f + norms[lens])
 
 
-_WINDOW = 16_384  # postings read at a time when looking chunks up (128 KB of arrays)
+_RANGE = 1 << 17  # chunk ids :func:`best` scores at a time (its memory is bounded by it)
+_WINDOW = 16_384  # postings read from SQLite at a time (64 KB of chunk ids)
 _ROWS_OF_TERM = "SELECT rowid FROM lex_postings WHERE term = ? ORDER BY frag"
 
 
-def _looked_up(
-    con: Connection, name: str, only: np.ndarray
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """A term's postings of the chunks in ``only``, read from SQLite a window at a time.
+class _Postings:
+    """One term's postings, taken in ascending chunk id order a range at a time: a
+    common word's postings in a big library are megabytes, and a range needs a slice."""
 
-    A common word's postings in a big library are megabytes, and a question needs the few
-    of its candidates: each row's arrays are read through SQLite's incremental BLOB I/O
-    (in the caller's read transaction), ``_WINDOW`` postings at a time, and the
-    frequencies and lengths only where a window holds a candidate. Memory stays flat
-    whatever the size of the library.
-    """
-    raw = con.connection.driver_connection
-    for (rowid,) in raw.execute(_ROWS_OF_TERM, (name,)).fetchall():  # type: ignore[union-attr]
-        with (
-            raw.blobopen("lex_postings", "docs", rowid, readonly=True) as docs_blob,  # type: ignore[union-attr]
-            raw.blobopen("lex_postings", "freqs", rowid, readonly=True) as freqs_blob,  # type: ignore[union-attr]
-            raw.blobopen("lex_postings", "lens", rowid, readonly=True) as lens_blob,  # type: ignore[union-attr]
-        ):
-            total = len(docs_blob) // _DOC.itemsize
-            for start in range(0, total, _WINDOW):
-                docs_blob.seek(start * _DOC.itemsize)
-                docs = np.frombuffer(docs_blob.read(_WINDOW * _DOC.itemsize), _DOC)
-                low = int(np.searchsorted(only, docs[0], side="left"))
-                high = int(np.searchsorted(only, docs[-1], side="right"))
-                if low == high:
-                    continue  # no candidate in this window
-                at = np.searchsorted(docs, only[low:high])
-                at = at[docs[at] == only[low:high]]
-                if not len(at):
-                    continue
-                first, last = int(at[0]), int(at[-1]) + 1  # read just that span
-                freqs_blob.seek((start + first) * _SMALL.itemsize)
-                freqs = np.frombuffer(freqs_blob.read((last - first) * _SMALL.itemsize), _SMALL)
-                lens_blob.seek((start + first) * _SMALL.itemsize)
-                lens = np.frombuffer(lens_blob.read((last - first) * _SMALL.itemsize), _SMALL)
-                yield docs[at], freqs[at - first], lens[at - first]
+    def __init__(
+        self,
+        con: Connection,
+        name: str,
+        idf: float,
+        norms: np.ndarray,
+        stack: contextlib.ExitStack,
+    ) -> None:
+        self.idf, self.norms = idf, norms
+        self.fragments: list[_Fragment]
+        if con.dialect.name == "sqlite":  # read in windows through incremental BLOB I/O
+            raw = con.connection.driver_connection
+            rows = raw.execute(_ROWS_OF_TERM, (name,)).fetchall()  # type: ignore[union-attr]
+            self.fragments = [_BlobFragment(raw, rowid, stack) for (rowid,) in rows]
+        else:  # Postgres has no incremental BLOB reads: the rows whole
+            self.fragments = [
+                _ArrayFragment(d, f, n)
+                for d, f, n in con.execute(_POSTINGS_OF_TERM, {"term": name})
+            ]
+
+    def take(self, high: int, only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(chunk ids ascending, contributions)`` of the postings below ``high`` not
+        taken yet; with ``only`` (sorted chunk ids), just those chunks' postings."""
+        ids: list[np.ndarray] = []
+        contribs: list[np.ndarray] = []
+        for fragment in self.fragments:
+            for docs, freqs, lens in fragment.take(high, only):
+                ids.append(docs.astype(np.int64))
+                contribs.append(_contributions(self.idf, self.norms, freqs, lens))
+        if not ids:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if len(ids) == 1:
+            return ids[0], contribs[0]
+        docs = np.concatenate(ids)
+        contrib = np.concatenate(contribs)
+        order = np.argsort(docs, kind="stable")
+        return docs[order], contrib[order]
 
 
-def _union_add(
-    cand: np.ndarray, partial: np.ndarray, docs: np.ndarray, contrib: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Add a term's contributions to the running candidates (both sorted by id)."""
-    if not len(cand):
-        return docs, contrib.astype(np.float64)
-    at = np.searchsorted(cand, docs)
-    known = cand[np.minimum(at, len(cand) - 1)] == docs
-    partial = partial.copy()
-    partial[at[known]] += contrib[known]
-    new = ~known  # inserted at their sorted places (positions ascending: one pass)
-    return np.insert(cand, at[new], docs[new]), np.insert(partial, at[new], contrib[new])
+class _Fragment:
+    """A fragment's postings (ascending chunk ids) read from a position onwards."""
+
+    total = 0
+    pos = 0  # postings taken so far
+    start = 0  # position of ``window``'s first chunk id
+    window = np.zeros(0, dtype=_DOC)
+
+    def _docs(self, pos: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _small(self, which: str, first: int, last: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def take(
+        self, high: int, only: np.ndarray | None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        while self.pos < self.total:
+            if self.pos >= self.start + len(self.window):
+                self.start, self.window = self.pos, self._docs(self.pos)
+            docs = self.window[self.pos - self.start :]
+            below = int(np.searchsorted(docs, high))
+            first = self.pos
+            self.pos += below
+            if below:
+                docs = docs[:below]
+                if only is None:
+                    yield (
+                        docs,
+                        self._small("freqs", first, self.pos),
+                        self._small("lens", first, self.pos),
+                    )
+                else:
+                    low = int(np.searchsorted(only, docs[0]))
+                    top = int(np.searchsorted(only, docs[-1], side="right"))
+                    if low < top:
+                        at = np.searchsorted(docs, only[low:top])
+                        at = at[docs[np.minimum(at, below - 1)] == only[low:top]]
+                        if len(at):
+                            a, b = first + int(at[0]), first + int(at[-1]) + 1  # just that span
+                            yield (
+                                docs[at],
+                                self._small("freqs", a, b)[at - (a - first)],
+                                self._small("lens", a, b)[at - (a - first)],
+                            )
+            if self.pos < self.start + len(self.window):
+                return  # the next posting is at or past ``high``
+
+
+class _BlobFragment(_Fragment):
+    def __init__(self, raw: Any, rowid: int, stack: contextlib.ExitStack) -> None:
+        self.blobs = {
+            column: stack.enter_context(raw.blobopen("lex_postings", column, rowid, readonly=True))
+            for column in ("docs", "freqs", "lens")
+        }
+        self.total = len(self.blobs["docs"]) // _DOC.itemsize
+
+    def _docs(self, pos: int) -> np.ndarray:
+        blob = self.blobs["docs"]
+        blob.seek(pos * _DOC.itemsize)
+        return np.frombuffer(blob.read(_WINDOW * _DOC.itemsize), _DOC)
+
+    def _small(self, which: str, first: int, last: int) -> np.ndarray:
+        blob = self.blobs[which]
+        blob.seek(first * _SMALL.itemsize)
+        return np.frombuffer(blob.read((last - first) * _SMALL.itemsize), _SMALL)
+
+
+class _ArrayFragment(_Fragment):
+    def __init__(self, docs: bytes, freqs: bytes, lens: bytes) -> None:
+        self.arrays = {
+            "freqs": np.frombuffer(freqs, _SMALL),
+            "lens": np.frombuffer(lens, _SMALL),
+        }
+        self.docs = self.window = np.frombuffer(docs, _DOC)  # the whole row is the window
+        self.total = len(self.docs)
+
+    def _docs(self, pos: int) -> np.ndarray:
+        return self.docs[pos:]
+
+    def _small(self, which: str, first: int, last: int) -> np.ndarray:
+        return self.arrays[which][first:last]
 
 
 def _sparse_scores(

@@ -267,6 +267,7 @@ def test_the_best_chunks_found_without_reading_every_posting_are_those_of_scorin
     monkeypatch.setattr(lexical, "EXHAUSTIVE", 0)
     monkeypatch.setattr(lexical, "DENSE", 0)
     monkeypatch.setattr(lexical, "_WINDOW", 97)  # SQLite reads the postings in windows
+    monkeypatch.setattr(lexical, "_RANGE", 301)  # and scores the chunks a range at a time
     rng = np.random.default_rng(seed + 10)
     pruned = 0
     with engine.connect() as con:
@@ -286,13 +287,13 @@ def test_the_best_chunks_found_without_reading_every_posting_are_those_of_scorin
     with engine.connect() as con:
         terms = lexical.query_terms(f"{vocabulary[284]} {vocabulary[240]} {vocabulary[11]}")
         calls: list[np.ndarray | None] = []
-        original = lexical._term_scores
+        original = lexical._Fragment.take
 
-        def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
-            calls.append(kwargs.get("only"))
-            return original(*args, **kwargs)
+        def spy(self, high, only):  # type: ignore[no-untyped-def]
+            calls.append(only)
+            return original(self, high, only)
 
-        monkeypatch.setattr(lexical, "_term_scores", spy)
+        monkeypatch.setattr(lexical._Fragment, "take", spy)
         lexical.best(con, terms, 10)
         pruned = sum(1 for c in calls if c is not None)
     assert pruned >= 1
