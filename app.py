@@ -93,11 +93,22 @@ a.cite:hover, a.cite:focus-visible { background: var(--color-accent); color: whi
 .chip { border-radius: 14px !important; font-size: 0.85em !important; }
 .chat-status { font-size: 0.85em; opacity: 0.8; }
 .stopped { opacity: 0.75; font-style: italic; }
-/* Phone: the chat takes the screen's height and the question box stays on screen. */
+/* Phone: the question box (with the filter chips and the status line) is pinned to the
+   bottom of the screen, and the chat takes the height between the header and it. The
+   page script measures both into --chat-top and --ask-bar-h. (A sticky row is not
+   enough: it scrolls away with its column.) */
 @media (max-width: 900px) {
-  #chat { height: calc(100dvh - 200px) !important; min-height: 320px; }
-  #ask-row { position: sticky; bottom: 0; z-index: 20; padding: 6px 0;
-    background: var(--body-background-fill); }
+  .app-header h1 { font-size: 1.1em; }
+  .app-header .mode-badge { font-size: 0.8em; padding: 2px 10px; }
+  #ask-bar #chat-status:not(:has(.chat-status)) { display: none; }
+  #ask-bar { position: fixed; left: 0; right: 0; bottom: 0; z-index: 20; gap: 4px;
+    padding: 6px 12px calc(6px + env(safe-area-inset-bottom));
+    background: var(--body-background-fill); border-top: 1px solid var(--border-color-primary);
+    box-shadow: 0 -4px 12px rgba(0, 0, 0, 0.08); }
+  #chat { height: calc(100dvh - var(--chat-top, 110px) - var(--ask-bar-h, 100px) - 8px)
+    !important; min-height: 280px; }
+  /* The page's last block ends above the bar (Gradio scopes this CSS inside the app). */
+  #library-view { margin-bottom: calc(var(--ask-bar-h, 100px) + 8px); }
 }
 button.copy-answer { margin-left: 6px; font-size: 0.9em; padding: 0 8px; cursor: pointer;
   border: 1px solid var(--border-color-primary); border-radius: 6px; background: transparent; }
@@ -213,8 +224,8 @@ HEAD = r"""
     copy.classList.remove("active", "flash");
     sheet.querySelector(".sheet-body").replaceChildren(copy);
     sheet.setAttribute("aria-label", card.getAttribute("aria-label") || "Source");
-    const row = document.getElementById("ask-row");
-    const top = row ? row.getBoundingClientRect().top : window.innerHeight;
+    const bar = document.getElementById("ask-bar");
+    const top = bar ? bar.getBoundingClientRect().top : window.innerHeight;
     sheet.style.bottom = `${Math.max(0, window.innerHeight - Math.min(top, window.innerHeight))}px`;
     sheet.hidden = false;
     sheetMarker = link;
@@ -225,6 +236,32 @@ HEAD = r"""
     if (target && !target.closest("#card-sheet, a.cite")) closeSheet();
   });
   phone.addEventListener("change", closeSheet);
+  // The phone layout's two measures: the height of the pinned question bar and where the
+  // chat starts, so the chat fills the screen between them (see the CSS).
+  const fitPhone = () => {
+    const root = document.documentElement.style;
+    const bar = document.getElementById("ask-bar");
+    const chat = document.getElementById("chat");
+    if (!phone.matches || !bar || !chat) {
+      root.removeProperty("--ask-bar-h");
+      root.removeProperty("--chat-top");
+      return;
+    }
+    root.setProperty("--ask-bar-h", `${Math.ceil(bar.getBoundingClientRect().height)}px`);
+    const top = chat.getBoundingClientRect().top + window.scrollY;
+    root.setProperty("--chat-top", `${Math.ceil(top)}px`);
+  };
+  const waitForBar = setInterval(() => {
+    const bar = document.getElementById("ask-bar");
+    const header = document.getElementById("header");
+    if (!bar || !header) return;
+    clearInterval(waitForBar);
+    const watch = new ResizeObserver(fitPhone);
+    watch.observe(bar);
+    watch.observe(header);
+    fitPhone();
+  }, 50);
+  phone.addEventListener("change", fitPhone);
   document.addEventListener("mouseover", (event) => {
     const link = citeOf(event);
     const card = link && cardOf(link);
@@ -1905,36 +1942,46 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                         "article and the quoted passage."
                     ),
                 )
-                # Active filters, visible with the panel closed; a click removes one.
-                with gr.Row(elem_id="filter-chips", equal_height=True):
-                    chips = {
-                        key: gr.Button(
-                            "",
-                            visible=False,
-                            size="sm",
-                            variant="secondary",
-                            elem_id=f"chip-{key.replace('_', '-')}",
-                            elem_classes=["chip"],
-                            min_width=60,
-                            scale=0,
+                # The chips, the question box and the status line: on a phone this bar
+                # is pinned to the bottom of the screen (see CSS).
+                with gr.Column(elem_id="ask-bar"):
+                    # Active filters, visible with the panel closed; a click removes one.
+                    with gr.Row(elem_id="filter-chips", equal_height=True):
+                        chips = {
+                            key: gr.Button(
+                                "",
+                                visible=False,
+                                size="sm",
+                                variant="secondary",
+                                elem_id=f"chip-{key.replace('_', '-')}",
+                                elem_classes=["chip"],
+                                min_width=60,
+                                scale=0,
+                            )
+                            for key in ("sources", "date_from", "date_to", "as_of")
+                        }
+                    with gr.Row(equal_height=True, elem_id="ask-row"):
+                        question = gr.Textbox(
+                            placeholder="Ask a question, e.g. what did Meloni propose?",
+                            show_label=False,
+                            scale=5,
+                            min_width=160,
+                            elem_id="question",
+                            autofocus=True,
+                            max_length=settings.max_question_chars,
                         )
-                        for key in ("sources", "date_from", "date_to", "as_of")
-                    }
-                with gr.Row(equal_height=True, elem_id="ask-row"):
-                    question = gr.Textbox(
-                        placeholder="Ask a question, e.g. what did Meloni propose?",
-                        show_label=False,
-                        scale=5,
-                        min_width=160,
-                        elem_id="question",
-                        autofocus=True,
-                        max_length=settings.max_question_chars,
-                    )
-                    send = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="ask")
-                    stop = gr.Button(
-                        "Stop", variant="stop", scale=0, min_width=60, elem_id="stop", visible=False
-                    )
-                status = gr.HTML("", elem_id="chat-status")
+                        send = gr.Button(
+                            "Ask", variant="primary", scale=1, min_width=70, elem_id="ask"
+                        )
+                        stop = gr.Button(
+                            "Stop",
+                            variant="stop",
+                            scale=0,
+                            min_width=60,
+                            elem_id="stop",
+                            visible=False,
+                        )
+                    status = gr.HTML("", elem_id="chat-status")
                 rated = gr.State(None)  # the id of the rating a comment is for
                 with gr.Column(
                     visible=False, elem_id="feedback-box", variant="panel"

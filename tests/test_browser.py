@@ -807,15 +807,37 @@ def test_on_a_phone_the_chat_fills_the_screen_and_the_input_stays_visible(
     page = watched.page
     page.set_viewport_size({"width": 390, "height": 844})
     box = page.locator("#question textarea")
-    expect(box).to_be_in_viewport()
-    chat_height = page.locator("#chat").evaluate("el => el.getBoundingClientRect().height")
-    assert chat_height >= 600, f"the chat uses the screen's height ({chat_height} px)"
+    send = page.locator("#ask")
+
+    def input_fully_on_screen() -> None:
+        expect(box).to_be_in_viewport(ratio=1)
+        expect(send).to_be_in_viewport(ratio=1)
+
+    input_fully_on_screen()
+    chat = page.locator("#chat").bounding_box()
+    bar = page.locator("#ask-bar").bounding_box()
+    assert chat and bar, "the chat and the question bar are laid out"
+    assert chat["height"] >= 600, f"the chat uses the screen's height ({chat['height']} px)"
+    assert chat["y"] + chat["height"] <= bar["y"] + 1, "the whole chat shows above the input"
 
     answer = ask(page, "what did Meloni propose?")
+    ask(page, "and what did Zelenskyy say?")
+    overflowing = page.evaluate(f"() => ({FIND_CHAT_LIST.strip()})() !== undefined")
+    assert overflowing, "the answers are longer than the chat: it scrolls inside"
+    input_fully_on_screen()
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # down to the library
+    assert page.evaluate("window.scrollY") > 0
+    input_fully_on_screen()
+    last = page.locator("#library-view").bounding_box()  # the page's end, not under the bar
+    bar = page.locator("#ask-bar").bounding_box()
+    assert last and bar and last["y"] + last["height"] <= bar["y"] + 1, (last, bar)
+    page.evaluate("window.scrollTo(0, 0)")
+    input_fully_on_screen()
+
     answer.locator("a.cite").first.click()
     card = page.locator("#card-sheet .source-card")
     expect(card).to_be_in_viewport()  # the tapped marker shows its card...
-    expect(box).to_be_in_viewport()  # ...and the question box is still there
+    input_fully_on_screen()  # ...and the question box is still there
     page.screenshot(path=str(tmp_path / "phone.png"))
     if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
         page.screenshot(path=str(ROOT / "docs" / "phone.png"))
