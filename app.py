@@ -2730,6 +2730,24 @@ def launch_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+def first_run_line(report: IngestReport, seeds_dir: Path) -> str:
+    """What the first run did with ``seeds/``, in one line for the terminal.
+
+    >>> from ingest.pipeline import IngestReport
+    >>> first_run_line(IngestReport(added=["a"], chunks_written=4, seconds=0.31), Path("seeds"))
+    'First run: the library was empty, so it now holds the 1 article of seeds (4 chunks, 0.3 s).'
+    """
+    added = len(report.added) + len(report.updated)
+    line = (
+        f"First run: the library was empty, so it now holds the {added} "
+        f"{_plural(added, 'article')} of {seeds_dir} ({report.chunks_written} "
+        f"{_plural(report.chunks_written, 'chunk')}, {report.seconds:.1f} s)."
+    )
+    if report.failed:
+        line += f" {len(report.failed)} could not be read: `newsrag ingest {seeds_dir}` says why."
+    return line
+
+
 def launch(
     settings: Settings | None = None,
     *,
@@ -2751,7 +2769,8 @@ def launch(
     assistant = Assistant.from_settings(settings)
     seeded = assistant.ensure_seeded()
     if seeded is not None:
-        logger.warning("first run: %s", seeded.summary())
+        # Expected on a first run: one plain line (the CLI shows user-facing INFO lines).
+        logger.info("%s", first_run_line(seeded, settings.seeds_dir), extra={"user_facing": True})
     demo = build_ui(assistant)
     demo.queue(default_concurrency_limit=4).launch(
         server_name=host,
