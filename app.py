@@ -745,6 +745,28 @@ def make_filters(sources: Sequence[str] | None, date_from: str, date_to: str) ->
 DATE_FIELDS = (("as_of", "As of"), ("date_from", "Published from"), ("date_to", "Published to"))
 
 
+NOT_A_DATE = "Not a date: write it as YYYY-MM-DD, e.g. 2022-03-01."
+
+
+def check_day(text: str | None) -> tuple[date | None, str | None]:
+    """A typed date field read as (its day, its message): (None, None) when empty, and a
+    message for the field when the text is no date (never raised: a user's typo is not a
+    server error).
+
+    >>> check_day(" 2022-03-01 ")
+    (datetime.date(2022, 3, 1), None)
+    >>> check_day("March 2022")
+    (None, 'Not a date: write it as YYYY-MM-DD, e.g. 2022-03-01.')
+    """
+    text = (text or "").strip()
+    if not text:
+        return None, None
+    try:
+        return date.fromisoformat(text), None
+    except ValueError:
+        return None, NOT_A_DATE
+
+
 def check_filter_fields(as_of: str, date_from: str, date_to: str) -> dict[str, str]:
     """A message per date field whose text is not a usable date (empty dict: all fine).
 
@@ -760,13 +782,11 @@ def check_filter_fields(as_of: str, date_from: str, date_to: str) -> dict[str, s
     messages: dict[str, str] = {}
     days: dict[str, date] = {}
     for key, _label in DATE_FIELDS:
-        text = (values[key] or "").strip()
-        if not text:
-            continue
-        try:
-            days[key] = date.fromisoformat(text)
-        except ValueError:
-            messages[key] = "Not a date: write it as YYYY-MM-DD, e.g. 2022-03-01."
+        day, message = check_day(values[key])
+        if message:
+            messages[key] = message
+        elif day:
+            days[key] = day
     low, high = days.get("date_from"), days.get("date_to")
     if low and high and low > high:
         messages["date_to"] = f"Must be on or after Published from ({low.isoformat()})."
@@ -1767,24 +1787,33 @@ class ChatApp:
         source: str = "",
         published: str = "",
         progress: gr.Progress | None = None,
-    ) -> tuple[str, str, Any, Any, Any]:
-        """Ingest a pasted article: (report, stats, sources, title, text)."""
+    ) -> tuple[Any, Any, Any, Any, Any, str]:
+        """Ingest a pasted article: (report, stats, sources, title, text, date message).
+
+        A published date that is no date gets a message next to its field; nothing is
+        ingested and every field keeps its text, to be fixed and sent again.
+        """
+        day, date_message = check_day(published)
+        if date_message:
+            kept = gr.update()
+            return (kept, kept, kept, kept, kept, render_field_message(date_message))
         try:
             report = self.assistant.add_text(
                 title,
                 text,
                 source=source.strip() or None,
-                published=_parse_day(published, "Published"),
+                published=day,
                 progress=_progress_callback(progress),
             )
         except NewsragError as exc:
             message = f"**⚠ {escape_markdown(self.scrub(str(exc)))}**"
-            return (message, *self.refresh(), gr.update(), gr.update())
+            return (message, *self.refresh(), gr.update(), gr.update(), "")
         return (
             report_markdown(report, self.scrub),
             *self.refresh(),
             gr.update(value=""),
             gr.update(value=""),
+            "",
         )
 
     def reseed(self, progress: gr.Progress | None = None) -> tuple[str, str, Any]:
@@ -2086,11 +2115,13 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                         paste_source = gr.Textbox(
                             label="Source or URL (optional)", elem_id="paste-source"
                         )
-                        paste_date = gr.Textbox(
-                            label="Published (optional)",
-                            placeholder="YYYY-MM-DD",
-                            elem_id="paste-date",
-                        )
+                        with gr.Column(min_width=120):
+                            paste_date = gr.Textbox(
+                                label="Published (optional)",
+                                placeholder="YYYY-MM-DD",
+                                elem_id="paste-date",
+                            )
+                            paste_date_msg = gr.HTML("", elem_id="paste-date-msg")
                     paste_btn = gr.Button("Add article", elem_id="paste-add")
                 with gr.Accordion("Web pages and feeds", open=False, elem_id="web"):
                     with gr.Row(equal_height=True):
@@ -2441,8 +2472,16 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
             source: str,
             published: str,
             progress: gr.Progress = _PROGRESS,
-        ) -> tuple[str, str, Any, Any, Any]:
+        ) -> tuple[Any, Any, Any, Any, Any, str]:
             return chat.paste(title, text, source, published, progress)
+
+        paste_date.blur(
+            lambda text: render_field_message(check_day(text)[1]),
+            [paste_date],
+            [paste_date_msg],
+            queue=False,
+            show_progress="hidden",
+        )
 
         def on_reseed(progress: gr.Progress = _PROGRESS) -> tuple[str, str, Any]:
             return chat.reseed(progress)
@@ -2452,7 +2491,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
             paste_btn.click(
                 on_paste,
                 [paste_title, paste_text, paste_source, paste_date],
-                [*library, paste_title, paste_text],
+                [*library, paste_title, paste_text, paste_date_msg],
                 **ingest_options,
             ),
             reseed_btn.click(on_reseed, None, library, **ingest_options),

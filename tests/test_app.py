@@ -339,11 +339,14 @@ def test_the_library_handlers_upload_paste_reseed_and_delete(
 
     report, *_ = chat.paste("", "text without a title")
     assert "needs a title" in report
-    report, *_, title_box, text_box = chat.paste(
+    *kept, date_message = chat.paste("Pasted <b>story</b>", "Body text here.", "", "March 2025")
+    assert "Not a date: write it as YYYY-MM-DD" in date_message  # next to the field...
+    assert all(update == gr.update() for update in kept)  # ...and every field keeps its text
+    report, *_, title_box, text_box, date_message = chat.paste(
         "Pasted <b>story</b>", "Body text here.", "https://example.com/x", "2025-03-20"
     )
     assert "added 1" in _shown(report)
-    assert title_box["value"] == "" and text_box["value"] == ""
+    assert title_box["value"] == "" and text_box["value"] == "" and date_message == ""
 
     report, stats, *_ = chat.reseed()
     assert "added 1" in _shown(report)

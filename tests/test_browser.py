@@ -478,6 +478,30 @@ def test_an_invalid_date_is_reported_next_to_its_field_and_the_chat_stays(
     expect(message).to_have_text("")
     box.press("Enter")
     expect(page.locator("#chat [data-testid='bot']")).to_have_count(2, timeout=ANSWER_TIMEOUT_MS)
+
+    # The paste panel's date gets the same: a message next to it, the other fields kept.
+    page.locator("#paste").get_by_text("Paste an article").click()
+    fields = {
+        "#paste-title": "Quillmere tram line opens",
+        "#paste-text": "The first tram of the Quillmere line ran on Sunday.",
+        "#paste-source": "quillmere.example",
+    }
+    for where, text in fields.items():
+        page.locator(f"{where} textarea, {where} input").fill(text)
+    paste_date = page.locator("#paste-date textarea, #paste-date input:not(.date-pick)")
+    paste_date.fill("March 2022")
+    page.locator("#paste-add").click()
+    paste_message = page.locator("#paste-date-msg")
+    expect(paste_message).to_contain_text("Not a date: write it as YYYY-MM-DD")
+    expect(paste_message.locator("[role='alert']")).to_have_count(1)
+    for where, text in fields.items():
+        expect(page.locator(f"{where} textarea, {where} input")).to_have_value(text)
+    expect(paste_date).to_have_value("March 2022")
+    expect(page.locator("#report")).not_to_contain_text("added")
+    expect(page.locator(".toast-body, .toast-wrap .error")).to_have_count(0)
+    paste_date.fill("2022-03-01")
+    paste_date.blur()
+    expect(paste_message).to_have_text("")
     assert "Traceback" not in capfd.readouterr().err
 
 
