@@ -48,7 +48,7 @@ from rag.dates import answer_when
 from rag.errors import NewsragError, QuestionError, disk_full_as_error
 from rag.library_view import SORTS, library_page, snapshot
 from rag.library_view import article_text as library_text
-from rag.records import Answer, Article, Source, StoryMember
+from rag.records import Answer, Article, Source, StoryMember, outlet_name
 from rag.settings import Settings
 from rag.store import ArticleRecord, Filters
 
@@ -630,8 +630,8 @@ def _card(source: Source, turn: int = 1) -> str:
     published = source.published.isoformat() if source.published else "date unknown"
     meta: list[str] = []
     if href:
-        outlet = source.source if source.source != source.url else urlparse(href).netloc
-        meta.append(f'<span class="outlet">{html.escape(source.site_name or outlet)}</span>')
+        outlet = outlet_name(source.site_name, href, source.source)  # as the filter names it
+        meta.append(f'<span class="outlet">{html.escape(outlet)}</span>')
         if source.author:
             meta.append(f'<span class="author">by {html.escape(source.author)}</span>')
         meta.append(published)
@@ -1618,13 +1618,11 @@ class ChatApp:
         return text
 
     def outlet_of(self, record: ArticleRecord) -> str:
-        """The outlet an article is filtered by: its URL's host (without www.), the
-        source it names, or for a file the folder it is in (``uploads`` for uploads)."""
-        if record.url:
-            host = urlparse(record.url).netloc.lower()
-            return host.removeprefix("www.") or record.url
-        if not record.source.startswith("/"):
-            return record.source
+        """The outlet an article is shown and filtered by, as its card names it: its site
+        name, its URL's host (without www.), the source it names, or for a file the
+        folder it is in (``uploads`` for uploads)."""
+        if record.site_name or record.url or not record.source.startswith("/"):
+            return record.outlet
         shown = self.display_path(record.source)
         if shown.startswith("uploads/"):
             return "uploads"
