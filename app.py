@@ -50,7 +50,7 @@ from rag.library_view import SORTS, library_page, snapshot
 from rag.library_view import article_text as library_text
 from rag.records import Answer, Article, Source, StoryMember, outlet_name
 from rag.settings import Settings
-from rag.store import ArticleRecord, Filters
+from rag.store import ArticleRecord, Filters, OutletGroup
 
 logger = logging.getLogger(__name__)
 
@@ -1621,19 +1621,27 @@ class ChatApp:
         """The outlet an article is shown and filtered by, as its card names it: its site
         name, its URL's host (without www.), the source it names, or for a file the
         folder it is in (``uploads`` for uploads)."""
-        if record.site_name or record.url or not record.source.startswith("/"):
-            return record.outlet
-        shown = self.display_path(record.source)
+        return self._outlet(record.outlet, bool(record.site_name or record.url), record.source)
+
+    def _outlet(self, outlet: str, named: bool, source: str) -> str:
+        """``outlet`` (see :func:`outlet_name`), except for a file: its folder."""
+        if named or not source.startswith("/"):
+            return outlet
+        shown = self.display_path(source)
         if shown.startswith("uploads/"):
             return "uploads"
         return str(PurePosixPath(shown).parent) if "/" in shown else "files"
 
-    def outlets(self) -> dict[str, list[str]]:
-        """Each outlet and the article sources it stands for, the biggest outlet first."""
-        grouped: dict[str, list[str]] = {}
-        for record in self.assistant.articles():
-            grouped.setdefault(self.outlet_of(record), []).append(record.source)
-        return dict(sorted(grouped.items(), key=lambda item: (-len(item[1]), item[0])))
+    def outlets(self) -> dict[str, list[OutletGroup]]:
+        """Each outlet and the groups of articles it stands for (counted by the database,
+        not read: see :meth:`SqlRecordStore.outlet_groups`), the biggest outlet first."""
+        grouped: dict[str, list[OutletGroup]] = {}
+        for group in self.assistant.index.outlet_groups():
+            named = bool(group.site_name or group.host)
+            outlet = self._outlet(group.outlet, named, group.source or "")
+            grouped.setdefault(outlet, []).append(group)
+        counts = {outlet: sum(g.articles for g in groups) for outlet, groups in grouped.items()}
+        return dict(sorted(grouped.items(), key=lambda item: (-counts[item[0]], item[0])))
 
     def sources_of(self, outlets: Sequence[str] | None) -> tuple[str, ...]:
         """The article sources of the chosen outlets, for :class:`Filters`.
@@ -1643,13 +1651,14 @@ class ChatApp:
         if not outlets:
             return ()
         grouped = self.outlets()
-        sources = [s for outlet in outlets for s in grouped.get(outlet, ())]
-        return tuple(dict.fromkeys(sources)) or (NO_SOURCE,)
+        chosen = [group for outlet in outlets for group in grouped.get(outlet, ())]
+        return tuple(self.assistant.index.sources_in(chosen)) or (NO_SOURCE,)
 
     def source_choices(self) -> list[tuple[str, str]]:
         """(outlet with its article count, outlet) for the sources filter."""
         return [
-            (f"{outlet} ({len(sources)})", outlet) for outlet, sources in self.outlets().items()
+            (f"{outlet} ({sum(g.articles for g in groups)})", outlet)
+            for outlet, groups in self.outlets().items()
         ]
 
     def refresh(self) -> tuple[str, Any]:
