@@ -421,7 +421,6 @@ EMPTY_LIBRARY = (
 )
 SEARCHING = "<span class='pending'>Searching the articles…</span>"
 NO_SOURCE = "\x00no such source"  # a source filter value that matches no article
-MAX_ARTICLE_CHOICES = 1000  # the delete dropdown; the newest articles first
 # Gradio injects a tracker for a parameter whose default is a Progress (a fresh one per
 # call, so one shared default is enough).
 _PROGRESS = gr.Progress()
@@ -1574,13 +1573,6 @@ class ChatApp:
 
     # -- library ---------------------------------------------------------------------
 
-    def article_choices(self) -> list[tuple[str, str]]:
-        """(label, article id) of the indexed articles, newest first."""
-        return [
-            (f"{r.title[:90]} ({r.published or 'undated'})", r.article_id)
-            for r in self.assistant.articles()[:MAX_ARTICLE_CHOICES]
-        ]
-
     # -- what the page may show of the server's files and outlets ----------------------
 
     def _roots(self) -> list[tuple[str, str]]:
@@ -1904,22 +1896,6 @@ class ChatApp:
         feeds = self.web.feeds()
         choices = [(feed.title or feed.url, feed.url) for feed in feeds]
         return render_feeds(feeds), gr.update(choices=choices, value=None)
-
-    def delete(self, article_id: str | None) -> tuple[str, str, Any]:
-        """Delete the chosen article and its chunks."""
-        if not article_id:
-            return ("Choose an article to delete.", *self.refresh())
-        titles = {r.article_id: r.title for r in self.assistant.articles()}
-        title = titles.get(article_id, article_id)
-        try:
-            deleted = self.assistant.delete_article(article_id)
-        except NewsragError as exc:
-            return (f"**⚠ {escape_markdown(self.scrub(str(exc)))}**", *self.refresh())
-        if deleted:
-            text = f"Deleted “{escape_markdown(title)}”."
-        else:
-            text = "That article was not in the library."
-        return (text, *self.refresh())
 
 
 def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:

@@ -356,11 +356,12 @@ def test_the_library_handlers_upload_paste_reseed_and_delete(
     assert "skipped 1" in _shown(report)
 
     pasted = next(r for r in chat.assistant.articles() if r.title == "Pasted <b>story</b>")
-    report, stats, _ = chat.delete(pasted.article_id)
-    assert _shown(report) == "Deleted “Pasted <b>story</b>”."
-    assert "**2** articles" in stats
+    message, kept = chat.delete_keeping(pasted.article_id)
+    assert message == "Deleted “Pasted <b>story</b>”."
+    assert kept is not None and kept.title == "Pasted <b>story</b>"
+    assert "**2** articles" in app.stats_markdown(chat.assistant)
     assert pasted.article_id not in [r.article_id for r in chat.assistant.articles()]
-    assert chat.delete(pasted.article_id)[0] == "That article was not in the library."
+    assert chat.delete_keeping(pasted.article_id) == ("That article was not in the library.", None)
 
 
 def _header_of(demo: gr.Blocks) -> str:
