@@ -47,9 +47,9 @@ from rag.dates import answer_when
 from rag.errors import NewsragError, QuestionError, disk_full_as_error
 from rag.library_view import SORTS, library_page, snapshot
 from rag.library_view import article_text as library_text
-from rag.records import Answer, Article, Source, StoryMember, also_reported_by
+from rag.records import Answer, Article, Source, StoryMember, also_reported_by, outlet_name
 from rag.settings import Settings
-from rag.store import ArticleRecord, Filters
+from rag.store import ArticleRecord, Filters, OutletGroup
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +92,22 @@ a.cite:hover, a.cite:focus-visible { background: var(--color-accent); color: whi
 .chip { border-radius: 14px !important; font-size: 0.85em !important; }
 .chat-status { font-size: 0.85em; opacity: 0.8; }
 .stopped { opacity: 0.75; font-style: italic; }
-/* Phone: the chat takes the screen's height and the question box stays on screen. */
+/* Phone: the question box (with the filter chips and the status line) is pinned to the
+   bottom of the screen, and the chat takes the height between the header and it. The
+   page script measures both into --chat-top and --ask-bar-h. (A sticky row is not
+   enough: it scrolls away with its column.) */
 @media (max-width: 900px) {
-  #chat { height: calc(100dvh - 200px) !important; min-height: 320px; }
-  #ask-row { position: sticky; bottom: 0; z-index: 20; padding: 6px 0;
-    background: var(--body-background-fill); }
+  .app-header h1 { font-size: 1.1em; }
+  .app-header .mode-badge { font-size: 0.8em; padding: 2px 10px; }
+  #ask-bar #chat-status:not(:has(.chat-status)) { display: none; }
+  #ask-bar { position: fixed; left: 0; right: 0; bottom: 0; z-index: 20; gap: 4px;
+    padding: 6px 12px calc(6px + env(safe-area-inset-bottom));
+    background: var(--body-background-fill); border-top: 1px solid var(--border-color-primary);
+    box-shadow: 0 -4px 12px rgba(0, 0, 0, 0.08); }
+  #chat { height: calc(100dvh - var(--chat-top, 110px) - var(--ask-bar-h, 100px) - 8px)
+    !important; min-height: 280px; }
+  /* The page's last block ends above the bar (Gradio scopes this CSS inside the app). */
+  #library-view { margin-bottom: calc(var(--ask-bar-h, 100px) + 8px); }
 }
 button.copy-answer { margin-left: 6px; font-size: 0.9em; padding: 0 8px; cursor: pointer;
   border: 1px solid var(--border-color-primary); border-radius: 6px; background: transparent; }
@@ -212,8 +223,8 @@ HEAD = r"""
     copy.classList.remove("active", "flash");
     sheet.querySelector(".sheet-body").replaceChildren(copy);
     sheet.setAttribute("aria-label", card.getAttribute("aria-label") || "Source");
-    const row = document.getElementById("ask-row");
-    const top = row ? row.getBoundingClientRect().top : window.innerHeight;
+    const bar = document.getElementById("ask-bar");
+    const top = bar ? bar.getBoundingClientRect().top : window.innerHeight;
     sheet.style.bottom = `${Math.max(0, window.innerHeight - Math.min(top, window.innerHeight))}px`;
     sheet.hidden = false;
     sheetMarker = link;
@@ -224,6 +235,32 @@ HEAD = r"""
     if (target && !target.closest("#card-sheet, a.cite")) closeSheet();
   });
   phone.addEventListener("change", closeSheet);
+  // The phone layout's two measures: the height of the pinned question bar and where the
+  // chat starts, so the chat fills the screen between them (see the CSS).
+  const fitPhone = () => {
+    const root = document.documentElement.style;
+    const bar = document.getElementById("ask-bar");
+    const chat = document.getElementById("chat");
+    if (!phone.matches || !bar || !chat) {
+      root.removeProperty("--ask-bar-h");
+      root.removeProperty("--chat-top");
+      return;
+    }
+    root.setProperty("--ask-bar-h", `${Math.ceil(bar.getBoundingClientRect().height)}px`);
+    const top = chat.getBoundingClientRect().top + window.scrollY;
+    root.setProperty("--chat-top", `${Math.ceil(top)}px`);
+  };
+  const waitForBar = setInterval(() => {
+    const bar = document.getElementById("ask-bar");
+    const header = document.getElementById("header");
+    if (!bar || !header) return;
+    clearInterval(waitForBar);
+    const watch = new ResizeObserver(fitPhone);
+    watch.observe(bar);
+    watch.observe(header);
+    fitPhone();
+  }, 50);
+  phone.addEventListener("change", fitPhone);
   document.addEventListener("mouseover", (event) => {
     const link = citeOf(event);
     const card = link && cardOf(link);
@@ -383,7 +420,6 @@ EMPTY_LIBRARY = (
 )
 SEARCHING = "<span class='pending'>Searching the articles…</span>"
 NO_SOURCE = "\x00no such source"  # a source filter value that matches no article
-MAX_ARTICLE_CHOICES = 1000  # the delete dropdown; the newest articles first
 # Gradio injects a tracker for a parameter whose default is a Progress (a fresh one per
 # call, so one shared default is enough).
 _PROGRESS = gr.Progress()
@@ -595,8 +631,8 @@ def _card(source: Source, turn: int = 1) -> str:
     published = source.published.isoformat() if source.published else "date unknown"
     meta: list[str] = []
     if href:
-        outlet = source.source if source.source != source.url else urlparse(href).netloc
-        meta.append(f'<span class="outlet">{html.escape(source.site_name or outlet)}</span>')
+        outlet = outlet_name(source.site_name, href, source.source)  # as the filter names it
+        meta.append(f'<span class="outlet">{html.escape(outlet)}</span>')
         if source.author:
             meta.append(f'<span class="author">by {html.escape(source.author)}</span>')
         meta.append(published)
@@ -710,6 +746,28 @@ def make_filters(sources: Sequence[str] | None, date_from: str, date_to: str) ->
 DATE_FIELDS = (("as_of", "As of"), ("date_from", "Published from"), ("date_to", "Published to"))
 
 
+NOT_A_DATE = "Not a date: write it as YYYY-MM-DD, e.g. 2022-03-01."
+
+
+def check_day(text: str | None) -> tuple[date | None, str | None]:
+    """A typed date field read as (its day, its message): (None, None) when empty, and a
+    message for the field when the text is no date (never raised: a user's typo is not a
+    server error).
+
+    >>> check_day(" 2022-03-01 ")
+    (datetime.date(2022, 3, 1), None)
+    >>> check_day("March 2022")
+    (None, 'Not a date: write it as YYYY-MM-DD, e.g. 2022-03-01.')
+    """
+    text = (text or "").strip()
+    if not text:
+        return None, None
+    try:
+        return date.fromisoformat(text), None
+    except ValueError:
+        return None, NOT_A_DATE
+
+
 def check_filter_fields(as_of: str, date_from: str, date_to: str) -> dict[str, str]:
     """A message per date field whose text is not a usable date (empty dict: all fine).
 
@@ -725,13 +783,11 @@ def check_filter_fields(as_of: str, date_from: str, date_to: str) -> dict[str, s
     messages: dict[str, str] = {}
     days: dict[str, date] = {}
     for key, _label in DATE_FIELDS:
-        text = (values[key] or "").strip()
-        if not text:
-            continue
-        try:
-            days[key] = date.fromisoformat(text)
-        except ValueError:
-            messages[key] = "Not a date: write it as YYYY-MM-DD, e.g. 2022-03-01."
+        day, message = check_day(values[key])
+        if message:
+            messages[key] = message
+        elif day:
+            days[key] = day
     low, high = days.get("date_from"), days.get("date_to")
     if low and high and low > high:
         messages["date_to"] = f"Must be on or after Published from ({low.isoformat()})."
@@ -1505,13 +1561,6 @@ class ChatApp:
 
     # -- library ---------------------------------------------------------------------
 
-    def article_choices(self) -> list[tuple[str, str]]:
-        """(label, article id) of the indexed articles, newest first."""
-        return [
-            (f"{r.title[:90]} ({r.published or 'undated'})", r.article_id)
-            for r in self.assistant.articles()[:MAX_ARTICLE_CHOICES]
-        ]
-
     # -- what the page may show of the server's files and outlets ----------------------
 
     def _roots(self) -> list[tuple[str, str]]:
@@ -1549,24 +1598,30 @@ class ChatApp:
         return text
 
     def outlet_of(self, record: ArticleRecord) -> str:
-        """The outlet an article is filtered by: its URL's host (without www.), the
-        source it names, or for a file the folder it is in (``uploads`` for uploads)."""
-        if record.url:
-            host = urlparse(record.url).netloc.lower()
-            return host.removeprefix("www.") or record.url
-        if not record.source.startswith("/"):
-            return record.source
-        shown = self.display_path(record.source)
+        """The outlet an article is shown and filtered by, as its card names it: its site
+        name, its URL's host (without www.), the source it names, or for a file the
+        folder it is in (``uploads`` for uploads)."""
+        return self._outlet(record.outlet, bool(record.site_name or record.url), record.source)
+
+    def _outlet(self, outlet: str, named: bool, source: str) -> str:
+        """``outlet`` (see :func:`outlet_name`), except for a file: its folder."""
+        if named or not source.startswith("/"):
+            return outlet
+        shown = self.display_path(source)
         if shown.startswith("uploads/"):
             return "uploads"
         return str(PurePosixPath(shown).parent) if "/" in shown else "files"
 
-    def outlets(self) -> dict[str, list[str]]:
-        """Each outlet and the article sources it stands for, the biggest outlet first."""
-        grouped: dict[str, list[str]] = {}
-        for record in self.assistant.articles():
-            grouped.setdefault(self.outlet_of(record), []).append(record.source)
-        return dict(sorted(grouped.items(), key=lambda item: (-len(item[1]), item[0])))
+    def outlets(self) -> dict[str, list[OutletGroup]]:
+        """Each outlet and the groups of articles it stands for (counted by the database,
+        not read: see :meth:`SqlRecordStore.outlet_groups`), the biggest outlet first."""
+        grouped: dict[str, list[OutletGroup]] = {}
+        for group in self.assistant.index.outlet_groups():
+            named = bool(group.site_name or group.host)
+            outlet = self._outlet(group.outlet, named, group.source or "")
+            grouped.setdefault(outlet, []).append(group)
+        counts = {outlet: sum(g.articles for g in groups) for outlet, groups in grouped.items()}
+        return dict(sorted(grouped.items(), key=lambda item: (-counts[item[0]], item[0])))
 
     def sources_of(self, outlets: Sequence[str] | None) -> tuple[str, ...]:
         """The article sources of the chosen outlets, for :class:`Filters`.
@@ -1576,13 +1631,14 @@ class ChatApp:
         if not outlets:
             return ()
         grouped = self.outlets()
-        sources = [s for outlet in outlets for s in grouped.get(outlet, ())]
-        return tuple(dict.fromkeys(sources)) or (NO_SOURCE,)
+        chosen = [group for outlet in outlets for group in grouped.get(outlet, ())]
+        return tuple(self.assistant.index.sources_in(chosen)) or (NO_SOURCE,)
 
     def source_choices(self) -> list[tuple[str, str]]:
         """(outlet with its article count, outlet) for the sources filter."""
         return [
-            (f"{outlet} ({len(sources)})", outlet) for outlet, sources in self.outlets().items()
+            (f"{outlet} ({sum(g.articles for g in groups)})", outlet)
+            for outlet, groups in self.outlets().items()
         ]
 
     def refresh(self) -> tuple[str, Any]:
@@ -1718,24 +1774,33 @@ class ChatApp:
         source: str = "",
         published: str = "",
         progress: gr.Progress | None = None,
-    ) -> tuple[str, str, Any, Any, Any]:
-        """Ingest a pasted article: (report, stats, sources, title, text)."""
+    ) -> tuple[Any, Any, Any, Any, Any, str]:
+        """Ingest a pasted article: (report, stats, sources, title, text, date message).
+
+        A published date that is no date gets a message next to its field; nothing is
+        ingested and every field keeps its text, to be fixed and sent again.
+        """
+        day, date_message = check_day(published)
+        if date_message:
+            kept = gr.update()
+            return (kept, kept, kept, kept, kept, render_field_message(date_message))
         try:
             report = self.assistant.add_text(
                 title,
                 text,
                 source=source.strip() or None,
-                published=_parse_day(published, "Published"),
+                published=day,
                 progress=_progress_callback(progress),
             )
         except NewsragError as exc:
             message = f"**⚠ {escape_markdown(self.scrub(str(exc)))}**"
-            return (message, *self.refresh(), gr.update(), gr.update())
+            return (message, *self.refresh(), gr.update(), gr.update(), "")
         return (
             report_markdown(report, self.scrub),
             *self.refresh(),
             gr.update(value=""),
             gr.update(value=""),
+            "",
         )
 
     def reseed(self, progress: gr.Progress | None = None) -> tuple[str, str, Any]:
@@ -1820,22 +1885,6 @@ class ChatApp:
         choices = [(feed.title or feed.url, feed.url) for feed in feeds]
         return render_feeds(feeds), gr.update(choices=choices, value=None)
 
-    def delete(self, article_id: str | None) -> tuple[str, str, Any]:
-        """Delete the chosen article and its chunks."""
-        if not article_id:
-            return ("Choose an article to delete.", *self.refresh())
-        titles = {r.article_id: r.title for r in self.assistant.articles()}
-        title = titles.get(article_id, article_id)
-        try:
-            deleted = self.assistant.delete_article(article_id)
-        except NewsragError as exc:
-            return (f"**⚠ {escape_markdown(self.scrub(str(exc)))}**", *self.refresh())
-        if deleted:
-            text = f"Deleted “{escape_markdown(title)}”."
-        else:
-            text = "That article was not in the library."
-        return (text, *self.refresh())
-
 
 def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
     """The chat, its source cards and the library panel.
@@ -1893,36 +1942,46 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                         "article and the quoted passage."
                     ),
                 )
-                # Active filters, visible with the panel closed; a click removes one.
-                with gr.Row(elem_id="filter-chips", equal_height=True):
-                    chips = {
-                        key: gr.Button(
-                            "",
-                            visible=False,
-                            size="sm",
-                            variant="secondary",
-                            elem_id=f"chip-{key.replace('_', '-')}",
-                            elem_classes=["chip"],
-                            min_width=60,
-                            scale=0,
+                # The chips, the question box and the status line: on a phone this bar
+                # is pinned to the bottom of the screen (see CSS).
+                with gr.Column(elem_id="ask-bar"):
+                    # Active filters, visible with the panel closed; a click removes one.
+                    with gr.Row(elem_id="filter-chips", equal_height=True):
+                        chips = {
+                            key: gr.Button(
+                                "",
+                                visible=False,
+                                size="sm",
+                                variant="secondary",
+                                elem_id=f"chip-{key.replace('_', '-')}",
+                                elem_classes=["chip"],
+                                min_width=60,
+                                scale=0,
+                            )
+                            for key in ("sources", "date_from", "date_to", "as_of")
+                        }
+                    with gr.Row(equal_height=True, elem_id="ask-row"):
+                        question = gr.Textbox(
+                            placeholder="Ask a question, e.g. what did Meloni propose?",
+                            show_label=False,
+                            scale=5,
+                            min_width=160,
+                            elem_id="question",
+                            autofocus=True,
+                            max_length=settings.max_question_chars,
                         )
-                        for key in ("sources", "date_from", "date_to", "as_of")
-                    }
-                with gr.Row(equal_height=True, elem_id="ask-row"):
-                    question = gr.Textbox(
-                        placeholder="Ask a question, e.g. what did Meloni propose?",
-                        show_label=False,
-                        scale=5,
-                        min_width=160,
-                        elem_id="question",
-                        autofocus=True,
-                        max_length=settings.max_question_chars,
-                    )
-                    send = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="ask")
-                    stop = gr.Button(
-                        "Stop", variant="stop", scale=0, min_width=60, elem_id="stop", visible=False
-                    )
-                status = gr.HTML("", elem_id="chat-status")
+                        send = gr.Button(
+                            "Ask", variant="primary", scale=1, min_width=70, elem_id="ask"
+                        )
+                        stop = gr.Button(
+                            "Stop",
+                            variant="stop",
+                            scale=0,
+                            min_width=60,
+                            elem_id="stop",
+                            visible=False,
+                        )
+                    status = gr.HTML("", elem_id="chat-status")
                 rated = gr.State(None)  # the id of the rating a comment is for
                 with gr.Column(
                     visible=False, elem_id="feedback-box", variant="panel"
@@ -2027,11 +2086,13 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
                         paste_source = gr.Textbox(
                             label="Source or URL (optional)", elem_id="paste-source"
                         )
-                        paste_date = gr.Textbox(
-                            label="Published (optional)",
-                            placeholder="YYYY-MM-DD",
-                            elem_id="paste-date",
-                        )
+                        with gr.Column(min_width=120):
+                            paste_date = gr.Textbox(
+                                label="Published (optional)",
+                                placeholder="YYYY-MM-DD",
+                                elem_id="paste-date",
+                            )
+                            paste_date_msg = gr.HTML("", elem_id="paste-date-msg")
                     paste_btn = gr.Button("Add article", elem_id="paste-add")
                 with gr.Accordion("Web pages and feeds", open=False, elem_id="web"):
                     with gr.Row(equal_height=True):
@@ -2382,8 +2443,16 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
             source: str,
             published: str,
             progress: gr.Progress = _PROGRESS,
-        ) -> tuple[str, str, Any, Any, Any]:
+        ) -> tuple[Any, Any, Any, Any, Any, str]:
             return chat.paste(title, text, source, published, progress)
+
+        paste_date.blur(
+            lambda text: render_field_message(check_day(text)[1]),
+            [paste_date],
+            [paste_date_msg],
+            queue=False,
+            show_progress="hidden",
+        )
 
         def on_reseed(progress: gr.Progress = _PROGRESS) -> tuple[str, str, Any]:
             return chat.reseed(progress)
@@ -2393,7 +2462,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
             paste_btn.click(
                 on_paste,
                 [paste_title, paste_text, paste_source, paste_date],
-                [*library, paste_title, paste_text],
+                [*library, paste_title, paste_text, paste_date_msg],
                 **ingest_options,
             ),
             reseed_btn.click(on_reseed, None, library, **ingest_options),
@@ -2671,6 +2740,24 @@ def launch_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+def first_run_line(report: IngestReport, seeds_dir: Path) -> str:
+    """What the first run did with ``seeds/``, in one line for the terminal.
+
+    >>> from ingest.pipeline import IngestReport
+    >>> first_run_line(IngestReport(added=["a"], chunks_written=4, seconds=0.31), Path("seeds"))
+    'First run: the library was empty, so it now holds the 1 article of seeds (4 chunks, 0.3 s).'
+    """
+    added = len(report.added) + len(report.updated)
+    line = (
+        f"First run: the library was empty, so it now holds the {added} "
+        f"{_plural(added, 'article')} of {seeds_dir} ({report.chunks_written} "
+        f"{_plural(report.chunks_written, 'chunk')}, {report.seconds:.1f} s)."
+    )
+    if report.failed:
+        line += f" {len(report.failed)} could not be read: `newsrag ingest {seeds_dir}` says why."
+    return line
+
+
 def launch(
     settings: Settings | None = None,
     *,
@@ -2692,7 +2779,8 @@ def launch(
     assistant = Assistant.from_settings(settings)
     seeded = assistant.ensure_seeded()
     if seeded is not None:
-        logger.warning("first run: %s", seeded.summary())
+        # Expected on a first run: one plain line (the CLI shows user-facing INFO lines).
+        logger.info("%s", first_run_line(seeded, settings.seeds_dir), extra={"user_facing": True})
     demo = build_ui(assistant)
     demo.queue(default_concurrency_limit=4).launch(
         server_name=host,

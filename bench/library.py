@@ -8,7 +8,10 @@ only). Each case (a search, a sort, a page) is then served through
 ``app.ChatApp.library_table``, the function the chat's "Articles in the library" view
 calls, and through the path it replaced in the same run (the baseline): every record
 read into Python, the added times read in a second query, then filtered, sorted and
-sliced in Python. Figures are the median of ``--runs`` calls, after one warm-up call.
+sliced in Python. The page load's outlet counts (the sources filter's choices,
+``app.ChatApp.source_choices``: a GROUP BY in the database) are timed the same way,
+against counting every record read into Python. Figures are the median of ``--runs``
+calls, after one warm-up call.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -152,6 +156,19 @@ def baseline_table(chat: ChatApp, query: str, sort: str, page: int) -> Sequence[
     return matching[start : start + PAGE_SIZE]
 
 
+def baseline_outlets(chat: ChatApp) -> list[tuple[str, str]]:
+    """The sources filter's choices as the page load made them before: every record read
+    into Python and counted by its outlet there."""
+    counts = Counter(chat.outlet_of(r) for r in chat.assistant.articles())
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [(f"{outlet} ({n})", outlet) for outlet, n in ranked]
+
+
+def _count(label: str) -> int:
+    """The article count of a choice label, ``outlet07.example (1654)`` -> 1654."""
+    return int(label.rsplit("(", 1)[1].rstrip(")"))
+
+
 def _timed(call: Callable[[], Any], runs: int) -> tuple[float, Any]:
     result = call()  # warm-up (and the result to compare)
     times = []
@@ -191,6 +208,21 @@ def main(argv: list[str] | None = None) -> int:
                 [label, f"`{query}`" if query else "", line, f"{new_ms:.1f}", f"{old_ms:.0f}", same]
             )
             print(table_rows[-1], flush=True)
+        # The page load (and every ingest, delete and undo) also counts the articles by
+        # outlet for the sources filter: a GROUP BY in the database, against the old path.
+        new_ms, choices = _timed(chat.source_choices, args.runs)
+        old_ms, old_choices = _timed(lambda: baseline_outlets(chat), max(1, args.runs // 2))
+        table_rows.append(
+            [
+                "page load: outlet counts of the sources filter",
+                "",
+                f"{len(choices)} outlets, {sum(_count(label) for label, _ in choices):,} articles",
+                f"{new_ms:.1f}",
+                f"{old_ms:.0f}",
+                "yes" if choices == old_choices else "no",
+            ]
+        )
+        print(table_rows[-1], flush=True)
         index.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -199,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             "case",
             "search",
             "table line",
-            "ms, ChatApp.library_table (median)",
+            "ms, ChatApp.library_table / source_choices (median)",
             "ms, baseline: load everything (median)",
             "same rows as the baseline",
         ],

@@ -329,8 +329,24 @@ def _article(
         url=url,
         published=published,
         author=author,
-        site_name=site_name,
+        site_name=site_name or named_outlet(url, source),
     )
+
+
+def named_outlet(url: str | None, source: str | None) -> str | None:
+    """The outlet a record names in its ``source`` field when it also has a URL (the URL
+    becomes the article's source): kept as its site name, not thrown away.
+
+    >>> named_outlet("https://edition.cnn.com/a", "cnn.com")
+    'cnn.com'
+    >>> named_outlet(None, "cnn.com") is None  # the source itself: nothing to keep aside
+    True
+    >>> named_outlet("https://cnn.com/a", "https://cnn.com/a") is None
+    True
+    """
+    if url and source and "://" not in source:
+        return source
+    return None
 
 
 # -- decoding and cleaning ---------------------------------------------------------------
@@ -1142,6 +1158,7 @@ def _jsonl_article(line: str, origin: str, line_no: int) -> Article:
         msg = 'missing or empty "text" field'
         raise LoaderError(msg)
     url = _string_field(record, "url")
+    source = _string_field(record, "source")
     raw_id = record.get("id")
     if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) and str(raw_id).strip():
         article_id = str(raw_id).strip()
@@ -1153,12 +1170,14 @@ def _jsonl_article(line: str, origin: str, line_no: int) -> Article:
         article_id=article_id,
         title=_string_field(record, "title") or _title_from_text(text),
         text=text,
-        source=url or _string_field(record, "source") or origin,
+        source=url or source or origin,
         origin=origin,
         url=url,
         published=_parse_date(record.get("published")),
         author=_names_field(record, "author", "authors", "byline"),
-        site_name=_string_field(record, "site_name") or _string_field(record, "sitename"),
+        site_name=_string_field(record, "site_name")
+        or _string_field(record, "sitename")
+        or named_outlet(url, source),
     )
 
 

@@ -179,25 +179,42 @@ def _duration(text: str) -> float:
     return total
 
 
+# The loggers whose user-facing INFO lines the terminal shows without -v.
+USER_FACING_LOGGERS = ("rag.onnx_embeddings", "app")
+
+
+class UserLines(logging.Formatter):
+    """A record logged with ``extra={"user_facing": True}`` as one plain ``newsrag: ...``
+    line (something expected the user should know, not a problem); the rest as usual.
+
+    >>> record = logging.makeLogRecord({"msg": "Preparing the model", "user_facing": True})
+    >>> UserLines("%(levelname)s %(name)s: %(message)s").format(record)
+    'newsrag: Preparing the model'
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "user_facing", False):
+            return f"newsrag: {record.getMessage()}"
+        return super().format(record)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``newsrag`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    # The first run prepares the bundled model (a minute): say so in one plain line.
-    model_log = logging.getLogger("rag.onnx_embeddings")
-    if not args.verbose and not model_log.handlers:
-        plain = logging.StreamHandler()
-        plain.setFormatter(logging.Formatter("newsrag: %(message)s"))
-        plain.addFilter(
+    terminal = logging.StreamHandler()
+    terminal.setFormatter(UserLines("%(levelname)s %(name)s: %(message)s"))
+    if not args.verbose:
+        # Expected first-run events (preparing the bundled model, ingesting seeds/) are
+        # plain INFO lines marked user_facing; other INFO stays quiet without -v.
+        terminal.addFilter(
             lambda r: r.levelno >= logging.WARNING or bool(getattr(r, "user_facing", False))
         )
-        model_log.addHandler(plain)
-        model_log.setLevel(logging.INFO)
-        model_log.propagate = False  # not a second time through the root's handler
+        for name in USER_FACING_LOGGERS:
+            logging.getLogger(name).setLevel(logging.INFO)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, handlers=[terminal]
+    )
     try:
         settings = _settings(args)
         return _run(args, settings)

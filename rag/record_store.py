@@ -27,7 +27,9 @@ from sqlalchemy import (
     Engine,
     Integer,
     Text,
+    and_,
     bindparam,
+    case,
     cast,
     delete,
     func,
@@ -96,6 +98,31 @@ class ArticleRecord:
     @property
     def outlet(self) -> str:
         return outlet_name(self.site_name, self.url, self.source)
+
+
+@dataclass(frozen=True)
+class OutletGroup:
+    """Complete articles that share a site name, a URL host and, without a host, a
+    source: the rows one outlet count stands for (see :meth:`SqlRecordStore.outlet_groups`).
+
+    ``host`` is as stored (case and ``www.`` kept); ``source`` is only set without a host.
+
+    >>> OutletGroup(None, "www.CNN.com", None, 3).outlet
+    'cnn.com'
+    >>> OutletGroup("Reuters", "www.reuters.com", None, 2).outlet
+    'Reuters'
+    """
+
+    site_name: str | None
+    host: str | None
+    source: str | None
+    articles: int
+
+    @property
+    def outlet(self) -> str:
+        """The outlet these articles show under, as :attr:`ArticleRecord.outlet` names it."""
+        url = f"https://{self.host}/" if self.host else None
+        return outlet_name(self.site_name, url, self.source or "")
 
 
 @dataclass(frozen=True)
@@ -224,6 +251,8 @@ class RecordStore(Protocol):
     def list_articles(
         self, query: str = "", order: str = "published", offset: int = 0, limit: int = 20
     ) -> ArticleList: ...
+    def outlet_groups(self) -> list[OutletGroup]: ...
+    def sources_in(self, groups: Sequence[OutletGroup]) -> list[str]: ...
     def newest_published(
         self, on_or_before: date, on_or_after: date | None = None
     ) -> date | None: ...
@@ -376,6 +405,71 @@ class SqlRecordStore:
             vector_check=self.last_vector_check(),
             stories=int(stories or 0),
         )
+
+    def _outlet_keys(self) -> Any:
+        """The complete articles as (site_name, host, source) rows, a subquery: ``host``
+        is the URL's part between ``://`` and the next ``/`` (NULL without one) and
+        ``source`` is kept only without a host, so a GROUP BY makes one row per outlet."""
+        find = func.instr if self.engine.dialect.name == "sqlite" else func.strpos
+        rest = func.substr(A.url, find(A.url, "://") + 3)
+        host = case(
+            (
+                find(A.url, "://") > 0,
+                case((find(rest, "/") > 0, func.substr(rest, 1, find(rest, "/") - 1)), else_=rest),
+            ),
+            else_=None,
+        )
+        return (
+            select(
+                A.site_name.label("site_name"),
+                host.label("host"),
+                case((host.is_(None), A.source), else_=None).label("source"),
+                A.source.label("article_source"),
+            )
+            .where(A.status == "complete")
+            .subquery()
+        )
+
+    def outlet_groups(self) -> list[OutletGroup]:
+        """The complete articles counted by outlet, in the database (a GROUP BY over the
+        site name, the URL host and, without a URL, the source): a page load of a
+        100,000-article library reads one row per outlet, not the library.
+
+        Several groups can name one outlet (``www.cnn.com`` and ``CNN.com``): merge them
+        by :attr:`OutletGroup.outlet`.
+
+        Example:
+            >>> from rag.database import create_schema, open_engine
+            >>> engine = open_engine("sqlite://")
+            >>> create_schema(engine)
+            >>> SqlRecordStore(engine).outlet_groups()
+            []
+        """
+        keys = self._outlet_keys()
+        columns = (keys.c.site_name, keys.c.host, keys.c.source)
+        rows = self._rows(select(*columns, func.count()).group_by(*columns))
+        return [OutletGroup(site, host, source, int(n)) for site, host, source, n in rows]
+
+    def sources_in(self, groups: Sequence[OutletGroup]) -> list[str]:
+        """The sources of the complete articles in ``groups`` (for :class:`Filters`),
+        read from those groups' rows only."""
+        if not groups:
+            return []
+        keys = self._outlet_keys()
+
+        def same(column: Any, value: str | None) -> Any:
+            return column.is_(None) if value is None else column == value
+
+        matches = [
+            and_(
+                same(keys.c.site_name, g.site_name),
+                same(keys.c.host, g.host),
+                same(keys.c.source, g.source),
+            )
+            for g in groups
+        ]
+        rows = self._rows(select(keys.c.article_source).distinct().where(or_(*matches)))
+        return sorted(str(r[0]) for r in rows)
 
     def list_articles(
         self, query: str = "", order: str = "published", offset: int = 0, limit: int = 20

@@ -42,6 +42,7 @@ from rag.record_store import (
     ArticleRecord,
     Filters,
     IndexStats,
+    OutletGroup,
     RecordStore,
     SqlRecordStore,
     StoryRow,
@@ -77,6 +78,7 @@ __all__ = [
     "ChunkIndex",
     "Filters",
     "IndexStats",
+    "OutletGroup",
     "VectorCheck",
     "open_record_store",
     "pack_rows",
@@ -207,6 +209,15 @@ class ChunkIndex:
         """A page of the complete articles matching ``query`` (see
         :meth:`rag.record_store.SqlRecordStore.list_articles`)."""
         return self.records.list_articles(query, order, offset, limit)
+
+    def outlet_groups(self) -> list[OutletGroup]:
+        """The complete articles counted by outlet in the database (see
+        :meth:`rag.record_store.SqlRecordStore.outlet_groups`)."""
+        return self.records.outlet_groups()
+
+    def sources_in(self, groups: Sequence[OutletGroup]) -> list[str]:
+        """The sources of the complete articles in ``groups``."""
+        return self.records.sources_in(groups)
 
     def newest_published(self, on_or_before: date, on_or_after: date | None = None) -> date | None:
         """The newest publication date of an article in the closed range, if any.

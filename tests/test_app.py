@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import json
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -339,11 +340,14 @@ def test_the_library_handlers_upload_paste_reseed_and_delete(
 
     report, *_ = chat.paste("", "text without a title")
     assert "needs a title" in report
-    report, *_, title_box, text_box = chat.paste(
+    *kept, date_message = chat.paste("Pasted <b>story</b>", "Body text here.", "", "March 2025")
+    assert "Not a date: write it as YYYY-MM-DD" in date_message  # next to the field...
+    assert all(update == gr.update() for update in kept)  # ...and every field keeps its text
+    report, *_, title_box, text_box, date_message = chat.paste(
         "Pasted <b>story</b>", "Body text here.", "https://example.com/x", "2025-03-20"
     )
     assert "added 1" in _shown(report)
-    assert title_box["value"] == "" and text_box["value"] == ""
+    assert title_box["value"] == "" and text_box["value"] == "" and date_message == ""
 
     report, stats, *_ = chat.reseed()
     assert "added 1" in _shown(report)
@@ -352,11 +356,12 @@ def test_the_library_handlers_upload_paste_reseed_and_delete(
     assert "skipped 1" in _shown(report)
 
     pasted = next(r for r in chat.assistant.articles() if r.title == "Pasted <b>story</b>")
-    report, stats, _ = chat.delete(pasted.article_id)
-    assert _shown(report) == "Deleted “Pasted <b>story</b>”."
-    assert "**2** articles" in stats
+    message, kept = chat.delete_keeping(pasted.article_id)
+    assert message == "Deleted “Pasted <b>story</b>”."
+    assert kept is not None and kept.title == "Pasted <b>story</b>"
+    assert "**2** articles" in app.stats_markdown(chat.assistant)
     assert pasted.article_id not in [r.article_id for r in chat.assistant.articles()]
-    assert chat.delete(pasted.article_id)[0] == "That article was not in the library."
+    assert chat.delete_keeping(pasted.article_id) == ("That article was not in the library.", None)
 
 
 def _header_of(demo: gr.Blocks) -> str:
@@ -497,3 +502,53 @@ def test_answered_turns_are_saved_per_owner_and_reopen_in_another_tab(chat: app.
 
     assert chat.delete_conversation("tab-2")
     assert chat.conversation_choices("tab-1") == [] and chat.session("tab-2").turns == []
+
+
+@pytest.mark.slow
+def test_the_outlet_filter_names_each_article_by_the_outlet_its_card_and_table_show(
+    chat: app.ChatApp, tmp_path: Path
+) -> None:
+    wire = tmp_path / "wire.jsonl"
+    rows = [
+        {
+            "url": f"https://edition.cnn.com/2025/03/0{n}/ferry",
+            "source": "cnn.com",  # the outlet the record names, beside its URL
+            "title": f"Vellmar ferry strike, day {n}",
+            "published": f"2025-03-0{n}",
+            "text": f"On day {n} the ferry strike in Vellmar went on, the union said.",
+        }
+        for n in (1, 2)
+    ]
+    wire.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    page = tmp_path / "bridge.html"
+    page.write_text(
+        "<html><head><title>Vellmar bridge opens</title>"
+        '<meta property="og:site_name" content="Valley Post">'
+        '<link rel="canonical" href="https://www.valleypost.example/bridge">'
+        "</head><body><article><h1>Vellmar bridge opens</h1>"
+        "<p>The new Vellmar bridge opened on Saturday at a cost of 88 million euros.</p>"
+        "</article></body></html>",
+        encoding="utf-8",
+    )
+    chat.assistant.ingest([wire, page, SEEDS])
+
+    assert chat.source_choices() == [
+        ("cnn.com (2)", "cnn.com"),
+        ("Valley Post (1)", "Valley Post"),
+        ("seeds (1)", "seeds"),
+    ]
+    rows_shown, *_ = chat.library_table(sort="title")
+    assert {row[0]: row[1] for row in rows_shown} == {
+        "Italian PM proposes extending NATO's Article 5 security umbrella to Ukraine": "seeds",
+        "Vellmar bridge opens": "Valley Post",
+        "Vellmar ferry strike, day 1": "cnn.com",
+        "Vellmar ferry strike, day 2": "cnn.com",
+    }
+    for question, outlet in (
+        ("How much did the Vellmar bridge cost?", "Valley Post"),
+        ("What did the union say about the Vellmar ferry strike?", "cnn.com"),
+    ):
+        *_, (_, _, panel, _) = chat.respond(question, [], [], [outlet], "", "")
+        assert f'<span class="outlet">{outlet}</span>' in panel, panel  # the card's outlet
+        *_, (_, _, other, _) = chat.respond(question, [], [], ["seeds"], "", "")
+        assert "No source supports an answer" in other

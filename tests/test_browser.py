@@ -479,6 +479,30 @@ def test_an_invalid_date_is_reported_next_to_its_field_and_the_chat_stays(
     expect(message).to_have_text("")
     box.press("Enter")
     expect(page.locator("#chat [data-testid='bot']")).to_have_count(2, timeout=ANSWER_TIMEOUT_MS)
+
+    # The paste panel's date gets the same: a message next to it, the other fields kept.
+    page.locator("#paste").get_by_text("Paste an article").click()
+    fields = {
+        "#paste-title": "Quillmere tram line opens",
+        "#paste-text": "The first tram of the Quillmere line ran on Sunday.",
+        "#paste-source": "quillmere.example",
+    }
+    for where, text in fields.items():
+        page.locator(f"{where} textarea, {where} input").fill(text)
+    paste_date = page.locator("#paste-date textarea, #paste-date input:not(.date-pick)")
+    paste_date.fill("March 2022")
+    page.locator("#paste-add").click()
+    paste_message = page.locator("#paste-date-msg")
+    expect(paste_message).to_contain_text("Not a date: write it as YYYY-MM-DD")
+    expect(paste_message.locator("[role='alert']")).to_have_count(1)
+    for where, text in fields.items():
+        expect(page.locator(f"{where} textarea, {where} input")).to_have_value(text)
+    expect(paste_date).to_have_value("March 2022")
+    expect(page.locator("#report")).not_to_contain_text("added")
+    expect(page.locator(".toast-body, .toast-wrap .error")).to_have_count(0)
+    paste_date.fill("2022-03-01")
+    paste_date.blur()
+    expect(paste_message).to_have_text("")
     assert "Traceback" not in capfd.readouterr().err
 
 
@@ -808,15 +832,37 @@ def test_on_a_phone_the_chat_fills_the_screen_and_the_input_stays_visible(
     page = watched.page
     page.set_viewport_size({"width": 390, "height": 844})
     box = page.locator("#question textarea")
-    expect(box).to_be_in_viewport()
-    chat_height = page.locator("#chat").evaluate("el => el.getBoundingClientRect().height")
-    assert chat_height >= 600, f"the chat uses the screen's height ({chat_height} px)"
+    send = page.locator("#ask")
+
+    def input_fully_on_screen() -> None:
+        expect(box).to_be_in_viewport(ratio=1)
+        expect(send).to_be_in_viewport(ratio=1)
+
+    input_fully_on_screen()
+    chat = page.locator("#chat").bounding_box()
+    bar = page.locator("#ask-bar").bounding_box()
+    assert chat and bar, "the chat and the question bar are laid out"
+    assert chat["height"] >= 600, f"the chat uses the screen's height ({chat['height']} px)"
+    assert chat["y"] + chat["height"] <= bar["y"] + 1, "the whole chat shows above the input"
 
     answer = ask(page, "what did Meloni propose?")
+    ask(page, "and what did Zelenskyy say?")
+    overflowing = page.evaluate(f"() => ({FIND_CHAT_LIST.strip()})() !== undefined")
+    assert overflowing, "the answers are longer than the chat: it scrolls inside"
+    input_fully_on_screen()
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # down to the library
+    assert page.evaluate("window.scrollY") > 0
+    input_fully_on_screen()
+    last = page.locator("#library-view").bounding_box()  # the page's end, not under the bar
+    bar = page.locator("#ask-bar").bounding_box()
+    assert last and bar and last["y"] + last["height"] <= bar["y"] + 1, (last, bar)
+    page.evaluate("window.scrollTo(0, 0)")
+    input_fully_on_screen()
+
     answer.locator("a.cite").first.click()
     card = page.locator("#card-sheet .source-card")
     expect(card).to_be_in_viewport()  # the tapped marker shows its card...
-    expect(box).to_be_in_viewport()  # ...and the question box is still there
+    input_fully_on_screen()  # ...and the question box is still there
     page.screenshot(path=str(tmp_path / "phone.png"))
     if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
         page.screenshot(path=str(ROOT / "docs" / "phone.png"))
@@ -972,13 +1018,17 @@ def test_a_page_of_a_big_library_is_searched_sorted_and_read_from_the_database_a
             statements.append(statement)
 
     engine = ASSISTANTS[big_server].index.records.engine
-    for seen in _watch(browser, big_server):
-        page = seen.page
-        page.locator("#library-view").get_by_text("Articles in the library").click()
-        line, rows = page.locator("#lib-page"), page.locator("#lib-table .virtual-row")
-        expect(line).to_contain_text("Page 1 of 1,500 · 30,000 articles")
-        event.listen(engine, "before_cursor_execute", on_execute)
-        try:
+    event.listen(engine, "before_cursor_execute", on_execute)  # the page load included
+    try:
+        for seen in _watch(browser, big_server):
+            page = seen.page
+            page.locator("#filters").get_by_text("Answer settings and filters").click()
+            page.locator("#source-filter input").click()  # counted by the database
+            expect(page.get_by_role("option", name="bulk.example (30000)")).to_have_count(1)
+            page.keyboard.press("Escape")
+            page.locator("#library-view").get_by_text("Articles in the library").click()
+            line, rows = page.locator("#lib-page"), page.locator("#lib-table .virtual-row")
+            expect(line).to_contain_text("Page 1 of 1,500 · 30,000 articles")
             page.locator("#lib-search textarea, #lib-search input").fill("quillon HARBOR")
             expect(line).to_contain_text("Page 1 of 2 · 30 articles")
             expect(rows.first).to_contain_text("Quillon harbor notice 01000")  # newest, then A-Z
@@ -990,12 +1040,17 @@ def test_a_page_of_a_big_library_is_searched_sorted_and_read_from_the_database_a
             expect(rows).to_have_count(10)
             expect(rows.first).to_contain_text("Quillon harbor notice 20000")
             page.screenshot(path=str(tmp_path / "big-library.png"))
-        finally:
-            event.remove(engine, "before_cursor_execute", on_execute)
-    # Every read of the articles was one page (LIMIT) or a count: never the library.
-    assert statements, "the table read the articles table"
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+    # Every read of the articles was one page (LIMIT), a count, or counts per outlet
+    # (GROUP BY): never the library, not even for the page load's outlet counts.
+    assert any("GROUP BY" in statement for statement in statements), "the outlets counted"
     for statement in statements:
-        assert "LIMIT" in statement or statement.lstrip().startswith("SELECT count(*)"), statement
+        assert (
+            "LIMIT" in statement
+            or "GROUP BY" in statement
+            or statement.lstrip().startswith("SELECT count(")
+        ), statement
 
 
 def test_dates_picked_from_the_calendars_fill_their_fields_and_set_the_as_of_and_filter(

@@ -194,5 +194,6 @@ def test_a_full_disk_while_pasting_or_deleting_is_an_inline_message(
     assert "while adding the article" in _inline_warning(report)
 
     monkeypatch.setattr(chat.assistant.index.vectors._get_collection(), "delete", chroma_full)
-    report, *_ = chat.delete(record.article_id)
-    assert "while deleting the article" in _inline_warning(report)
+    message, kept = chat.delete_keeping(record.article_id)
+    assert message.startswith("⚠ ") and "while deleting the article" in message
+    assert kept is None  # nothing deleted, nothing to undo

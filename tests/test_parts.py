@@ -197,6 +197,45 @@ def test_the_library_table_is_searched_sorted_and_paged_by_the_database(
         records.list_articles("", "nope")
 
 
+def test_outlets_are_counted_by_the_database_and_give_back_their_sources(
+    records: SqlRecordStore,
+) -> None:
+    def article(n: int, url: str | None, source: str, site: str | None = None) -> Article:
+        return Article(f"o{n}", f"Story {n}", "Text.", url or source, "o", url, site_name=site)
+
+    stories = [
+        article(1, "https://www.cnn.com/a", "https://www.cnn.com/a"),
+        article(2, "https://CNN.com/b?x=1", "https://CNN.com/b?x=1"),
+        article(3, "https://cnn.com", "https://cnn.com"),
+        article(4, "https://reuters.com/c", "https://reuters.com/c", "Reuters"),
+        article(5, "https://www.reuters.com/d", "https://www.reuters.com/d", "Reuters"),
+        article(6, None, "portnews"),  # a named source, no URL
+        article(7, None, "portnews"),
+        article(8, None, "/srv/seeds/quake.txt"),  # a file
+    ]
+    for n, story in enumerate(stories):
+        _store(records, story, [], first_rowid=10 * n + 1)
+    with records.transaction() as con:  # pending: not counted
+        records.mark(con, [article(9, "https://cnn.com/p", "https://cnn.com/p")], "pending")
+
+    groups = records.outlet_groups()
+    counts: dict[str, int] = {}
+    for group in groups:
+        counts[group.outlet] = counts.get(group.outlet, 0) + group.articles
+    assert counts == {"cnn.com": 3, "Reuters": 2, "portnews": 2, "quake.txt": 1}
+    # One row per site name, URL host as stored and URL-less source, not one per article.
+    assert len(groups) == 7
+    cnn = [g for g in groups if g.outlet == "cnn.com"]
+    assert records.sources_in(cnn) == [
+        "https://CNN.com/b?x=1",
+        "https://cnn.com",
+        "https://www.cnn.com/a",
+    ]
+    named = [g for g in groups if g.outlet in ("portnews", "quake.txt")]
+    assert records.sources_in(named) == ["/srv/seeds/quake.txt", "portnews"]
+    assert records.sources_in([]) == []
+
+
 def test_every_write_moves_the_generation_that_another_connection_reads(
     records: SqlRecordStore, database_url: str
 ) -> None:
