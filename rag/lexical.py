@@ -691,38 +691,34 @@ def best(
         f = float(fmax)
         saturation = f / (f + float(norms[min(lmin, 65_535)])) if fmax < 65_535 else 1.0
         bound[t] = idfs[t] * (K1 + 1.0) * saturation
-    by_bound = sorted(informative, key=lambda t: bound[t])  # smallest first
+    by_bound = sorted(informative, key=lambda t: -bound[t])  # the strongest first
     best_ids = np.zeros(0, dtype=np.int64)
     best_scores = np.zeros(0, dtype=np.float32)
     with contextlib.ExitStack() as stack:
         postings = {t: _Postings(con, t, idfs[t], norms, stack) for t in informative}
         for low in range(0, meta.get("next_doc", 1) + 1, _RANGE):
             high = low + _RANGE
-            # The n-th best score so far, less a margin for float rounding: a chunk whose
-            # terms could not reach it cannot enter the top n (a tie keeps the lower id,
-            # which an earlier range holds).
-            cut = -math.inf
-            if len(best_ids) >= n:
-                theta = float(best_scores[-1])
-                cut = theta - 1e-5 * abs(theta) - 1e-6
-            # MaxScore: the weakest terms, together unable to reach the cut, add no
-            # chunk of their own; they are looked up only for the others' chunks.
-            lazy: list[str] = []
-            reach = 0.0
-            for t in by_bound:
-                if reach + bound[t] >= cut:
-                    break
-                reach += bound[t]
-                lazy.append(t)
-            parts = {t: postings[t].take(high) for t in informative if t not in lazy}
-            found = [docs for docs, _ in parts.values() if len(docs)]
-            cand = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
-            if lazy and len(cand):
-                partial = np.zeros(len(cand), dtype=np.float64)
-                for docs, contrib in parts.values():
-                    partial[np.searchsorted(cand, docs)] += contrib
-                cand = cand[partial + reach >= cut]
-            for t in lazy:  # read past this range even when no chunk is left in it
+            # A score at least n chunks reach in the end (the best n so far, exact, and
+            # this range's partial sums), less a margin for float rounding.
+            cut = _cut(best_scores, n)
+            parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+            cand = np.zeros(0, dtype=np.int64)
+            partial = np.zeros(0, dtype=np.float64)
+            read = 0
+            while read < len(by_bound):
+                if sum(bound[u] for u in by_bound[read:]) < cut:
+                    break  # a chunk only the remaining terms match scores below the n-th
+                t = by_bound[read]
+                parts[t] = postings[t].take(high)
+                cand, partial = _union_add(cand, partial, *parts[t])
+                later = sum(bound[u] for u in by_bound[read + 1 :])
+                if len(cand) and later < float(partial.max()):  # else no cut could stop it
+                    cut = max(cut, _cut(np.concatenate([best_scores, partial]), n))
+                read += 1
+            remaining = by_bound[read:]
+            if remaining and len(cand):
+                cand = cand[partial + sum(bound[u] for u in remaining) >= cut]
+            for t in remaining:  # read past this range even when no chunk is left in it
                 parts[t] = postings[t].take(high, only=cand)
             if not len(cand):
                 continue
@@ -738,12 +734,42 @@ def best(
     return best_ids, best_scores
 
 
+def _cut(scores: np.ndarray, n: int) -> float:
+    """The n-th highest of ``scores`` less a margin for float rounding (-inf if fewer)."""
+    if len(scores) < n:
+        return -math.inf
+    theta = float(np.partition(scores, len(scores) - n)[len(scores) - n])
+    return theta - 1e-5 * abs(theta) - 1e-6
+
+
+def _union_add(
+    cand: np.ndarray, partial: np.ndarray, docs: np.ndarray, contrib: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Add a term's contributions to the running candidates (both sorted by id)."""
+    if not len(cand):
+        return docs, contrib.astype(np.float64)
+    at = np.searchsorted(cand, docs)
+    known = cand[np.minimum(at, len(cand) - 1)] == docs
+    partial = partial.copy()
+    partial[at[known]] += contrib[known]
+    new = ~known  # inserted at their sorted places (positions ascending: one pass)
+    return np.insert(cand, at[new], docs[new]), np.insert(partial, at[new], contrib[new])
+
+
 def _ranked(ids: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    best_n = top(ids, scores, n)
-    return (
-        np.fromiter((d for d, _ in best_n), dtype=np.int64, count=len(best_n)),
-        np.fromiter((sc for _, sc in best_n), dtype=np.float32, count=len(best_n)),
-    )
+    """The ``n`` best ``(ids, scores)`` as arrays, best first (ties by id, for stable
+    results)."""
+    if len(ids) > n:
+        # The n-th best score; of the chunks tied with it, those with the lowest ids (a
+        # plain argpartition would keep any of them, so the cut would depend on the order).
+        kth = np.partition(scores, len(scores) - n)[len(scores) - n]
+        above = np.flatnonzero(scores > kth)
+        tied = np.flatnonzero(scores == kth)
+        tied = tied[np.argsort(ids[tied], kind="stable")][: n - len(above)]
+        part = np.concatenate([above, tied])
+        ids, scores = ids[part], scores[part]
+    order = np.lexsort((ids, -scores))
+    return ids[order].astype(np.int64, copy=False), scores[order]
 
 
 def _term_scores(
@@ -949,17 +975,8 @@ def frequencies(con: Connection, words: Sequence[str]) -> tuple[int, dict[str, i
 
 def top(ids: np.ndarray, scores: np.ndarray, n: int) -> list[tuple[int, float]]:
     """The ``n`` best ``(id, score)``, best first (ties by id, for stable results)."""
-    if len(ids) > n:
-        # The n-th best score; of the chunks tied with it, those with the lowest ids (a
-        # plain argpartition would keep any of them, so the cut would depend on the order).
-        kth = np.partition(scores, len(scores) - n)[len(scores) - n]
-        above = np.flatnonzero(scores > kth)
-        tied = np.flatnonzero(scores == kth)
-        tied = tied[np.argsort(ids[tied], kind="stable")][: n - len(above)]
-        part = np.concatenate([above, tied])
-        ids, scores = ids[part], scores[part]
-    order = np.lexsort((ids, -scores))
-    return [(int(ids[i]), float(scores[i])) for i in order]
+    best_ids, best_scores = _ranked(ids, scores, n)
+    return list(zip(best_ids.tolist(), best_scores.tolist(), strict=True))
 
 
 class LexicalIndex(Protocol):
