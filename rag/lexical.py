@@ -645,12 +645,13 @@ def best(
     in a large share of a big library, so scoring every chunk that has any word costs
     time and memory in proportion to the library. This is MaxScore (Turtle and Flood,
     1995), a range of chunk ids at a time: each term can add at most its IDF times the
-    best term frequency and shortest chunk in its postings; the weakest terms, together
-    unable to lift a chunk up to the ``n``-th score found so far, bring no chunk of their
-    own and are only looked up (a binary search per window) for the chunks the other
-    terms bring that could still make it. A chunk's score is then the sum of its terms'
-    contributions in the question's order, as :func:`score` adds them, so both agree to
-    the bit. The postings are read in ascending chunk id, ``_WINDOW`` at a time through
+    best term frequency and shortest chunk in its postings. In each range the terms are
+    read from the strongest down, and a cut rises with the ``n``-th best score known (the
+    best ``n`` of earlier ranges, and the partial sums of this one); once the terms left
+    could not lift a chunk they alone match up to the cut, they bring no new chunk and
+    are only looked up (a binary search per window) for the chunks that still can make
+    it. A chunk's score is then the sum of its terms' contributions in the question's
+    order, as :func:`score` adds them, so both agree to the bit. The postings are read in ascending chunk id, ``_WINDOW`` at a time through
     SQLite's incremental BLOB I/O, and scored ``_RANGE`` chunk ids at a time, so a
     question's memory is bounded by those, not by the library (Postgres reads each
     term's rows whole).
