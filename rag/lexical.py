@@ -651,10 +651,10 @@ def best(
     could not lift a chunk they alone match up to the cut, they bring no new chunk and
     are only looked up (a binary search per window) for the chunks that still can make
     it. A chunk's score is then the sum of its terms' contributions in the question's
-    order, as :func:`score` adds them, so both agree to the bit. The postings are read in ascending chunk id, ``_WINDOW`` at a time through
-    SQLite's incremental BLOB I/O, and scored ``_RANGE`` chunk ids at a time, so a
-    question's memory is bounded by those, not by the library (Postgres reads each
-    term's rows whole).
+    order, as :func:`score` adds them, so both agree to the bit. The postings are read
+    in ascending chunk id, ``_WINDOW`` at a time through SQLite's incremental BLOB I/O,
+    and scored ``_RANGE`` chunk ids at a time, so a question's memory is bounded by
+    those, not by the library (Postgres reads each term's rows whole).
 
     Call inside a read transaction. Ids of deleted chunks can be among them: join them
     to the chunks table (and ask for more when too few of them are left).
