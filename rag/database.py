@@ -47,6 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from rag.errors import ConfigError, StoreError
 
@@ -346,63 +347,6 @@ CREATE TABLE IF NOT EXISTS story_bands (
     PRIMARY KEY (key, article_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS story_bands_article ON story_bands(article_id);
-CREATE TABLE IF NOT EXISTS ui_conversations (
-    conversation_id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    title TEXT NOT NULL,
-    created TEXT NOT NULL,
-    updated TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ui_conversations_owner ON ui_conversations (owner, updated);
-CREATE TABLE IF NOT EXISTS ui_turns (
-    conversation_id TEXT NOT NULL
-        REFERENCES ui_conversations (conversation_id) ON DELETE CASCADE,
-    position INTEGER NOT NULL,
-    question TEXT NOT NULL,
-    answer TEXT,
-    PRIMARY KEY (conversation_id, position)
-);
-CREATE TABLE IF NOT EXISTS ui_feedback (
-    feedback_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    owner TEXT NOT NULL,
-    rating INTEGER NOT NULL,
-    comment TEXT NOT NULL,
-    right_article_id TEXT,
-    question TEXT NOT NULL,
-    as_of TEXT,
-    answer TEXT NOT NULL,
-    created TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS web_pages (
-    url TEXT PRIMARY KEY,
-    article_id TEXT NOT NULL,
-    etag TEXT,
-    last_modified TEXT,
-    content_hash TEXT,
-    fetched_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS web_feeds (
-    url TEXT PRIMARY KEY,
-    title TEXT,
-    added_at REAL NOT NULL,
-    last_fetch REAL,
-    last_error TEXT,
-    etag TEXT,
-    last_modified TEXT,
-    last_new INTEGER NOT NULL DEFAULT 0,
-    total_new INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS web_feed_items (
-    feed_url TEXT NOT NULL,
-    item_key TEXT NOT NULL,
-    link TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    done INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    seen_at REAL NOT NULL,
-    claimed_at REAL,
-    PRIMARY KEY (feed_url, item_key)
-);
 """
 
 # Article columns added after the table first shipped (on SQLite and on Postgres).
@@ -485,12 +429,27 @@ def _sqlite_transactions(engine: Engine, busy_seconds: float) -> None:
         con.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def _sqlite_ddl(tables: Sequence[Table]) -> str:
+    """``CREATE ... IF NOT EXISTS`` statements of ``tables`` and their indexes for SQLite,
+    compiled from their definitions (the tables newer than the legacy DDL above; safe when
+    two processes create a new library at once, which ``create_all``'s check is not)."""
+    dialect = sqlite.dialect()
+    statements = []
+    for table in tables:
+        statements.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))
+        statements += [
+            str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
+            for index in sorted(table.indexes, key=lambda i: str(i.name))
+        ]
+    return "".join(f"{statement.strip()};\n" for statement in statements)
+
+
 def create_schema(engine: Engine) -> None:
     """Create missing tables (and columns, for libraries written by older versions)."""
     if engine.dialect.name == "sqlite":
         raw = engine.raw_connection()
         try:
-            script = _SQLITE_SCHEMA + SQLITE_LEX_POSTINGS + ";"
+            script = _SQLITE_SCHEMA + SQLITE_LEX_POSTINGS + ";" + _sqlite_ddl(APP_TABLES)
             raw.driver_connection.executescript(script)  # type: ignore[union-attr]
             _add_missing_sqlite_columns(raw.driver_connection)
         finally:
