@@ -11,6 +11,7 @@ the cited-answer test.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -839,6 +840,13 @@ def test_on_a_phone_the_chat_fills_the_screen_and_the_input_stays_visible(
         expect(send).to_be_in_viewport(ratio=1)
 
     input_fully_on_screen()
+    # Gradio's sidebar re-lays itself out after a resize (for a moment the header wraps at
+    # a third of the width): what the user reads is the layout once that has settled.
+    with contextlib.suppress(PlaywrightTimeout):  # the assertion below says how tall it is
+        page.wait_for_function(
+            "() => document.getElementById('chat').getBoundingClientRect().height >= 600",
+            timeout=10_000,
+        )
     chat = page.locator("#chat").bounding_box()
     bar = page.locator("#ask-bar").bounding_box()
     assert chat and bar, "the chat and the question bar are laid out"
