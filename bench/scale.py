@@ -56,6 +56,8 @@ from typing import Any
 
 import numpy as np
 
+from rag.search import DenseSearch, LexicalSearch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import DEV, ROOT, append_report, busy_note, markdown, percentile, run_worker
@@ -466,7 +468,7 @@ def measure(library: Library, queries: int, traced: int) -> dict[str, Any]:
     started = time.perf_counter()
     index = build_index(library.settings())
     stub = RandomQueryEmbeddings()
-    searcher = HybridSearcher(index, stub, SearchConfig())
+    searcher = HybridSearcher.of(index, stub, SearchConfig())
     corpus_vocab = _words(np.random.default_rng(SEED))
     qrng = np.random.default_rng(3)
     texts = [" ".join(corpus_vocab[_zipf_ids(qrng, 6)]) for _ in range(queries)]
@@ -484,13 +486,13 @@ def measure(library: Library, queries: int, traced: int) -> dict[str, Any]:
         timings["hybrid"].append((time.perf_counter() - t) * 1000)
         vector = stub.embed_query(q)
         t = time.perf_counter()
-        index.dense_search(vector, 50, as_of)
+        DenseSearch.of(index).search(vector, 50, as_of)
         timings["dense"].append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        index.dense_search(vector, 50, Filters())
+        DenseSearch.of(index).search(vector, 50, Filters())
         timings["dense_all"].append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        index.lexical_search(q, 50, as_of)
+        LexicalSearch.of(index).search(q, 50, as_of)
         timings["bm25"].append((time.perf_counter() - t) * 1000)
     peak_after = _peak_mb()
     # The same questions again: every page they read is in the OS page cache now, as in a

@@ -168,10 +168,17 @@ class Assistant:
     ) -> None:
         self.settings = settings
         self.today = today  # the as-of of questions asked without one; tests fix it
+        # The library's parts: the searcher and the answerer each receive those they read;
+        # the library as a whole goes to ingest and the checks (see ingestor()).
         self.index = index
+        self.records = index.records
+        self.writer = index.writer
         self.embeddings = embeddings
         self.searcher = HybridSearcher(
-            index,
+            index.records,
+            index.vectors,
+            index.lexical,
+            index.writer,
             embeddings,
             SearchConfig(
                 top_k=settings.top_k,
@@ -191,7 +198,7 @@ class Assistant:
                 min_evidence=settings.min_evidence,
                 fresh_days=settings.fresh_days,
             ),
-            sentence_vectors=self.index.sentence_vectors,
+            sentence_vectors=self.records.sentence_vectors,
         )
         self.llm: LLMAnswerer | None = None
         self.conversation = ConversationResolver()
@@ -265,13 +272,13 @@ class Assistant:
             found = resolve_window(query, as_of)  # a follow-up keeps the turn's dates
         if found is None:
             return default
-        newest = self.index.newest_published(min(found.end, cap), found.start)
+        newest = self.records.newest_published(min(found.end, cap), found.start)
         if newest is None and found.strict and default.recent < as_of:
             # "in June" asked of an archive: the June the library has, not this year's.
             again = resolve_window(question, default.recent)
             if again is not None:
                 found = again
-                newest = self.index.newest_published(min(found.end, cap), found.start)
+                newest = self.records.newest_published(min(found.end, cap), found.start)
         if newest is None:
             label = f"no {found.label.removesuffix(' first')}; {default.window.label}"
             return replace(default, window=replace(default.window, label=label))
@@ -290,7 +297,7 @@ class Assistant:
         """No date in the question: recency counts from the library's newest article."""
         newest = None
         if self.settings.recency_from == "library" and cap != date.max:
-            newest = self.index.newest_published(cap)
+            newest = self.records.newest_published(cap)
         recent = newest or as_of
         upto = f"articles up to {format_day(as_of)}" if cap != date.max else "all articles"
         if recent != as_of:
@@ -450,12 +457,12 @@ class Assistant:
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - the assistant lives as long as the app
     def _idf_cached(self, word: str, generation: int) -> float:
-        total, freqs = self.index.document_frequencies([word])
+        total, freqs = self.searcher.lexical.frequencies([word])
         return bm25_idf(max(total, 1), freqs).get(word, 1.0)
 
     def _idf(self, terms: Sequence[str]) -> dict[str, float]:
         # The library's write generation: moves with writes of this and other processes.
-        generation = self.index.generation()
+        generation = self.records.generation()
         return {t: self._idf_cached(t, generation) for t in terms}
 
     def _encode(self, texts: list[str]) -> np.ndarray:
@@ -549,21 +556,21 @@ class Assistant:
         self, progress: Callable[[int, int, str], None] | None = None
     ) -> IngestReport | None:
         """Ingest ``seeds_dir`` when the index is empty (first run); else do nothing."""
-        if not self.index.is_empty() or not self.settings.seeds_dir.exists():
+        if not self.records.is_empty() or not self.settings.seeds_dir.exists():
             return None
         logger.info("empty index: ingesting %s", self.settings.seeds_dir)
         return self.ingest([self.settings.seeds_dir], progress=progress)
 
     def articles(self) -> list[ArticleRecord]:
         """Indexed articles, newest first."""
-        records = [r for r in self.index.get_records().values() if r.status == "complete"]
+        records = [r for r in self.records.get_records().values() if r.status == "complete"]
         records.sort(key=lambda r: (r.published or date.min, r.title), reverse=True)
         return records
 
     def delete_article(self, article_id: str) -> bool:
         """Remove an article and its chunks; False when it was not indexed."""
         with disk_full_as_error("deleting the article", self._where):
-            deleted = self.index.delete([article_id]) > 0
+            deleted = self.writer.delete([article_id]) > 0
         return deleted
 
     @property
@@ -581,7 +588,7 @@ class Assistant:
         return f"index in {self.settings.data_dir}"
 
     def stats(self) -> IndexStats:
-        return self.index.stats()
+        return self.records.stats()
 
     def check(self, *, repair: bool = False) -> LibraryCheck:
         """Read back every stored chunk's vector (``newsrag check``); with ``repair``,

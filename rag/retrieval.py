@@ -1,4 +1,9 @@
-"""Hybrid retrieval: dense (Chroma) + lexical (BM25) fused by reciprocal rank, per article."""
+"""Hybrid retrieval: dense (Chroma) + lexical (BM25) fused by reciprocal rank, per article.
+
+The searcher receives the library's parts (:mod:`rag.store`): the record store, whose
+complete chunks are the searchable ones, the vector index and the lexical index with the
+writer that keeps this process's vectors current (see :mod:`rag.search`).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,18 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING
 
+from rag.record_store import Filters, RecordStore
 from rag.records import RetrievedChunk, StoryMember
-from rag.store import ChunkIndex, Filters
+from rag.search import DenseSearch, LexicalSearch
 from rag.stories import collapse_stories
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
+
+    from rag.lexical import LexicalIndex
+    from rag.store import ChunkIndex
+    from rag.vectors import VectorIndex
+    from rag.writer import LibraryWriter
 
 logger = logging.getLogger(__name__)
 
@@ -59,17 +70,34 @@ class HybridSearcher:
     """Ranks articles for a question with dense + BM25 retrieval and rank fusion.
 
     Example:
-        >>> searcher = HybridSearcher(index, embeddings)  # doctest: +SKIP
+        >>> searcher = HybridSearcher(
+        ...     records, vectors, lexical_index, writer, embeddings)  # doctest: +SKIP
+        >>> searcher = HybridSearcher.of(index, embeddings)  # doctest: +SKIP
         >>> [h.title for h in searcher.search("what did Meloni propose?")]  # doctest: +SKIP
         ["Italian PM proposes extending NATO's Article 5 security umbrella to Ukraine"]
     """
 
     def __init__(
-        self, index: ChunkIndex, embeddings: Embeddings, config: SearchConfig | None = None
+        self,
+        records: RecordStore,
+        vectors: VectorIndex,
+        lexical_index: LexicalIndex,
+        writer: LibraryWriter,
+        embeddings: Embeddings,
+        config: SearchConfig | None = None,
     ) -> None:
-        self.index = index
+        self.records = records
+        self.dense = DenseSearch(vectors, records, writer)
+        self.lexical = LexicalSearch(lexical_index, records)
         self.embeddings = embeddings
         self.config = config or SearchConfig()
+
+    @classmethod
+    def of(
+        cls, index: ChunkIndex, embeddings: Embeddings, config: SearchConfig | None = None
+    ) -> HybridSearcher:
+        """The searcher over the parts of ``index``."""
+        return cls(index.records, index.vectors, index.lexical, index.writer, embeddings, config)
 
     def search(
         self,
@@ -93,8 +121,8 @@ class HybridSearcher:
         filters = filters or Filters()
         recent = recent or filters.as_of
         vector = self.embeddings.embed_query(query)
-        dense = self.index.dense_search(vector, cfg.candidates, filters, cfg.exclude_future)
-        lexical = self.index.lexical_search(query, cfg.candidates, filters, cfg.exclude_future)
+        dense = self.dense.search(vector, cfg.candidates, filters, cfg.exclude_future)
+        lexical = self.lexical.search(query, cfg.candidates, filters, cfg.exclude_future)
         fused: dict[str, float] = defaultdict(float)
         dense_rank: dict[str, int] = {}
         dense_score: dict[str, float] = {}
@@ -106,10 +134,10 @@ class HybridSearcher:
         for rank, (chunk_id, _) in enumerate(lexical):
             fused[chunk_id] += 1.0 / (cfg.rrf_k + rank + 1)
             lexical_rank[chunk_id] = rank
-        chunks = self.index.chunks_by_id(list(fused))
+        chunks = self.records.chunks_by_id(list(fused))
         by_article: dict[str, list[RetrievedChunk]] = defaultdict(list)
         for chunk_id, chunk in chunks.items():
-            score = fused[chunk_id] * self._recency(chunk.published, recent, around, since)
+            score = fused[chunk_id] * recency_factor(cfg, chunk.published, recent, around, since)
             by_article[chunk.article_id].append(
                 replace(
                     chunk,
@@ -141,7 +169,7 @@ class HybridSearcher:
         k = top_k or cfg.top_k
         # A story rarely has more than a few copies: 4k hits are enough to fill k.
         hits = hits[: 4 * k] if cfg.collapse_stories else hits[:k]
-        members = self.index.story_members([h.article_id for h in hits])
+        members = self.records.story_members([h.article_id for h in hits])
         hits = collapse_stories(hits, members, collapse=cfg.collapse_stories)
         return self._with_leads(hits[:k])
 
@@ -150,7 +178,7 @@ class HybridSearcher:
         missing = [f"{h.article_id}:0" for h in hits if all(c.chunk_index for c in h.chunks)]
         if not missing:
             return hits
-        leads = self.index.chunks_by_id(missing)
+        leads = self.records.chunks_by_id(missing)
         return [
             replace(h, chunks=(*h.chunks, leads[f"{h.article_id}:0"]))
             if f"{h.article_id}:0" in leads
@@ -158,32 +186,32 @@ class HybridSearcher:
             for h in hits
         ]
 
-    def _recency(
-        self,
-        published: date | None,
-        recent: date | None,
-        around: bool,
-        since: date | None = None,
-    ) -> float:
-        """A boost for articles published shortly before the ``recent`` date.
 
-        >>> s = HybridSearcher(None, None)  # type: ignore[arg-type]
-        >>> week = date(2022, 7, 11), date(2022, 7, 17)
-        >>> [round(s._recency(date(2022, 7, d), week[1], True, week[0]), 2) for d in (10, 13, 25)]
-        [3.57, 4.0, 1.0]
-        """
-        cfg = self.config
-        if recent is None or cfg.recency_days <= 0:
-            return 1.0
-        if published is None:
-            return 1.0 + cfg.recency_weight * 0.25
-        if around and since is not None and cfg.window_days > 0:
-            # News of a named week: published in it, or reported the days around it.
-            outside = max((since - published).days, (published - recent).days, 0)
-            return 1.0 + cfg.recency_weight * max(0.0, 1.0 - outside / cfg.window_days)
-        age = (recent - published).days
-        if around:
-            age = abs(age)
-        if age < 0:
-            return 1.0  # published after it: only when future articles are not excluded
-        return 1.0 + cfg.recency_weight * max(0.0, 1.0 - age / cfg.recency_days)
+def recency_factor(
+    cfg: SearchConfig,
+    published: date | None,
+    recent: date | None,
+    around: bool,
+    since: date | None = None,
+) -> float:
+    """A boost for articles published shortly before the ``recent`` date.
+
+    >>> week = date(2022, 7, 11), date(2022, 7, 17)
+    >>> [round(recency_factor(SearchConfig(), date(2022, 7, d), week[1], True, week[0]), 2)
+    ...  for d in (10, 13, 25)]
+    [3.57, 4.0, 1.0]
+    """
+    if recent is None or cfg.recency_days <= 0:
+        return 1.0
+    if published is None:
+        return 1.0 + cfg.recency_weight * 0.25
+    if around and since is not None and cfg.window_days > 0:
+        # News of a named week: published in it, or reported the days around it.
+        outside = max((since - published).days, (published - recent).days, 0)
+        return 1.0 + cfg.recency_weight * max(0.0, 1.0 - outside / cfg.window_days)
+    age = (recent - published).days
+    if around:
+        age = abs(age)
+    if age < 0:
+        return 1.0  # published after it: only when future articles are not excluded
+    return 1.0 + cfg.recency_weight * max(0.0, 1.0 - age / cfg.recency_days)

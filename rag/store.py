@@ -13,9 +13,11 @@ The parts, each behind one interface with a test suite every implementation pass
 
 The record store is the source of truth for what is searchable: an article is visible
 only once its state is ``complete``, so a crash between two writes can never surface half
-an article, and the next ingest repairs it. :class:`ChunkIndex` keeps the calls the rest
-of newsrag makes (``index.write``, ``index.dense_search``, ``index.stats`` ...) in one
-place and searches across the parts.
+an article, and the next ingest repairs it. :class:`ChunkIndex` holds the parts of one
+library and keeps the calls ingest and the CLI make (``index.write``, ``index.stats``,
+the consistency probes ...) in one place. It does not search: the searches
+(:mod:`rag.search`, fused by :class:`rag.retrieval.HybridSearcher`) receive the parts
+they read.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import Connection, func, select
@@ -53,8 +55,6 @@ from rag.record_store import (
 )
 from rag.records import (
     META_ARTICLE_ID,
-    META_PUBLISHED_DAY,
-    META_SOURCE,
     Article,
     Chunk,
     RetrievedChunk,
@@ -68,12 +68,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Searches ask for WIDEN x k results without filters, then drop those the filters refuse.
-WIDEN = 2
-
 __all__ = [
     "UNKNOWN_DAY",
-    "WIDEN",
     "ArticleRecord",
     "ChunkIndex",
     "Filters",
@@ -142,8 +138,8 @@ def _where(url: str) -> str:
 
 
 class ChunkIndex:
-    """Chunks of articles, searchable by vector (Chroma) and by BM25 (:mod:`rag.lexical`):
-    the parts of one library, and searches across them.
+    """The parts of one library (record store, vector index, lexical index, writer), and
+    the record and write calls ingest and the CLI make on them.
 
     The index *receives* its parts; build them all with :func:`rag.components.build_index`.
 
@@ -394,74 +390,6 @@ class ChunkIndex:
         """Remove vectors by id (those no stored chunk owns, found by a check)."""
         self.writer.delete_vectors(chunk_ids)
 
-    # -- search ----------------------------------------------------------------------
-
-    def dense_search(
-        self, vector: Sequence[float], k: int, filters: Filters, exclude_future: bool = True
-    ) -> list[tuple[str, float]]:
-        """Chunk ids and cosine similarities of the ``k`` nearest chunks passing ``filters``."""
-        where = _chroma_where(filters, exclude_future)
-        if where is None:
-            return self._nearest(vector, k, None)
-        # Chroma applies a metadata filter by scanning the collection: the cost grows with
-        # the index. An unfiltered HNSW query over more neighbours, filtered here against
-        # the manifest, stays flat; the filtered query is the fallback when too few pass.
-        kept: list[tuple[str, float]] = []
-        for widen in (WIDEN, 4 * WIDEN):
-            wide = self._nearest(vector, k * widen, None)
-            allowed = self.records.passing(
-                "chunk_id", [i for i, _ in wide], filters, exclude_future
-            )
-            kept = [(i, s) for i, s in wide if i in allowed]
-            if len(kept) >= k:
-                return kept[:k]
-        if len(kept) >= k // 2:
-            return kept
-        return self._nearest(vector, k, where)
-
-    def _nearest(
-        self, vector: Sequence[float], k: int, where: dict[str, Any] | None
-    ) -> list[tuple[str, float]]:
-        if not self.vectors.embedded:
-            self.sync_vectors()
-            return self.vectors.query(vector, k, where)
-        # Embedded Chroma read while another process writes the same files fails ("Error
-        # finding id"): a search waits for that write (a batch, about a second), then
-        # reloads what it wrote.
-        with self.lock.shared("search the vectors"):
-            self.sync_vectors()
-            return self.vectors.query(vector, k, where)
-
-    def lexical_search(
-        self, text: str, k: int, filters: Filters, exclude_future: bool = True
-    ) -> list[tuple[str, float]]:
-        """Chunk ids and BM25 scores (higher is better) of the best ``k`` chunks."""
-        terms = lexical.query_terms(text)
-        if not terms:
-            return []
-        # One snapshot: postings and statistics of the same writes.
-        with self.records.snapshot() as con:
-            # Filters are checked on the best ones only (joining every match to its article
-            # would cost more than scoring); widen when too few of them pass.
-            found: list[tuple[str, float]] = []
-            wanted = k * WIDEN
-            while True:
-                ids, scores = self.lexical.best(con, terms, wanted, at_least=k * WIDEN)
-                ranked = [(int(d), float(s)) for d, s in zip(ids, scores, strict=True)]
-                names = self.records.passing(
-                    "rowid", [d for d, _ in ranked], filters, exclude_future, con
-                )
-                found = [(names[d], score) for d, score in ranked if d in names]
-                if len(found) >= k or len(ids) < wanted:
-                    break
-                wanted *= 10
-        return found[:k]
-
-    def document_frequencies(self, words: Sequence[str]) -> tuple[int, dict[str, int]]:
-        """Number of chunks, and how many chunks contain each word (for IDF weights)."""
-        with self.records.snapshot() as con:
-            return self.lexical.frequencies(con, words)
-
     def close(self) -> None:
         self.records.close()
 
@@ -471,19 +399,3 @@ def _unreadable(where: str, exc: BaseException) -> str:
         f"the record database {where} is unreadable ({exc}); move it away and "
         "re-ingest with `newsrag ingest --reset PATH`"
     )
-
-
-def _chroma_where(filters: Filters, exclude_future: bool) -> dict[str, Any] | None:
-    parts: list[dict[str, Any]] = []
-    if filters.sources:
-        parts.append({META_SOURCE: {"$in": list(filters.sources)}})
-    if filters.exclude_ids:
-        parts.append({META_ARTICLE_ID: {"$nin": list(filters.exclude_ids)}})
-    low, high = filters.day_bounds(exclude_future)
-    if low is not None:
-        parts.append({META_PUBLISHED_DAY: {"$gte": low}})
-    if high is not None:
-        parts.append({META_PUBLISHED_DAY: {"$lte": high}})
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else {"$and": parts}

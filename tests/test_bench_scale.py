@@ -13,6 +13,7 @@ from sqlalchemy import select
 from rag.cli import main
 from rag.components import build_index
 from rag.database import ARTICLES, CHUNKS, LEX_META, LEX_POSTINGS
+from rag.search import DenseSearch, LexicalSearch
 from rag.store import ChunkIndex, Filters
 from tests.conftest import SEEDS, make_settings
 
@@ -124,14 +125,14 @@ def test_a_bulk_loaded_library_equals_one_written_article_by_article(
     assert _vectors(bulk) == _vectors(written)
     question = " ".join(corpus.words[i] for i in (3, 40, 700, 9000))
     for filters in (Filters(), Filters(as_of=scale.date(2022, 3, 1))):
-        assert bulk.lexical_search(question, 20, filters) == written.lexical_search(
-            question, 20, filters
-        )
+        assert LexicalSearch.of(bulk).search(question, 20, filters) == LexicalSearch.of(
+            written
+        ).search(question, 20, filters)
         # HNSW is approximate and the other random vectors are all about as far: only
         # the nearest one (the vector itself) is the same in two separately built graphs.
         vector = next(corpus.articles(7, 8)).vectors[3].tolist()
         for index in (bulk, written):
-            assert index.dense_search(vector, 1, filters)[0][0] == "syn0000007:3"
+            assert DenseSearch.of(index).search(vector, 1, filters)[0][0] == "syn0000007:3"
     bulk.close()
     written.close()
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from rag.assistant import Assistant
+from rag.search import LexicalSearch
 from tests.conftest import SEED_FILE
 
 pytestmark = pytest.mark.slow
@@ -63,7 +64,7 @@ def test_editing_an_article_replaces_its_chunks(assistant: Assistant, tmp_path: 
     assert _index_counts(assistant) == (1, 1, 1)
     chunks = assistant.index.article_chunks(article_id)
     assert "postponed" in chunks[0][1]
-    assert not assistant.index.lexical_search("Meloni", 10, _no_filters())
+    assert not LexicalSearch.of(assistant.index).search("Meloni", 10, _no_filters())
 
 
 def test_prune_removes_articles_whose_file_is_gone(assistant: Assistant, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 from rag import lexical
 from rag.components import build_index
 from rag.records import Article, Chunk
+from rag.search import LexicalSearch
 from rag.store import ChunkIndex, Filters
 from tests.conftest import make_settings
 
@@ -112,7 +113,7 @@ def _fts5_ranking(index: ChunkIndex, query: str, k: int) -> list[tuple[str, floa
 )
 def test_bm25_ranks_chunks_as_sqlite_fts5_did(index: ChunkIndex, query: str) -> None:
     _write(index, _corpus(40))
-    ours = index.lexical_search(query, 1000, Filters())
+    ours = LexicalSearch.of(index).search(query, 1000, Filters())
     reference = _fts5_ranking(index, query, 1000)
     assert len(ours) == len(reference) > 10
     assert [s for _, s in ours] == pytest.approx([s for _, s in reference], rel=1e-4)
@@ -123,7 +124,7 @@ def test_a_word_in_most_chunks_is_skipped_without_changing_the_best_matches(
     index: ChunkIndex,
 ) -> None:
     _write(index, _corpus(40))
-    ours = index.lexical_search("story Meloni", 5, Filters())
+    ours = LexicalSearch.of(index).search("story Meloni", 5, Filters())
     reference = _fts5_ranking(index, "story Meloni", 5)
     assert [s for _, s in ours] == pytest.approx([s for _, s in reference], rel=1e-4)
 
@@ -131,12 +132,12 @@ def test_a_word_in_most_chunks_is_skipped_without_changing_the_best_matches(
 def test_an_edited_article_is_found_by_its_new_words_only(index: ChunkIndex) -> None:
     _write(index, _corpus(12))
     _write(index, [_article(3, "Flamingos gathered at the salt lake in Kenya.")])
-    assert [c for c, _ in index.lexical_search("flamingos", 5, Filters())] == ["a0003:0"]
+    assert [c for c, _ in LexicalSearch.of(index).search("flamingos", 5, Filters())] == ["a0003:0"]
     _write(index, [_article(3, "Pelicans gathered at the salt lake in Kenya.")])
-    assert not index.lexical_search("flamingos", 5, Filters())
-    assert [c for c, _ in index.lexical_search("pelicans", 5, Filters())] == ["a0003:0"]
+    assert not LexicalSearch.of(index).search("flamingos", 5, Filters())
+    assert [c for c, _ in LexicalSearch.of(index).search("pelicans", 5, Filters())] == ["a0003:0"]
     index.delete(["a0003"])
-    assert not index.lexical_search("pelicans kenya", 5, Filters())
+    assert not LexicalSearch.of(index).search("pelicans kenya", 5, Filters())
 
 
 def test_chunk_ids_are_never_reused_so_old_postings_cannot_match_new_chunks(
@@ -145,7 +146,7 @@ def test_chunk_ids_are_never_reused_so_old_postings_cannot_match_new_chunks(
     _write(index, [_article(1, "Zebras crossed the river.")])
     index.delete(["a0001"])
     _write(index, [_article(2, "Giraffes ate the leaves.")])  # would take the freed rowid
-    assert not index.lexical_search("zebras river", 5, Filters())
+    assert not LexicalSearch.of(index).search("zebras river", 5, Filters())
 
 
 def test_postings_stay_in_few_fragments_and_compaction_drops_deleted_chunks(
@@ -178,7 +179,7 @@ def test_filters_apply_to_bm25_even_when_the_best_matches_are_filtered_out(
     articles.append(_article(99, "Meloni met the mayor of a small town."))
     _write(index, articles)
     only = Filters(sources=("outlet0.example",))
-    found = index.lexical_search("Meloni", 5, only)
+    found = LexicalSearch.of(index).search("Meloni", 5, only)
     assert len(found) == 5
     ids = {c.split(":")[0] for c, _ in found}
     assert all(int(i[1:]) % 3 == 0 for i in ids)
@@ -188,7 +189,7 @@ def test_a_record_database_with_the_old_fts5_index_is_upgraded_on_open(
     index: ChunkIndex, tmp_path: Path
 ) -> None:
     _write(index, _corpus(20))
-    before = index.lexical_search("Ukraine allies winter", 10, Filters())
+    before = LexicalSearch.of(index).search("Ukraine allies winter", 10, Filters())
     con = sqlite3.connect(index.db_path)
     con.executescript(
         "DROP TABLE lex_postings; DROP TABLE lex_meta; "
@@ -196,7 +197,7 @@ def test_a_record_database_with_the_old_fts5_index_is_upgraded_on_open(
     )
     con.close()
     reopened = build_index(make_settings(tmp_path / "data"))
-    assert reopened.lexical_search("Ukraine allies winter", 10, Filters()) == before
+    assert LexicalSearch.of(reopened).search("Ukraine allies winter", 10, Filters()) == before
     schema = sqlite3.connect(index.db_path).execute("SELECT name FROM sqlite_master")
     tables = {r[0] for r in schema}
     assert "chunks_fts" not in tables
@@ -215,12 +216,14 @@ def test_opening_a_database_another_process_is_upgrading_says_so(
     with pytest.raises(StoreError, match="another newsrag process is writing it"):
         build_index(make_settings(tmp_path / "data"))
     con.execute("ROLLBACK")
-    assert build_index(make_settings(tmp_path / "data")).lexical_search("Ukraine", 3, Filters())
+    assert LexicalSearch.of(build_index(make_settings(tmp_path / "data"))).search(
+        "Ukraine", 3, Filters()
+    )
 
 
 def test_word_frequencies_count_chunks_whose_body_has_the_word(index: ChunkIndex) -> None:
     _write(index, _corpus(30))
-    total, freqs = index.document_frequencies(["ukraine", "flamingo", "it's"])
+    total, freqs = LexicalSearch.of(index).frequencies(["ukraine", "flamingo", "it's"])
     con = sqlite3.connect(index.db_path)
     assert total == con.execute("SELECT count(*) FROM chunks").fetchone()[0]
     body = con.execute("SELECT count(*) FROM chunks WHERE text LIKE '%Ukraine%'").fetchone()[0]

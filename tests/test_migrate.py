@@ -12,6 +12,7 @@ from rag.assistant import Assistant
 from rag.cli import main
 from rag.components import open_library_database
 from rag.conversations_store import ConversationStore
+from rag.search import LexicalSearch
 from rag.store import Filters
 from tests.conftest import ChromaServer, make_settings
 
@@ -33,7 +34,7 @@ def test_an_embedded_library_moved_to_postgres_and_a_chroma_server_answers_the_s
     saved.save_turn("browser:alice", chat.conversation_id, 0, question, before)
     saved.add_feedback("browser:alice", before, 1, "right")
     WebState(seeded.index.records.engine).add_feed("https://news.example/rss", "Courier")
-    bm25_before = seeded.index.lexical_search("Meloni NATO Ukraine", 10, Filters())
+    bm25_before = LexicalSearch.of(seeded.index).search("Meloni NATO Ukraine", 10, Filters())
     argv = [
         "--data-dir",
         str(seeded.settings.data_dir),
@@ -60,7 +61,7 @@ def test_an_embedded_library_moved_to_postgres_and_a_chroma_server_answers_the_s
     assert moved.stats().articles == seeded.stats().articles
     assert moved.stats().chunks == seeded.stats().chunks
     assert sorted(moved.index.chroma_ids()) == sorted(seeded.index.chunk_ids_of())
-    bm25_after = moved.index.lexical_search("Meloni NATO Ukraine", 10, Filters())
+    bm25_after = LexicalSearch.of(moved.index).search("Meloni NATO Ukraine", 10, Filters())
     assert [c for c, _ in bm25_after] == [c for c, _ in bm25_before] != []
     assert [s for _, s in bm25_after] == pytest.approx([s for _, s in bm25_before])
     after = moved.ask(question)

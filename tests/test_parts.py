@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, insert, select
 from rag import lexical
 from rag.components import build_index, build_vector_index
 from rag.database import CHUNKS, EMBEDDING_CACHE, LEX_META, LEX_POSTINGS, LIBRARY_STATE
+from rag.embeddings import LocalEmbeddings
 from rag.errors import StoreBusyError
 from rag.lexical import SqlLexicalIndex
 from rag.locking import LibraryLock, Lock, PostgresLibraryLock
@@ -40,8 +41,11 @@ from rag.record_store import (
     unpack_rows,
 )
 from rag.records import Article, Chunk
+from rag.retrieval import HybridSearcher
+from rag.search import LexicalSearch
 from rag.store import ChunkIndex, open_record_store
 from rag.vectors import VectorIndex
+from rag.writer import LibraryWriter
 from tests.conftest import ROOT, make_settings
 from tests.test_lexical import _article, _corpus, _write
 
@@ -422,7 +426,7 @@ def test_bm25_ranks_as_sqlite_fts5_on_every_database(index: ChunkIndex, query: s
     # merged (rag.lexical's design): compaction makes the ranking exact again.
     with index.records.transaction() as con:
         index.lexical.compact(con)
-    ours = index.lexical_search(query, 1000, Filters())
+    ours = LexicalSearch.of(index).search(query, 1000, Filters())
     reference = _fts5_ranking(index, query, 1000)
     assert len(ours) == len(reference) > 10
     assert dict(ours) == pytest.approx(dict(reference), rel=1e-4)
@@ -445,12 +449,12 @@ def test_compaction_keeps_only_live_postings_on_every_database(
         chunks = len(con.execute(select(CHUNKS.c.rowid)).all())
     assert meta["postings"] == meta["live_postings"] == stored
     assert meta["docs"] == chunks == 12
-    assert len(index.lexical_search("Meloni allies", 50, Filters())) == 12
+    assert len(LexicalSearch.of(index).search("Meloni allies", 50, Filters())) == 12
 
 
 def test_word_frequencies_count_chunks_on_every_database(index: ChunkIndex) -> None:
     _write(index, _corpus(12))
-    total, freqs = index.document_frequencies(["ukraine", "flamingo"])
+    total, freqs = LexicalSearch.of(index).frequencies(["ukraine", "flamingo"])
     assert total == index.complete_chunks()
     with index.records.engine.connect() as con:
         texts = [t for (t,) in con.execute(select(CHUNKS.c.text))]
@@ -487,11 +491,11 @@ def test_a_write_that_dies_after_the_vectors_leaves_nothing_visible_and_is_repai
     with pytest.raises(RuntimeError):
         _write(index, [_article(9, "Pelicans gathered at the salt lake.")])
     assert index.pending_ids() == ["a0009"]
-    assert not index.lexical_search("pelicans", 5, Filters())
+    assert not LexicalSearch.of(index).search("pelicans", 5, Filters())
     monkeypatch.undo()
     _write(index, [_article(9, "Pelicans gathered at the salt lake.")])
     assert sorted(index.chroma_ids()) == sorted(index.chunk_ids_of())
-    assert [c for c, _ in index.lexical_search("pelicans", 5, Filters())] == ["a0009:0"]
+    assert [c for c, _ in LexicalSearch.of(index).search("pelicans", 5, Filters())] == ["a0009:0"]
     assert not index.missing_vectors()
 
 
@@ -619,3 +623,37 @@ def test_a_collection_emptied_behind_the_index_is_re_created_on_the_next_call(
     other.refresh()
     assert other.recreated and other.count() == 0
     assert other.missing(["a:0"]) == ["a:0"]
+
+
+# -- the searcher receives the parts ----------------------------------------------------
+
+
+def test_the_searcher_finds_articles_from_the_parts_it_is_given_with_no_index_around_them(
+    database_url: str, tmp_path: Path, embeddings: LocalEmbeddings
+) -> None:
+    settings = make_settings(tmp_path / "data", database_url=database_url)
+    records = open_record_store(database_url)
+    vectors = build_vector_index(settings)
+    lock, _ = _lock_for(database_url, tmp_path)
+    words = SqlLexicalIndex()
+    writer = LibraryWriter(records, vectors, words, lock)
+    texts = {
+        1: "Meloni proposed extending NATO protection to Ukraine without membership.",
+        2: "The pelicans of the lake returned in spring. Birdwatchers counted them.",
+        3: "Flamingos nest on salt flats in Kenya. They eat shrimp.",
+    }
+    batch = []
+    for n, text in texts.items():
+        article, chunks = _article(n, text)
+        vecs = np.asarray(embeddings.embed_documents([c.text for c in chunks]), np.float32)
+        batch.append((article, chunks, vecs))
+    writer.write(batch)
+
+    searcher = HybridSearcher(records, vectors, words, writer, embeddings)
+    hits = searcher.search("what did Meloni propose for Ukraine?", top_k=2)
+    assert hits[0].article_id == "a0001"
+    assert "NATO protection" in hits[0].chunks[0].text
+    # Only complete articles, as the record store says: a deleted one is gone at once.
+    writer.delete(["a0001"])
+    assert "a0001" not in [h.article_id for h in searcher.search("Meloni NATO Ukraine")]
+    records.close()

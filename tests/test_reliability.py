@@ -20,6 +20,7 @@ import pytest
 
 from rag.assistant import Assistant
 from rag.errors import StoreError, StoreUnavailableError
+from rag.search import LexicalSearch
 from tests.conftest import SEED_FILE, SEEDS, ChromaServer, make_settings
 
 pytestmark = pytest.mark.slow
@@ -120,7 +121,7 @@ def _bm25(data_dir: Path, query: str) -> list[tuple[str, float]]:
     from rag.components import build_index
     from rag.store import Filters
 
-    found = build_index(make_settings(data_dir)).lexical_search(query, 50, Filters())
+    found = LexicalSearch.of(build_index(make_settings(data_dir))).search(query, 50, Filters())
     assert found
     return [(chunk_id, round(score, 4)) for chunk_id, score in found]
 

@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, func, select
 
 from rag.components import build_index
 from rag.database import ARTICLES, CHUNKS
+from rag.search import LexicalSearch
 from rag.store import Filters, open_record_store
 from tests.conftest import ROOT, SEED_FILE, ChromaServer, make_settings
 from tests.test_vectors_across_processes import TOWNS, _write_corpus
@@ -226,8 +227,8 @@ def test_overlapping_ingests_with_one_killed_midway_converge_to_a_fresh_single_i
     fresh = build_index(make_settings(fresh_dir))
     assert sorted(fresh.chunk_ids_of()) == sorted(chunk_ids)
     for query in ("Ashford library 12", "maps and tools Glenrock", "town library number 300"):
-        ours = shared.lexical_search(query, 20, Filters())
-        reference = fresh.lexical_search(query, 20, Filters())
+        ours = LexicalSearch.of(shared).search(query, 20, Filters())
+        reference = LexicalSearch.of(fresh).search(query, 20, Filters())
         assert [c for c, _ in ours] == [c for c, _ in reference]
         assert [s for _, s in ours] == pytest.approx([s for _, s in reference], rel=1e-5)
 

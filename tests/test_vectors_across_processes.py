@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from rag.assistant import Assistant
+from rag.search import DenseSearch
 from rag.store import Filters
 from tests.conftest import SEEDS, ChromaServer, make_settings
 
@@ -135,7 +136,7 @@ def test_a_long_lived_process_keeps_every_vector_another_process_added(
 
     # The running process searches the other's vectors (dense search, not keywords).
     vector = chat.embeddings.embed_query("Which town opened beta library 77?")
-    nearest = chat.index.dense_search(vector, 10, Filters())
+    nearest = DenseSearch.of(chat.index).search(vector, 10, Filters())
     assert any(chunk_id.startswith(_article_id(data, "beta-0077")) for chunk_id, _ in nearest)
 
     # Without the reload, all 120 of the other process's vectors were lost here.
@@ -273,7 +274,7 @@ def test_an_emptied_chroma_server_is_refilled_by_the_next_ingest(
         assert chat.index.chroma_count() == chunks
         assert chat.index.missing_vectors() == []
         vector = chat.embeddings.embed_query("what did Meloni propose?")
-        assert chat.index.dense_search(vector, 3, Filters()), "answers use vectors again"
+        assert DenseSearch.of(chat.index).search(vector, 3, Filters()), "answers use vectors again"
     finally:
         server.stop()
 
