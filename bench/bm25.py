@@ -5,7 +5,7 @@ Zipf questions both ways, in one process, one after the other per question:
 
 - *every match*: ``rag.lexical.score`` (each posting of each question word scored into one
   float per chunk id) then ``rag.lexical.top``, the ranking BM25 used before;
-- *MaxScore*: ``rag.lexical.best``, what ``ChunkIndex.lexical_search`` runs now.
+- *MaxScore*: ``rag.lexical.best``, what ``Library.lexical_search`` runs now.
 
 It checks that both give the same chunks with the same scores for every question (it
 stops with an error otherwise), then prints p50/p95 time and tracemalloc's peak per query.

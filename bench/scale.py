@@ -18,9 +18,9 @@ Building (``--build bulk``, the default): vectors go to Chroma through the vecto
 word ids, one fragment per 10,000 articles) are written in one transaction per 10,000
 articles, then the postings are compacted (one fragment per term, as a BM25 rebuild
 leaves them). No embedding model runs. The result is a library like ingest writes (tests
-check that its rows, postings and rankings equal those of ``ChunkIndex.write``), so
+check that its rows, postings and rankings equal those of ``Library.writer.write``), so
 ``newsrag stats``/``check`` accept it and ingest extends it. ``--build write`` grows the
-libraries through ``ChunkIndex.write`` instead (500 articles per call; the slow path).
+libraries through ``Library.writer.write`` instead (500 articles per call; the slow path).
 With ``--data-root`` the libraries stay there and a later run reuses (or grows) them.
 
 Measuring: after every build, each size is measured in a fresh process, one after the
@@ -71,7 +71,7 @@ WORDS_PER_CHUNK = 120
 VOCABULARY = 50_000
 BLOCK_ARTICLES = 1_000  # articles generated from one seed
 GROUP_ARTICLES = 10_000  # articles per bulk transaction (100,000 chunks)
-WRITE_ARTICLES = 500  # articles per ChunkIndex.write call (--build write)
+WRITE_ARTICLES = 500  # articles per Library.writer.write call (--build write)
 SEED = 42
 
 
@@ -357,12 +357,12 @@ def grow_by_writes(
     stop: int,
     deadline: float = float("inf"),
 ) -> int:
-    """Add synthetic articles through ``ChunkIndex.write``, ``WRITE_ARTICLES`` per call."""
+    """Add synthetic articles through ``Library.writer.write``, ``WRITE_ARTICLES`` per call."""
     for first in range(start, stop, WRITE_ARTICLES):
         if time.monotonic() > deadline:
             return first
         items = corpus.articles(first, min(stop, first + WRITE_ARTICLES))
-        index.write([(item.article, item.chunks, item.vectors) for item in items])
+        index.writer.write([(item.article, item.chunks, item.vectors) for item in items])
     return stop
 
 
@@ -370,7 +370,7 @@ def grow_by_writes(
 
 
 @dataclass(frozen=True)
-class Library:
+class ScaleLibrary:
     """Where one size's library lives (what a worker process needs to open it)."""
 
     size: int
@@ -393,11 +393,11 @@ class Library:
         )
 
 
-def library_for(size: int, root: Path, backend: str, label: str = "") -> Library:
+def library_for(size: int, root: Path, backend: str, label: str = "") -> ScaleLibrary:
     """The library of ``size`` chunks under ``root`` (or on the servers of the env)."""
     name = label or str(size)
     if backend == "embedded":
-        return Library(size, str(root / f"embedded-{name}"), "scale", None, None, 8000)
+        return ScaleLibrary(size, str(root / f"embedded-{name}"), "scale", None, None, 8000)
     base = os.environ.get("NEWSRAG_DATABASE_URL", "")
     host = os.environ.get("CHROMA_HOST")
     if not base.startswith("postgresql") or not host:
@@ -407,7 +407,7 @@ def library_for(size: int, root: Path, backend: str, label: str = "") -> Library
     _create_database(base, database)
     url = base.rsplit("/", 1)[0] + "/" + database
     port = int(os.environ.get("CHROMA_PORT", "8000"))
-    return Library(size, str(root / f"server-{name}"), f"scale{name}", url, host, port)
+    return ScaleLibrary(size, str(root / f"server-{name}"), f"scale{name}", url, host, port)
 
 
 def _create_database(url: str, name: str) -> None:
@@ -426,14 +426,14 @@ def _create_database(url: str, name: str) -> None:
     engine.dispose()
 
 
-def build(library: Library, mode: str, deadline: float) -> tuple[int, float]:
+def build(library: ScaleLibrary, mode: str, deadline: float) -> tuple[int, float]:
     """Grow ``library`` to its size; returns the chunks it holds and the seconds spent."""
     from rag.components import build_index
 
     started = time.perf_counter()
     index = build_index(library.settings())
     try:
-        have = index.stats().articles
+        have = index.records.stats().articles
         target = library.size // CHUNKS_PER_ARTICLE
         if mode == "bulk":  # also compacts what a killed build left apart
             have = bulk_load(index, SyntheticCorpus(), have, target, deadline)
@@ -459,7 +459,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(library: Library, queries: int, traced: int) -> dict[str, Any]:
+def measure(library: ScaleLibrary, queries: int, traced: int) -> dict[str, Any]:
     """Search latency and memory on one library (run in a fresh process)."""
     from rag.components import build_index
     from rag.retrieval import HybridSearcher, SearchConfig
@@ -510,7 +510,7 @@ def measure(library: Library, queries: int, traced: int) -> dict[str, Any]:
         searcher.search(q, as_of)
         peaks.append((tracemalloc.get_traced_memory()[1] - base) / 1024)
     tracemalloc.stop()
-    chunks = index.complete_chunks()
+    chunks = index.records.complete_chunks()
     vectors = index.vectors.count()
     index.close()
     return {
@@ -527,7 +527,7 @@ def measure(library: Library, queries: int, traced: int) -> dict[str, Any]:
     }
 
 
-def ingest(library: Library, corpus: str, n: int, remove: bool) -> dict[str, Any]:
+def ingest(library: ScaleLibrary, corpus: str, n: int, remove: bool) -> dict[str, Any]:
     """Ingest ``n`` real articles into ``library`` with the bundled model (fresh process)."""
     from sqlalchemy import delete
 
@@ -539,7 +539,7 @@ def ingest(library: Library, corpus: str, n: int, remove: bool) -> dict[str, Any
     started = time.perf_counter()
     assistant = Assistant.from_settings(library.settings())
     ingestor = assistant.ingestor()
-    before = assistant.index.complete_chunks()
+    before = assistant.index.records.complete_chunks()
     assistant.embeddings.embed_query("warm up the model")
     opened = time.perf_counter() - started
     cpu = time.process_time()
@@ -558,7 +558,7 @@ def ingest(library: Library, corpus: str, n: int, remove: bool) -> dict[str, Any
         "cpu_per_article_s": cpu / max(len(added), 1),
     }
     if remove:  # leave the kept library as it was, and embed them again next time
-        assistant.index.delete(added)
+        assistant.index.writer.delete(added)
         with assistant.index.records.transaction() as con:
             con.execute(delete(EMBEDDING_CACHE))
     assistant.index.close()
@@ -609,7 +609,7 @@ def main() -> int:
 
     if args.worker:
         kind, payload = args.worker[0], json.loads(args.worker[1])
-        library = Library(**payload.pop("library"))
+        library = ScaleLibrary(**payload.pop("library"))
         result = measure(library, **payload) if kind == "measure" else ingest(library, **payload)
         print(json.dumps(result))
         return 0
@@ -719,12 +719,12 @@ def main() -> int:
     return 0
 
 
-def _ingest_runs(args: argparse.Namespace, root: Path, big: Library) -> tuple[str, list[str]]:
+def _ingest_runs(args: argparse.Namespace, root: Path, big: ScaleLibrary) -> tuple[str, list[str]]:
     """Ingest real articles into an empty library and into the largest one."""
     empty_root = Path(tempfile.mkdtemp(prefix="newsrag-bench-scale-empty-"))
     runs = []
     try:
-        plan: list[tuple[str, Library | None]] = [("empty", None), ("the largest", big)]
+        plan: list[tuple[str, ScaleLibrary | None]] = [("empty", None), ("the largest", big)]
         if args.ingest_empty_again:  # brackets the large run when the load drifts
             plan.append(("empty (again)", None))
         for label, library in plan:

@@ -52,13 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"open again: {time.perf_counter() - started:.2f} s")
     started = time.perf_counter()
     stories = LibraryStories.load_all(index)  # what ingest loaded before the bands
-    rows = index.story_rows()
+    rows = index.records.story_rows()
     print(
         f"LSH from stored signatures: {time.perf_counter() - started:.2f} s "
         f"({stories.count():,} stories of {len(rows):,} articles)"
     )
     started = time.perf_counter()
-    texts = index.article_texts([r.article_id for r in rows])
+    texts = index.records.article_texts([r.article_id for r in rows])
     read = time.perf_counter() - started
     grouper = StoryGrouper()
     for row in rows:

@@ -25,7 +25,7 @@ from ingest.splitter import SentenceSplitter
 from ingest.stories import LibraryStories, other_outlet_copy
 from rag.embeddings import LocalEmbeddings
 from rag.records import Article, Chunk, sha1_hex
-from rag.store import ChunkIndex, VectorCheck, pack_rows, stored_hash
+from rag.store import Library, VectorCheck, pack_rows, stored_hash
 from rag.text import split_sentences
 
 logger = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class Ingestor:
 
     def __init__(
         self,
-        index: ChunkIndex,
+        index: Library,
         embeddings: Embeddings,
         splitter: SentenceSplitter,
         *,
@@ -217,7 +217,7 @@ class Ingestor:
         """Ingest files and directories (walked recursively); see :class:`IngestReport`."""
         started = time.perf_counter()
         if reset:
-            self.index.reset()
+            self.index.writer.reset()
         plan = _Plan()
         files, failures = discover(paths)
         plan.failed += failures
@@ -240,7 +240,7 @@ class Ingestor:
             deleted = self._prune(paths, plan)
             if deleted:
                 self._stories = None  # they are still in its index
-        self.index.release_log()
+        self.index.records.release_log()
         return IngestReport(
             added=report.added,
             updated=report.updated,
@@ -277,7 +277,7 @@ class Ingestor:
         report = self._stored(plan, lambda: self._execute(plan, progress, show_progress=False))
         replaced = self._replace_older(plan, report)
         repaired, restored = self._repair_vectors(plan, report)
-        self.index.release_log()
+        self.index.records.release_log()
         return IngestReport(
             added=report.added,
             updated=report.updated,
@@ -303,12 +303,12 @@ class Ingestor:
     def check(self, *, repair: bool = False) -> LibraryCheck:
         """Read back every stored chunk's vector; with ``repair``, write lost vectors
         again, drop vectors no chunk owns and finish unfinished articles."""
-        chunks = self.index.chunk_ids_of()
-        missing = self.index.missing_vectors() if chunks else []
-        orphans = self.index.orphan_vectors()
-        unfinished = self.index.get_records(self.index.pending_ids())
+        chunks = self.index.records.chunk_ids_of()
+        missing = self.index.writer.missing_vectors() if chunks else []
+        orphans = self.index.writer.orphan_vectors()
+        unfinished = self.index.records.get_records(self.index.records.pending_ids())
         found = LibraryCheck(
-            articles=self.index.stats().articles,
+            articles=self.index.records.stats().articles,
             chunks=len(chunks),
             missing=tuple(missing),
             orphans=tuple(orphans),
@@ -317,14 +317,14 @@ class Ingestor:
         report = None
         if repair and not found.ok:
             if missing:
-                self.index.restore_vectors(self._vectors_for(missing))
+                self.index.writer.restore_vectors(self._vectors_for(missing))
             if orphans:
-                self.index.delete_vectors(orphans)
+                self.index.writer.delete_vectors(orphans)
             if unfinished:
                 report = self.ingest([])
-            missing = self.index.missing_vectors()
+            missing = self.index.writer.missing_vectors()
             found = replace(found, repaired=True, repair_report=report)
-        self.index.record_vector_check(
+        self.index.records.record_vector_check(
             VectorCheck(
                 missing=len(missing), checked_chunks=len(chunks), scope="library", at=time.time()
             )
@@ -335,7 +335,7 @@ class Ingestor:
         """Files of articles an earlier ingest left unfinished (a crash, a full disk, a
         lost vector), so that any ingest finishes them; deletions left half-done are
         completed. Articles whose file is gone are reported."""
-        pending = self.index.get_records(self.index.pending_ids())
+        pending = self.index.records.get_records(self.index.records.pending_ids())
         if not pending:
             return []
         have = {os.path.realpath(p) for p in files}
@@ -357,7 +357,7 @@ class Ingestor:
                     "source is gone: add it again"
                 )
         if doomed:
-            self.index.delete(doomed)
+            self.index.writer.delete(doomed)
         return extra
 
     def _repair_vectors(
@@ -370,24 +370,24 @@ class Ingestor:
 
         Returns the repaired articles and how many vectors were restored.
         """
-        whole = self.index.chroma_count() < self.index.complete_chunks()
+        whole = self.index.writer.vector_count() < self.index.records.complete_chunks()
         scope: list[str] | None = None if whole else [s.article_id for s in plan.skipped]
-        checked = self.index.chunk_ids_of(scope)
-        lost = self.index.missing_vectors(scope) if checked else []
+        checked = self.index.records.chunk_ids_of(scope)
+        lost = self.index.writer.missing_vectors(scope) if checked else []
         repaired: tuple[IngestedArticle, ...] = ()
         if lost:
             logger.warning("%d stored chunks had lost their vectors: writing them again", len(lost))
-            self.index.restore_vectors(self._vectors_for(lost))
+            self.index.writer.restore_vectors(self._vectors_for(lost))
             by_article: dict[str, int] = {}
             for chunk_id in lost:
                 by_article[checked[chunk_id]] = by_article.get(checked[chunk_id], 0) + 1
-            records = self.index.get_records(by_article)
+            records = self.index.records.get_records(by_article)
             repaired = tuple(
                 IngestedArticle(a, records[a].title, records[a].origin, n)
                 for a, n in by_article.items()
                 if a in records
             )
-        self.index.record_vector_check(
+        self.index.records.record_vector_check(
             VectorCheck(
                 missing=0,
                 checked_chunks=len(checked) + report.chunks_written,
@@ -399,12 +399,12 @@ class Ingestor:
 
     def _vectors_for(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Vectors of stored chunks, from the embedding cache or the model."""
-        chunks = self.index.chunks_by_id(chunk_ids)
+        chunks = self.index.records.chunks_by_id(chunk_ids)
         keys = {
             cid: sha1_hex(f"{self.model_key}\x1f{embedding_text(c.title, c.text)}", 40)
             for cid, c in chunks.items()
         }
-        cached, _ = self.index.cached_vectors(list(set(keys.values())))
+        cached, _ = self.index.records.cached_vectors(list(set(keys.values())))
         todo = [cid for cid, key in keys.items() if key not in cached]
         for start in range(0, len(todo), EMBED_SLICE):
             part = todo[start : start + EMBED_SLICE]
@@ -418,7 +418,7 @@ class Ingestor:
 
     def _plan(self, articles: Iterable[Article], plan: _Plan) -> None:
         articles = list(articles)
-        records = self.index.get_records(a.article_id for a in articles)
+        records = self.index.records.get_records(a.article_id for a in articles)
         hashes_in_run: dict[str, Article] = {}
         for article in articles:
             entry = IngestedArticle(article.article_id, article.title, article.origin)
@@ -444,7 +444,7 @@ class Ingestor:
             # it is kept, as a member of the story (its outlet, link and date are shown).
             twin = hashes_in_run.get(article.text_hash)
             if twin is None:
-                existing = self.index.find_by_text_hash(article.text_hash)
+                existing = self.index.records.find_by_text_hash(article.text_hash)
                 if (
                     existing
                     and existing.article_id != article.article_id
@@ -474,7 +474,7 @@ class Ingestor:
             entry = IngestedArticle(article.article_id, article.title, article.origin)
             placed = stories.place(article)
             if placed.superseded_by is not None:
-                newer = self.index.get_records([placed.superseded_by])[placed.superseded_by]
+                newer = self.index.records.get_records([placed.superseded_by])[placed.superseded_by]
                 plan.superseded.append((entry, _described(newer.title, newer.url or newer.origin)))
                 older.add(article.article_id)
                 continue
@@ -486,7 +486,9 @@ class Ingestor:
                 if other is not None:
                     where = _described(other.title, other.url or other.origin)
                 else:
-                    record = self.index.get_records([placed.similar_to]).get(placed.similar_to)
+                    record = self.index.records.get_records([placed.similar_to]).get(
+                        placed.similar_to
+                    )
                     where = _described(record.title, record.url or record.origin) if record else ""
                 plan.grouped.append((entry, f"{where} ({placed.similarity:.0%} similar)"))
         if older:
@@ -495,7 +497,7 @@ class Ingestor:
         stories.save(placements)
 
     def _library_stories(self) -> LibraryStories:
-        generation = self.index.generation()
+        generation = self.index.records.generation()
         if self._stories is None or self._stories_at != generation:
             self._stories = LibraryStories.load(self.index, self.story_threshold)
             self._stories_at = generation
@@ -509,7 +511,7 @@ class Ingestor:
         except BaseException:
             self._stories = None
             raise
-        self._stories_at = self.index.generation()
+        self._stories_at = self.index.records.generation()
         return report
 
     def _replace_older(
@@ -525,10 +527,10 @@ class Ingestor:
                     doomed[old] = stored[article_id]
         if not doomed:
             return ()
-        records = self.index.get_records(doomed)
-        self.index.delete(list(doomed))
+        records = self.index.records.get_records(doomed)
+        self.index.writer.delete(list(doomed))
         if self._stories is not None:  # placing the new versions already dropped the old
-            self._stories_at = self.index.generation()
+            self._stories_at = self.index.records.generation()
         return tuple(
             (new, _described(records[old].title, records[old].url or records[old].origin))
             for old, new in doomed.items()
@@ -595,7 +597,7 @@ class Ingestor:
                 keys.append(key)
                 texts[key] = text
                 spans[key] = sentence_spans(article.title, chunk.text)
-        cached, cached_sentences = self.index.cached_vectors(list(texts), SENTENCE_SPLIT)
+        cached, cached_sentences = self.index.records.cached_vectors(list(texts), SENTENCE_SPLIT)
         embeddings = self.embeddings
         pooling = (
             embeddings
@@ -625,7 +627,7 @@ class Ingestor:
             fresh_sentences = {
                 k: None if m is None else pack_rows(m) for k, m in zip(part, pooled, strict=True)
             }
-            self.index.cache_vectors(fresh, fresh_sentences, SENTENCE_SPLIT)
+            self.index.records.cache_vectors(fresh, fresh_sentences, SENTENCE_SPLIT)
             cached.update(fresh)
             sentences.update(fresh_sentences)
             tick(len(part))
@@ -638,18 +640,18 @@ class Ingestor:
             rows.append((article, chunks, np.stack([cached[k] for k in chunk_keys])))
             for chunk, key in zip(chunks, chunk_keys, strict=True):
                 by_chunk[chunk.chunk_id] = key
-        self.index.write(rows, self.version, embedding_keys=by_chunk)
+        self.index.writer.write(rows, self.version, embedding_keys=by_chunk)
         return len(missing)
 
     def _prune(self, paths: Sequence[Path], plan: _Plan) -> list[IngestedArticle]:
         roots = [str(p.resolve()) for p in paths]
         doomed: list[IngestedArticle] = []
-        for record in self.index.get_records().values():
+        for record in self.index.records.get_records().values():
             if record.article_id in plan.seen_ids or record.origin in plan.failed_origins:
                 continue
             if any(_is_under(record.origin, root) for root in roots):
                 doomed.append(IngestedArticle(record.article_id, record.title, record.origin))
-        self.index.delete([d.article_id for d in doomed])
+        self.index.writer.delete([d.article_id for d in doomed])
         return doomed
 
 

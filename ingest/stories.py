@@ -46,7 +46,7 @@ from rag.record_store import ArticleRecord, StoryRow
 from rag.records import Article
 
 if TYPE_CHECKING:
-    from rag.store import ChunkIndex
+    from rag.store import Library
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class LibraryStories:
 
     def __init__(
         self,
-        index: ChunkIndex,
+        index: Library,
         grouper: StoryGrouper,
         update_similarity: float,
         *,
@@ -181,7 +181,7 @@ class LibraryStories:
     @classmethod
     def load(
         cls,
-        index: ChunkIndex,
+        index: Library,
         threshold: float = DEFAULT_THRESHOLD,
         update_similarity: float = UPDATE_SIMILARITY,
     ) -> LibraryStories:
@@ -191,14 +191,14 @@ class LibraryStories:
     @classmethod
     def load_all(
         cls,
-        index: ChunkIndex,
+        index: Library,
         threshold: float = DEFAULT_THRESHOLD,
         update_similarity: float = UPDATE_SIMILARITY,
     ) -> LibraryStories:
         """The library's stories from every stored signature at once (no text is read):
         what :meth:`load` reads only candidates of, kept to check it against."""
         grouper = StoryGrouper(threshold)
-        for row in index.story_rows():
+        for row in index.records.story_rows():
             grouper.restore(row.article_id, row.story_id, from_bytes(row.signature))
         return cls(index, grouper, update_similarity, from_database=False)
 
@@ -217,14 +217,14 @@ class LibraryStories:
         if not self.from_database:
             return 0
         blobs = list(dict.fromkeys(blobs))
-        identical = self.index.identical_stories(blobs, exact_key)
+        identical = self.index.records.identical_stories(blobs, exact_key)
         known = {row.article_id for row in identical}
         keys = {k for blob in blobs for k in self.grouper.stored_keys(blob)[:-1]}
-        others = sorted(self.index.story_band_matches(keys) - known - self._gone)
+        others = sorted(self.index.records.story_band_matches(keys) - known - self._gone)
         others = [a for a in others if a not in self.grouper]
         read = 0
         shared: dict[bytes, LeanMinHash] = {}
-        for row in [*identical, *self.index.story_rows(others)]:
+        for row in [*identical, *self.index.records.story_rows(others)]:
             if row.article_id in self.grouper or row.article_id in self._gone:
                 continue  # placed here, or already read: the grouper's is as new
             minhash = shared.get(row.signature)
@@ -272,7 +272,7 @@ class LibraryStories:
         except KeyError:  # not a candidate (a version found by URL only), or stored since
             if not self.from_database or article_id in self._gone:
                 return article_id
-            rows = self.index.story_rows([article_id])
+            rows = self.index.records.story_rows([article_id])
             return rows[0].story_id if rows else article_id
 
     def _versions(self, article: Article, minhash: LeanMinHash) -> list[ArticleRecord]:
@@ -281,7 +281,7 @@ class LibraryStories:
         found: dict[str, ArticleRecord] = {}
         if article.url:
             canonical = canonical_url(article.url)
-            by_url = self.index.find_by_url({article.url, canonical})
+            by_url = self.index.records.find_by_url({article.url, canonical})
             for record in by_url.values():
                 if record.url and canonical_url(record.url) == canonical:
                     found[record.article_id] = record
@@ -292,7 +292,7 @@ class LibraryStories:
                 if other != article.article_id and other not in found
             ]
             if close:
-                for record in self.index.get_records(close).values():
+                for record in self.index.records.get_records(close).values():
                     if (
                         record.status == "complete"
                         and names_outlet(record)
@@ -310,12 +310,12 @@ class LibraryStories:
             for a, p in placements.items()
         ]
         if rows:
-            self.index.set_stories(rows)
+            self.index.records.set_stories(rows)
 
     def count(self) -> int:
         """How many stories the library's articles form."""
         if self.from_database:
-            return self.index.stats().stories
+            return self.index.records.stats().stories
         return len(self.grouper.stories())
 
 
@@ -333,18 +333,18 @@ class Backfill:
     seconds: float
 
 
-def backfill_stories(index: ChunkIndex, threshold: float = DEFAULT_THRESHOLD) -> Backfill | None:
+def backfill_stories(index: Library, threshold: float = DEFAULT_THRESHOLD) -> Backfill | None:
     """Give every stored article without a story one (a library from an older version),
     from its stored chunk texts, oldest first; no embedding. None when none lacked one.
 
     Runs under the library's write lock, so two processes opening an old library at once
     do the work once.
     """
-    if not index.unstoried_ids():
+    if not index.records.unstoried_ids():
         return None
     started = time.perf_counter()
     with index.lock.exclusive("group stored articles into stories"):
-        missing = index.unstoried_ids()  # another process may have done it meanwhile
+        missing = index.records.unstoried_ids()  # another process may have done it meanwhile
         if not missing:
             return None
         stories = LibraryStories.load(index, threshold)
@@ -352,7 +352,7 @@ def backfill_stories(index: ChunkIndex, threshold: float = DEFAULT_THRESHOLD) ->
         rows: list[StoryRow] = []
         for start in range(0, len(missing), 200):
             batch = missing[start : start + 200]
-            texts = index.article_texts(batch)
+            texts = index.records.article_texts(batch)
             minhashes = {a: signature(texts.get(a, "")) for a in batch}
             stories.read_candidates(signature_bytes(m) for m in minhashes.values())
             for article_id in batch:
@@ -363,7 +363,7 @@ def backfill_stories(index: ChunkIndex, threshold: float = DEFAULT_THRESHOLD) ->
                 rows.append(
                     StoryRow(article_id, match.story, blob, tuple(grouper.stored_keys(blob)))
                 )
-        index.set_stories(rows)
+        index.records.set_stories(rows)
         seconds = time.perf_counter() - started
         count = stories.count()
     logger.info(
@@ -375,7 +375,7 @@ def backfill_stories(index: ChunkIndex, threshold: float = DEFAULT_THRESHOLD) ->
     return Backfill(len(rows), count, seconds)
 
 
-def backfill_bands(index: ChunkIndex, threshold: float = DEFAULT_THRESHOLD) -> int | None:
+def backfill_bands(index: Library, threshold: float = DEFAULT_THRESHOLD) -> int | None:
     """Give every stored signature its LSH band keys, where they are missing (a library
     from before them) or were made for another split (another ``threshold``): from the
     stored signatures alone, in batches. None when they were there; else how many.
@@ -387,15 +387,15 @@ def backfill_bands(index: ChunkIndex, threshold: float = DEFAULT_THRESHOLD) -> i
     100000
     """
     grouper = StoryGrouper(threshold)
-    if index.story_band_split() == grouper.band_split:
+    if index.records.story_band_split() == grouper.band_split:
         return None
     started = time.perf_counter()
     with index.lock.exclusive("index stored stories by their LSH bands"):
-        if index.story_band_split() == grouper.band_split:  # another process did it
+        if index.records.story_band_split() == grouper.band_split:  # another process did it
             return None
-        done = index.rebuild_story_bands(grouper.stored_keys, grouper.band_split)
+        done = index.records.rebuild_story_bands(grouper.stored_keys, grouper.band_split)
     if done:
-        index.release_log()  # 33 rows per article went through the write-ahead log
+        index.records.release_log()  # 33 rows per article went through the write-ahead log
         logger.info(
             "indexed %d stored articles by their story bands in %.1f s",
             done,

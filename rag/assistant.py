@@ -28,7 +28,7 @@ from rag.extractive import ExtractiveAnswerer, ExtractiveConfig, bm25_idf
 from rag.records import Answer, Article, DateWindow, sha1_hex
 from rag.retrieval import ArticleHit, HybridSearcher, SearchConfig
 from rag.settings import Settings
-from rag.store import ArticleRecord, ChunkIndex, Filters, IndexStats
+from rag.store import ArticleRecord, Filters, IndexStats, Library
 from rag.stories import with_story_members
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ class Assistant:
     def __init__(
         self,
         settings: Settings,
-        index: ChunkIndex,
+        index: Library,
         embeddings: Embeddings,
         chat_model: BaseChatModel | None = None,
         today: Callable[[], date] = date.today,

@@ -420,7 +420,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     from rag.store import Filters
 
     assistant = _assistant(settings)
-    if assistant.index.is_empty():
+    if assistant.index.records.is_empty():
         print("newsrag: the index is empty: run `newsrag ingest PATH` first", file=sys.stderr)
         return 1
     filters = Filters(tuple(args.source), args.date_from, args.date_to)
@@ -437,7 +437,7 @@ def _stats(settings: Settings) -> int:
     from rag.database import redacted
 
     index = build_index(settings)
-    stats = index.stats()
+    stats = index.records.stats()
     where = (
         f"{settings.chroma_host}:{settings.chroma_port}"
         if settings.chroma_host
@@ -489,7 +489,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     if result.repair_report is not None:
         print(result.repair_report.summary())
     if result.repaired:
-        return 0 if not assistant.index.missing_vectors() else 1
+        return 0 if not assistant.index.writer.missing_vectors() else 1
     return 0 if result.ok else 1
 
 
@@ -498,7 +498,7 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     from rag.migrate import copy_records, copy_vectors
 
     source = build_index(settings)
-    if source.pending_ids():
+    if source.records.pending_ids():
         print(
             "newsrag: the library has unfinished articles: run `newsrag check --repair` "
             "before migrating",
@@ -519,7 +519,7 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
         copied = copy_vectors(source.vectors, build_vector_index(target_settings))
         print(f"vectors: {copied:,} copied to {args.chroma_host}:{args.chroma_port}")
     target = build_index(target_settings)
-    missing = target.missing_vectors()
+    missing = target.writer.missing_vectors()
     if missing:
         print(
             f"newsrag: {len(missing):,} chunks have no vector where the migrated library "
@@ -527,7 +527,8 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"done: {target.stats().articles:,} articles; set NEWSRAG_DATABASE_URL to use them")
+    articles = target.records.stats().articles
+    print(f"done: {articles:,} articles; set NEWSRAG_DATABASE_URL to use them")
     return 0
 
 

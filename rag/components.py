@@ -15,7 +15,7 @@ from rag.embeddings import LocalEmbeddings, SentenceTransformerEmbeddings
 from rag.errors import ConfigError, MissingDependencyError, StoreError, StoreUnavailableError
 from rag.locking import LibraryLock, Lock, PostgresLibraryLock
 from rag.settings import Settings
-from rag.store import ChunkIndex, SqlRecordStore, open_record_store
+from rag.store import Library, SqlRecordStore, open_record_store
 from rag.vectors import ChromaVectorIndex
 
 if TYPE_CHECKING:
@@ -125,9 +125,9 @@ def open_library_database(settings: Settings) -> SqlRecordStore:
 
     from rag.migrate import adopt_local_tables
 
-    records = open_record_store(settings.resolved_database_url, ChunkIndex.busy_seconds)
+    records = open_record_store(settings.resolved_database_url, Library.busy_seconds)
     try:
-        adopt_local_tables(records.engine, settings.index_db_path, ChunkIndex.busy_seconds)
+        adopt_local_tables(records.engine, settings.index_db_path, Library.busy_seconds)
     except SQLAlchemyError as exc:
         records.close()
         msg = (
@@ -141,7 +141,7 @@ def open_library_database(settings: Settings) -> SqlRecordStore:
     return records
 
 
-def build_index(settings: Settings, embeddings: Embeddings | None = None) -> ChunkIndex:
+def build_index(settings: Settings, embeddings: Embeddings | None = None) -> Library:
     """The chunk index of ``settings.collection``: its vector index (Chroma), its record
     store and BM25 postings (the database of ``settings.database_url``), and the library
     lock that serialises writes across processes (a lock file, or a Postgres advisory
@@ -164,12 +164,12 @@ def build_index(settings: Settings, embeddings: Embeddings | None = None) -> Chu
     except BaseException:
         records.close()
         raise
-    index = ChunkIndex(vectors, records, lock)
+    index = Library.of(vectors, records, lock)
     from ingest.stories import backfill_bands
 
     # Before the stories: placing an article reads its candidates by their band keys.
     backfill_bands(index, settings.story_threshold)
-    if index.unstoried_ids():
+    if index.records.unstoried_ids():
         # A library from before stories: group its articles once, from their stored text.
         from ingest.stories import backfill_stories
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from rag.conversations_store import ConversationStore, Feedback
 from rag.library_view import article_text
-from rag.store import ChunkIndex
+from rag.store import Library
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _gold(item: Feedback) -> tuple[str, ...]:
     return (item.right_article_id,) if item.right_article_id else ()
 
 
-def export_feedback(store: ConversationStore, index: ChunkIndex, out: Path) -> FeedbackExport:
+def export_feedback(store: ConversationStore, index: Library, out: Path) -> FeedbackExport:
     """Write ``corpus.jsonl`` and ``questions.jsonl`` of the stored ratings into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     questions: list[dict[str, object]] = []
@@ -85,7 +85,7 @@ def export_feedback(store: ConversationStore, index: ChunkIndex, out: Path) -> F
         )
         wanted.update(dict.fromkeys(gold))
         wanted.update(dict.fromkeys(s.article_id for s in item.answer.sources))
-    records = index.get_records(list(wanted))
+    records = index.records.get_records(list(wanted))
     missing: list[str] = []
     written = 0
     with (out / "corpus.jsonl").open("w", encoding="utf-8") as corpus:

@@ -2,7 +2,7 @@
 text of one article, and what is needed to undo a delete.
 
 The chat's "Articles" view is a thin layer over these functions. The database does the
-searching, sorting and slicing (:meth:`rag.store.ChunkIndex.list_articles`), so a page
+searching, sorting and slicing (:meth:`rag.record_store.SqlRecordStore.list_articles`), so a page
 costs the same in a library of 100 or 100,000 articles (bench/library.py).
 
 Example:
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from rag.records import Article
-from rag.store import ArticleRecord, ChunkIndex
+from rag.store import ArticleRecord, Library
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ SORTS: dict[str, str] = {
 
 
 def library_page(
-    index: ChunkIndex,
+    index: Library,
     query: str = "",
     sort: str = "published",
     page: int = 1,
@@ -78,11 +78,11 @@ def library_page(
         msg = f"unknown sort {sort!r}; choose one of {', '.join(SORTS)}"
         raise ValueError(msg)
     page = max(1, page)
-    listed = index.list_articles(query, sort, (page - 1) * page_size, page_size)
+    listed = index.records.list_articles(query, sort, (page - 1) * page_size, page_size)
     pages = max(1, -(-listed.total // page_size))
     if page > pages:
         page = pages
-        listed = index.list_articles(query, sort, (page - 1) * page_size, page_size)
+        listed = index.records.list_articles(query, sort, (page - 1) * page_size, page_size)
     rows = tuple(
         LibraryRow(
             item.record.article_id,
@@ -97,14 +97,14 @@ def library_page(
     return LibraryPage(rows, listed.total, page, pages)
 
 
-def article_text(index: ChunkIndex, article_id: str) -> str | None:
+def article_text(index: Library, article_id: str) -> str | None:
     """An article's text rebuilt from its chunks (None when it is not in the library).
 
     Chunks carry their character offsets into the article, so overlapping chunks are laid
     over each other, not repeated.
     """
-    chunk_ids = list(index.chunk_ids_of([article_id]))
-    chunks = sorted(index.chunks_by_id(chunk_ids).values(), key=lambda c: c.start)
+    chunk_ids = list(index.records.chunk_ids_of([article_id]))
+    chunks = sorted(index.records.chunks_by_id(chunk_ids).values(), key=lambda c: c.start)
     if not chunks:
         return None
     text = ""
@@ -116,7 +116,7 @@ def article_text(index: ChunkIndex, article_id: str) -> str | None:
     return text.strip()
 
 
-def snapshot(index: ChunkIndex, record: ArticleRecord) -> Article | None:
+def snapshot(index: Library, record: ArticleRecord) -> Article | None:
     """The article as it is indexed, to put it back after a delete (see ``undo``)."""
     text = article_text(index, record.article_id)
     if text is None:

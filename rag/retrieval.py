@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
     from rag.lexical import LexicalIndex
-    from rag.store import ChunkIndex
+    from rag.store import Library
     from rag.vectors import VectorIndex
     from rag.writer import LibraryWriter
 
@@ -94,7 +94,7 @@ class HybridSearcher:
 
     @classmethod
     def of(
-        cls, index: ChunkIndex, embeddings: Embeddings, config: SearchConfig | None = None
+        cls, index: Library, embeddings: Embeddings, config: SearchConfig | None = None
     ) -> HybridSearcher:
         """The searcher over the parts of ``index``."""
         return cls(index.records, index.vectors, index.lexical, index.writer, embeddings, config)

@@ -28,7 +28,7 @@ from rag.records import META_ARTICLE_ID, META_PUBLISHED_DAY, META_SOURCE
 
 if TYPE_CHECKING:
     from rag.lexical import LexicalIndex
-    from rag.store import ChunkIndex
+    from rag.store import Library
     from rag.vectors import VectorIndex
     from rag.writer import LibraryWriter
 
@@ -45,7 +45,7 @@ class DenseSearch:
         self.writer = writer
 
     @classmethod
-    def of(cls, index: ChunkIndex) -> DenseSearch:
+    def of(cls, index: Library) -> DenseSearch:
         """The dense search over the parts of ``index``."""
         return cls(index.vectors, index.records, index.writer)
 
@@ -94,7 +94,7 @@ class LexicalSearch:
         self.records = records
 
     @classmethod
-    def of(cls, index: ChunkIndex) -> LexicalSearch:
+    def of(cls, index: Library) -> LexicalSearch:
         """The BM25 search over the parts of ``index``."""
         return cls(index.lexical, index.records)
 

@@ -31,7 +31,7 @@ def collapse_stories(
 ) -> list[ArticleHit]:
     """``hits`` (best first) with one hit per story, each carrying its story's other
     members in ``also``; ``members`` maps an article id to its story's members, itself
-    included (:meth:`rag.store.ChunkIndex.story_members`). With ``collapse=False`` every
+    included (:meth:`rag.record_store.SqlRecordStore.story_members`). With ``collapse=False`` every
     hit stays, still told its story's members.
 
     >>> from rag.retrieval import ArticleHit

@@ -22,7 +22,7 @@ another process moved it (see :mod:`rag.vectors` for why).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -95,6 +95,36 @@ class LibraryWriter:
         with self.records.transaction() as con:
             self.records.bump_generation(con)
         self.seen_generation = self.records.generation()
+
+    # -- consistency probes: do the vectors match the records? ----------------------
+
+    def vector_count(self) -> int:
+        """How many vectors the vector index holds."""
+        self.sync_vectors()
+        return self.vectors.count()
+
+    def vector_ids(self, article_id: str | None = None) -> list[str]:
+        """Chunk ids stored in the vector index (for one article, or all)."""
+        self.sync_vectors()
+        return self.vectors.ids({META_ARTICLE_ID: article_id} if article_id else None)
+
+    def missing_vectors(self, article_ids: Iterable[str] | None = None) -> list[str]:
+        """Chunk ids of complete articles (all, or of ``article_ids``) whose vector cannot
+        be read back from the vector index."""
+        chunks = self.records.chunk_ids_of(article_ids)
+        if not chunks:
+            return []
+        self.sync_vectors()
+        return self.vectors.missing(sorted(chunks))
+
+    def orphan_vectors(self) -> list[str]:
+        """Ids in the vector index that no complete or unfinished chunk of the library owns."""
+        self.sync_vectors()
+        known = set(self.records.chunk_ids_of())
+        unfinished = set(self.records.pending_ids())
+        return [
+            i for i in self.vectors.ids() if i not in known and i.split(":")[0] not in unfinished
+        ]
 
     # -- writes ----------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""bench/scale.py's bulk loader writes the library that ChunkIndex.write would write."""
+"""bench/scale.py's bulk loader writes the library that Library.writer.write would write."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rag.cli import main
 from rag.components import build_index
 from rag.database import ARTICLES, CHUNKS, LEX_META, LEX_POSTINGS
 from rag.search import DenseSearch, LexicalSearch
-from rag.store import ChunkIndex, Filters
+from rag.store import Filters, Library
 from tests.conftest import SEEDS, make_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
@@ -29,16 +29,16 @@ def corpus() -> scale.SyntheticCorpus:
     return scale.SyntheticCorpus()
 
 
-def _index(path: Path) -> ChunkIndex:
+def _index(path: Path) -> Library:
     return build_index(make_settings(path, collection="scale"))
 
 
-def _rows(index: ChunkIndex, statement: Any) -> list[Any]:
+def _rows(index: Library, statement: Any) -> list[Any]:
     with index.records.snapshot() as con:
         return [tuple(r) for r in con.execute(statement).all()]
 
 
-def _postings(index: ChunkIndex) -> dict[str, tuple[bytes, bytes, bytes]]:
+def _postings(index: Library) -> dict[str, tuple[bytes, bytes, bytes]]:
     """Each term's postings, fragments concatenated (their split is the writer's)."""
     p = LEX_POSTINGS.c
     joined: dict[str, list[bytes]] = {}
@@ -52,7 +52,7 @@ def _postings(index: ChunkIndex) -> dict[str, tuple[bytes, bytes, bytes]]:
     return {t: (d, f, n) for t, (d, f, n) in joined.items()}
 
 
-def _vectors(index: ChunkIndex) -> dict[str, tuple[list[float], dict[str, Any]]]:
+def _vectors(index: Library) -> dict[str, tuple[list[float], dict[str, Any]]]:
     found = {}
     for ids, vectors, metadatas in index.vectors.export():
         for i, vector, metadata in zip(ids, vectors.round(5).tolist(), metadatas, strict=True):

@@ -64,6 +64,9 @@ SERVED: dict[str, Settings] = {}
 ASSISTANTS: dict[str, Assistant] = {}  # the assistant behind each test server, by its URL
 SEED_TITLE = "Italian PM proposes extending NATO's Article 5 security umbrella to Ukraine"
 ANSWER_TIMEOUT_MS = 60_000
+# Every server round trip (a reader opened, a conversation renamed) gets 15 s rather than
+# Playwright's 5: on a loaded 2-core machine a click's reply took longer than 5 s.
+expect.set_options(timeout=15_000)
 
 pytestmark = [
     pytest.mark.slow,

@@ -24,13 +24,13 @@ def test_ingest_and_ask_through_a_chroma_server(
     assistant = assistant_factory(_server_settings(tmp_path, chroma_server))
     report = assistant.ingest([SEEDS])
     assert len(report.added) == 1
-    assert assistant.index.chroma_count() == assistant.stats().chunks
+    assert assistant.index.writer.vector_count() == assistant.stats().chunks
     assert not (tmp_path / "client" / "chroma").exists(), "vectors live on the server"
     answer = assistant.ask("what did Meloni propose?")
     assert "Article 5" in answer.text and answer.sources
     again = assistant.ingest([SEEDS])
     assert len(again.skipped) == 1
-    assert assistant.index.chroma_count() == assistant.stats().chunks
+    assert assistant.index.writer.vector_count() == assistant.stats().chunks
 
 
 def test_a_stopped_server_gives_a_clear_error_and_work_resumes_after_restart(

@@ -154,7 +154,7 @@ def test_a_full_disk_during_an_upload_is_an_inline_message_in_the_chat(
     if where == "chroma":
         monkeypatch.setattr(chat.assistant.index.vectors._get_collection(), "upsert", chroma_full)
     else:
-        monkeypatch.setattr(chat.assistant.index, "cache_vectors", enospc)
+        monkeypatch.setattr(chat.assistant.index.records, "cache_vectors", enospc)
     upload = gradio_copy(tmp_path / "gradio", "story.txt", "Ferry news\n\nThe ferry runs again.")
 
     report, stats, *_ = chat.upload([str(upload)])
@@ -189,7 +189,7 @@ def test_a_full_disk_while_pasting_or_deleting_is_an_inline_message(
 ) -> None:
     chat.assistant.ingest([SEEDS])
     (record,) = chat.assistant.articles()
-    monkeypatch.setattr(chat.assistant.index, "cache_vectors", enospc)
+    monkeypatch.setattr(chat.assistant.index.records, "cache_vectors", enospc)
     report, *_ = chat.paste("Ferry news", "The ferry runs again.")
     assert "while adding the article" in _inline_warning(report)
 

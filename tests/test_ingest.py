@@ -24,7 +24,7 @@ def _copy_seed(folder: Path, name: str = "seed.txt") -> Path:
 
 def _index_counts(assistant: Assistant) -> tuple[int, int, int]:
     stats = assistant.stats()
-    return stats.articles, stats.chunks, assistant.index.chroma_count()
+    return stats.articles, stats.chunks, assistant.index.writer.vector_count()
 
 
 def test_ingesting_the_seeds_stores_chunks_with_their_metadata(seeded: Assistant) -> None:
@@ -51,18 +51,18 @@ def test_reingesting_an_unchanged_article_adds_no_chunks(seeded: Assistant) -> N
 def test_editing_an_article_replaces_its_chunks(assistant: Assistant, tmp_path: Path) -> None:
     path = _copy_seed(tmp_path / "articles")
     assistant.ingest([path.parent])
-    article_id = next(iter(assistant.index.get_records()))
-    old_ids = set(assistant.index.chroma_ids(article_id))
+    article_id = next(iter(assistant.index.records.get_records()))
+    old_ids = set(assistant.index.writer.vector_ids(article_id))
     path.write_text(
         "Short edited article\n\nThe article now says only that the summit was postponed.\n",
         encoding="utf-8",
     )
     report = assistant.ingest([path.parent])
     assert [a.article_id for a in report.updated] == [article_id]
-    new_ids = set(assistant.index.chroma_ids(article_id))
+    new_ids = set(assistant.index.writer.vector_ids(article_id))
     assert len(new_ids) == 1 < len(old_ids)
     assert _index_counts(assistant) == (1, 1, 1)
-    chunks = assistant.index.article_chunks(article_id)
+    chunks = assistant.index.records.article_chunks(article_id)
     assert "postponed" in chunks[0][1]
     assert not LexicalSearch.of(assistant.index).search("Meloni", 10, _no_filters())
 
@@ -123,14 +123,14 @@ def test_an_interrupted_write_is_repaired_by_the_next_ingest(
     monkeypatch.setattr(index.writer, "_delete_chunks", crash)
     with pytest.raises(RuntimeError):
         assistant.ingest([folder])
-    assert index.stats().articles == 0, "a half-written article is not searchable"
-    assert index.stats().pending == 1
+    assert index.records.stats().articles == 0, "a half-written article is not searchable"
+    assert index.records.stats().pending == 1
     assert not assistant.search("what did Meloni propose?")
     monkeypatch.setattr(index.writer, "_delete_chunks", original)
     report = assistant.ingest([folder])
     assert len(report.updated) == 1
     articles, chunks, in_chroma = _index_counts(assistant)
-    assert (articles, index.stats().pending) == (1, 0)
+    assert (articles, index.records.stats().pending) == (1, 0)
     assert chunks == in_chroma
 
 
@@ -167,8 +167,8 @@ def test_every_chunk_is_stored_with_a_vector_for_its_title_and_each_sentence(
     from rag.text import split_sentences
 
     index = seeded.index
-    chunks = index.chunks_by_id(index.chroma_ids())
-    stored = index.sentence_vectors(list(chunks))
+    chunks = index.records.chunks_by_id(index.writer.vector_ids())
+    stored = index.records.sentence_vectors(list(chunks))
     assert set(stored) == set(chunks)
     for chunk_id, chunk in chunks.items():
         matrix = stored[chunk_id]
@@ -211,12 +211,12 @@ def test_an_unchanged_chunk_of_an_edited_article_keeps_its_sentence_vectors_from
     path = _copy_seed(tmp_path / "articles")
     assistant.ingest([path.parent])
     index = assistant.index
-    before = index.sentence_vectors(index.chroma_ids())
+    before = index.records.sentence_vectors(index.writer.vector_ids())
     path.write_text(path.read_text(encoding="utf-8") + "\nOne more closing line.\n", "utf-8")
     report = assistant.ingest([path.parent])
-    after = index.sentence_vectors(index.chroma_ids())
+    after = index.records.sentence_vectors(index.writer.vector_ids())
     assert report.chunks_embedded == 1 < report.chunks_written
-    assert set(after) == set(index.chroma_ids())
+    assert set(after) == set(index.writer.vector_ids())
     unchanged = [c for c in before if c in after and before[c].shape == after[c].shape]
     assert len(unchanged) == report.chunks_written - 1
     for chunk_id in unchanged:
@@ -233,7 +233,7 @@ def test_a_record_database_from_before_sentence_vectors_is_upgraded_and_still_an
         for table in ("chunks", "embedding_cache"):
             con.execute(f"ALTER TABLE {table} DROP COLUMN sentences")
     reopened = assistant_factory(seeded.settings)  # type: ignore[operator]
-    assert not reopened.index.sentence_vectors(reopened.index.chroma_ids())
+    assert not reopened.index.records.sentence_vectors(reopened.index.writer.vector_ids())
     answer = reopened.ask("what did Meloni propose?")
     assert answer.found and "Article 5" in answer.text
 
@@ -269,7 +269,7 @@ def test_a_model_without_sentence_vectors_still_reuses_cached_chunk_vectors(
     assistant = Assistant(settings, build_index(settings, plain), plain)
     path = _copy_seed(tmp_path / "articles")
     assistant.ingest([path.parent])
-    assert not assistant.index.sentence_vectors(assistant.index.chroma_ids())
+    assert not assistant.index.records.sentence_vectors(assistant.index.writer.vector_ids())
     path.write_text(path.read_text(encoding="utf-8") + "\nOne more closing line.\n", "utf-8")
     report = assistant.ingest([path.parent])
     assert report.chunks_embedded == 1 < report.chunks_written
@@ -286,8 +286,8 @@ def test_sentence_vectors_cached_under_another_sentence_split_are_pooled_again(
 
     index = assistant.index
     vector = np.ones(384, dtype=np.float32)
-    index.cache_vectors({"k": vector}, {"k": pack_rows(np.ones((2, 384)))}, split="sv1")
-    vectors, sentences = index.cached_vectors(["k"], split="sv2")
+    index.records.cache_vectors({"k": vector}, {"k": pack_rows(np.ones((2, 384)))}, split="sv1")
+    vectors, sentences = index.records.cached_vectors(["k"], split="sv2")
     assert "k" in vectors, "the chunk vector does not depend on the split"
     assert sentences == {}, "sentence vectors of another split are not reused"
-    assert "k" in index.cached_vectors(["k"], split="sv1")[1]
+    assert "k" in index.records.cached_vectors(["k"], split="sv1")[1]

@@ -1,4 +1,4 @@
-"""The BM25 index (rag.lexical) inside a real ChunkIndex (real embedded Chroma, real SQLite).
+"""The BM25 index (rag.lexical) inside a real Library (real embedded Chroma, real SQLite).
 
 SQLite's own FTS5 is the reference: it ranked newsrag's BM25 before, and the new index
 must rank the same chunks with the same scores.
@@ -17,7 +17,7 @@ from rag import lexical
 from rag.components import build_index
 from rag.records import Article, Chunk
 from rag.search import LexicalSearch
-from rag.store import ChunkIndex, Filters
+from rag.store import Filters, Library
 from tests.conftest import make_settings
 
 TOPICS = [
@@ -59,13 +59,13 @@ def _article(n: int, text: str, title: str | None = None) -> tuple[Article, list
     return article, chunks
 
 
-def _write(index: ChunkIndex, articles: list[tuple[Article, list[Chunk]]]) -> None:
+def _write(index: Library, articles: list[tuple[Article, list[Chunk]]]) -> None:
     rng = np.random.default_rng(len(articles))
     batch = []
     for article, chunks in articles:
         vectors = rng.standard_normal((len(chunks), 8)).astype(np.float32)
         batch.append((article, chunks, vectors / np.linalg.norm(vectors, axis=1, keepdims=True)))
-    index.write(batch)
+    index.writer.write(batch)
 
 
 def _corpus(size: int) -> list[tuple[Article, list[Chunk]]]:
@@ -78,11 +78,11 @@ def _corpus(size: int) -> list[tuple[Article, list[Chunk]]]:
 
 
 @pytest.fixture
-def index(tmp_path: Path) -> ChunkIndex:
+def index(tmp_path: Path) -> Library:
     return build_index(make_settings(tmp_path / "data"))
 
 
-def _fts5_ranking(index: ChunkIndex, query: str, k: int) -> list[tuple[str, float]]:
+def _fts5_ranking(index: Library, query: str, k: int) -> list[tuple[str, float]]:
     """What the FTS5 index of earlier versions returned for ``query``."""
     con = sqlite3.connect(":memory:")
     con.execute(
@@ -111,7 +111,7 @@ def _fts5_ranking(index: ChunkIndex, query: str, k: int) -> list[tuple[str, floa
         "story Meloni",  # "story" is in every title: FTS5's floor IDF
     ],
 )
-def test_bm25_ranks_chunks_as_sqlite_fts5_did(index: ChunkIndex, query: str) -> None:
+def test_bm25_ranks_chunks_as_sqlite_fts5_did(index: Library, query: str) -> None:
     _write(index, _corpus(40))
     ours = LexicalSearch.of(index).search(query, 1000, Filters())
     reference = _fts5_ranking(index, query, 1000)
@@ -121,7 +121,7 @@ def test_bm25_ranks_chunks_as_sqlite_fts5_did(index: ChunkIndex, query: str) -> 
 
 
 def test_a_word_in_most_chunks_is_skipped_without_changing_the_best_matches(
-    index: ChunkIndex,
+    index: Library,
 ) -> None:
     _write(index, _corpus(40))
     ours = LexicalSearch.of(index).search("story Meloni", 5, Filters())
@@ -129,28 +129,28 @@ def test_a_word_in_most_chunks_is_skipped_without_changing_the_best_matches(
     assert [s for _, s in ours] == pytest.approx([s for _, s in reference], rel=1e-4)
 
 
-def test_an_edited_article_is_found_by_its_new_words_only(index: ChunkIndex) -> None:
+def test_an_edited_article_is_found_by_its_new_words_only(index: Library) -> None:
     _write(index, _corpus(12))
     _write(index, [_article(3, "Flamingos gathered at the salt lake in Kenya.")])
     assert [c for c, _ in LexicalSearch.of(index).search("flamingos", 5, Filters())] == ["a0003:0"]
     _write(index, [_article(3, "Pelicans gathered at the salt lake in Kenya.")])
     assert not LexicalSearch.of(index).search("flamingos", 5, Filters())
     assert [c for c, _ in LexicalSearch.of(index).search("pelicans", 5, Filters())] == ["a0003:0"]
-    index.delete(["a0003"])
+    index.writer.delete(["a0003"])
     assert not LexicalSearch.of(index).search("pelicans kenya", 5, Filters())
 
 
 def test_chunk_ids_are_never_reused_so_old_postings_cannot_match_new_chunks(
-    index: ChunkIndex,
+    index: Library,
 ) -> None:
     _write(index, [_article(1, "Zebras crossed the river.")])
-    index.delete(["a0001"])
+    index.writer.delete(["a0001"])
     _write(index, [_article(2, "Giraffes ate the leaves.")])  # would take the freed rowid
     assert not LexicalSearch.of(index).search("zebras river", 5, Filters())
 
 
 def test_postings_stay_in_few_fragments_and_compaction_drops_deleted_chunks(
-    index: ChunkIndex,
+    index: Library,
 ) -> None:
     for n in range(64):  # one write per article: the worst case for fragmentation
         _write(index, [_article(n, TOPICS[n % len(TOPICS)])])
@@ -161,7 +161,7 @@ def test_postings_stay_in_few_fragments_and_compaction_drops_deleted_chunks(
     assert worst <= 6  # log_4(64) + 1 fragments, not one per write
     for n in range(0, 64, 2):
         _write(index, [_article(n, TOPICS[(n + 1) % len(TOPICS)])])  # changes half of them
-    with index._tx() as tx:
+    with index.records.transaction() as tx:
         lexical.compact(tx)
     meta = dict(con.execute("SELECT key, value FROM lex_meta").fetchall())
     assert meta["postings"] == meta["live_postings"]
@@ -173,7 +173,7 @@ def test_postings_stay_in_few_fragments_and_compaction_drops_deleted_chunks(
 
 
 def test_filters_apply_to_bm25_even_when_the_best_matches_are_filtered_out(
-    index: ChunkIndex,
+    index: Library,
 ) -> None:
     articles = _corpus(60)
     articles.append(_article(99, "Meloni met the mayor of a small town."))
@@ -186,7 +186,7 @@ def test_filters_apply_to_bm25_even_when_the_best_matches_are_filtered_out(
 
 
 def test_a_record_database_with_the_old_fts5_index_is_upgraded_on_open(
-    index: ChunkIndex, tmp_path: Path
+    index: Library, tmp_path: Path
 ) -> None:
     _write(index, _corpus(20))
     before = LexicalSearch.of(index).search("Ukraine allies winter", 10, Filters())
@@ -204,7 +204,7 @@ def test_a_record_database_with_the_old_fts5_index_is_upgraded_on_open(
 
 
 def test_opening_a_database_another_process_is_upgrading_says_so(
-    index: ChunkIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    index: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from rag.errors import StoreError
 
@@ -212,7 +212,7 @@ def test_opening_a_database_another_process_is_upgrading_says_so(
     con = sqlite3.connect(index.db_path, isolation_level=None)
     con.execute("DELETE FROM lex_meta WHERE key='version'")  # as if written by an old version
     con.execute("BEGIN IMMEDIATE")  # the other process, still building
-    monkeypatch.setattr(ChunkIndex, "busy_seconds", 0.2)
+    monkeypatch.setattr(Library, "busy_seconds", 0.2)
     with pytest.raises(StoreError, match="another newsrag process is writing it"):
         build_index(make_settings(tmp_path / "data"))
     con.execute("ROLLBACK")
@@ -221,7 +221,7 @@ def test_opening_a_database_another_process_is_upgrading_says_so(
     )
 
 
-def test_word_frequencies_count_chunks_whose_body_has_the_word(index: ChunkIndex) -> None:
+def test_word_frequencies_count_chunks_whose_body_has_the_word(index: Library) -> None:
     _write(index, _corpus(30))
     total, freqs = LexicalSearch.of(index).frequencies(["ukraine", "flamingo", "it's"])
     con = sqlite3.connect(index.db_path)

@@ -60,7 +60,7 @@ def test_an_embedded_library_moved_to_postgres_and_a_chroma_server_answers_the_s
     )
     assert moved.stats().articles == seeded.stats().articles
     assert moved.stats().chunks == seeded.stats().chunks
-    assert sorted(moved.index.chroma_ids()) == sorted(seeded.index.chunk_ids_of())
+    assert sorted(moved.index.writer.vector_ids()) == sorted(seeded.index.records.chunk_ids_of())
     bm25_after = LexicalSearch.of(moved.index).search("Meloni NATO Ukraine", 10, Filters())
     assert [c for c, _ in bm25_after] == [c for c, _ in bm25_before] != []
     assert [s for _, s in bm25_after] == pytest.approx([s for _, s in bm25_before])

@@ -43,7 +43,7 @@ from rag.record_store import (
 from rag.records import Article, Chunk
 from rag.retrieval import HybridSearcher
 from rag.search import LexicalSearch
-from rag.store import ChunkIndex, open_record_store
+from rag.store import Library, open_record_store
 from rag.vectors import VectorIndex
 from rag.writer import LibraryWriter
 from tests.conftest import ROOT, make_settings
@@ -58,7 +58,7 @@ def records(database_url: str) -> SqlRecordStore:
 
 
 @pytest.fixture
-def index(database_url: str, tmp_path: Path) -> ChunkIndex:
+def index(database_url: str, tmp_path: Path) -> Library:
     return build_index(make_settings(tmp_path / "data", database_url=database_url))
 
 
@@ -395,7 +395,7 @@ def test_the_last_vector_check_is_remembered(records: SqlRecordStore) -> None:
 # -- the lexical index ---------------------------------------------------------------------
 
 
-def _fts5_ranking(index: ChunkIndex, query: str, k: int) -> list[tuple[str, float]]:
+def _fts5_ranking(index: Library, query: str, k: int) -> list[tuple[str, float]]:
     """What SQLite's FTS5 (the reference BM25) returns for ``query`` over these chunks."""
     with index.records.engine.connect() as con:
         rows = con.exec_driver_sql(
@@ -418,10 +418,10 @@ def _fts5_ranking(index: ChunkIndex, query: str, k: int) -> list[tuple[str, floa
 
 
 @pytest.mark.parametrize("query", ["Meloni NATO Ukraine", "story Meloni", "record gas prices"])
-def test_bm25_ranks_as_sqlite_fts5_on_every_database(index: ChunkIndex, query: str) -> None:
+def test_bm25_ranks_as_sqlite_fts5_on_every_database(index: Library, query: str) -> None:
     _write(index, _corpus(40))
     _write(index, [_article(3, "Flamingos gathered near Meloni's office.")])  # an edit
-    index.delete(["a0005"])
+    index.writer.delete(["a0005"])
     # Postings of replaced chunks count in word frequencies until their fragment is
     # merged (rag.lexical's design): compaction makes the ranking exact again.
     with index.records.transaction() as con:
@@ -434,13 +434,13 @@ def test_bm25_ranks_as_sqlite_fts5_on_every_database(index: ChunkIndex, query: s
 
 
 def test_compaction_keeps_only_live_postings_on_every_database(
-    index: ChunkIndex, monkeypatch: pytest.MonkeyPatch
+    index: Library, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(lexical, "_COMPACT_POSTINGS", 5)  # several groups of terms
     for n in range(24):
         _write(index, [_article(n, f"Meloni met allies on day {n}.")])
     for n in range(0, 24, 2):
-        index.delete([f"a{n:04d}"])
+        index.writer.delete([f"a{n:04d}"])
     with index.records.transaction() as con:
         index.lexical.compact(con)
     with index.records.engine.connect() as con:
@@ -452,10 +452,10 @@ def test_compaction_keeps_only_live_postings_on_every_database(
     assert len(LexicalSearch.of(index).search("Meloni allies", 50, Filters())) == 12
 
 
-def test_word_frequencies_count_chunks_on_every_database(index: ChunkIndex) -> None:
+def test_word_frequencies_count_chunks_on_every_database(index: Library) -> None:
     _write(index, _corpus(12))
     total, freqs = LexicalSearch.of(index).frequencies(["ukraine", "flamingo"])
-    assert total == index.complete_chunks()
+    assert total == index.records.complete_chunks()
     with index.records.engine.connect() as con:
         texts = [t for (t,) in con.execute(select(CHUNKS.c.text))]
     assert freqs == {"ukraine": sum("Ukraine" in t for t in texts), "flamingo": 0}
@@ -480,7 +480,7 @@ def test_a_lexical_index_is_built_once_from_existing_chunks(records: SqlRecordSt
 
 
 def test_a_write_that_dies_after_the_vectors_leaves_nothing_visible_and_is_repaired(
-    index: ChunkIndex, monkeypatch: pytest.MonkeyPatch
+    index: Library, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _write(index, _corpus(4))
 
@@ -490,24 +490,24 @@ def test_a_write_that_dies_after_the_vectors_leaves_nothing_visible_and_is_repai
     monkeypatch.setattr(index.writer, "_delete_chunks", crash)
     with pytest.raises(RuntimeError):
         _write(index, [_article(9, "Pelicans gathered at the salt lake.")])
-    assert index.pending_ids() == ["a0009"]
+    assert index.records.pending_ids() == ["a0009"]
     assert not LexicalSearch.of(index).search("pelicans", 5, Filters())
     monkeypatch.undo()
     _write(index, [_article(9, "Pelicans gathered at the salt lake.")])
-    assert sorted(index.chroma_ids()) == sorted(index.chunk_ids_of())
+    assert sorted(index.writer.vector_ids()) == sorted(index.records.chunk_ids_of())
     assert [c for c, _ in LexicalSearch.of(index).search("pelicans", 5, Filters())] == ["a0009:0"]
-    assert not index.missing_vectors()
+    assert not index.writer.missing_vectors()
 
 
-def test_vector_ids_follow_the_records_through_edits_and_deletes(index: ChunkIndex) -> None:
+def test_vector_ids_follow_the_records_through_edits_and_deletes(index: Library) -> None:
     _write(index, _corpus(10))
     _write(index, [_article(2, "Short now.")])  # fewer chunks than before
-    index.delete(["a0004", "a0007"])
-    assert sorted(index.chroma_ids()) == sorted(index.chunk_ids_of())
-    assert index.chroma_ids("a0002") == ["a0002:0"]
-    assert index.stats().articles == 8
-    index.reset()
-    assert index.chroma_count() == 0 and index.is_empty()
+    index.writer.delete(["a0004", "a0007"])
+    assert sorted(index.writer.vector_ids()) == sorted(index.records.chunk_ids_of())
+    assert index.writer.vector_ids("a0002") == ["a0002:0"]
+    assert index.records.stats().articles == 8
+    index.writer.reset()
+    assert index.writer.vector_count() == 0 and index.records.is_empty()
 
 
 # -- the library lock ------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def test_ingest_and_ask_fail_with_one_line_while_the_chroma_server_is_down(
     chroma_server.start()
     report = assistant.ingest([SEEDS])
     assert len(report.added) + len(report.updated) == 1
-    assert assistant.index.chroma_count() == assistant.stats().chunks
+    assert assistant.index.writer.vector_count() == assistant.stats().chunks
     assert "Article 5" in assistant.ask("what did Meloni propose?").text
 
 
@@ -306,7 +306,7 @@ def test_a_batch_of_hostile_files_reports_each_one_and_ingests_the_valid_ones(
     garden = assistant.ask("How many exhibitors will the garden show have?")
     assert "300 exhibitors" in garden.text
     assert "alert" not in " ".join(c.text for c in garden.retrieved)
-    assert assistant.index.chroma_count() == assistant.stats().chunks
+    assert assistant.index.writer.vector_count() == assistant.stats().chunks
 
 
 def test_prompt_injection_in_an_article_does_not_change_what_is_cited(

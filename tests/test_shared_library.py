@@ -214,7 +214,7 @@ def test_overlapping_ingests_with_one_killed_midway_converge_to_a_fresh_single_i
     assert len(chroma_ids) == len(set(chroma_ids)) and len(chunk_ids) == len(set(chunk_ids))
     assert sorted(chroma_ids) == sorted(chunk_ids), "Chroma ids equal the records' chunk ids"
     assert statuses == {"complete"} and _complete(engine) == n
-    assert not shared.missing_vectors(), "every chunk's vector reads back"
+    assert not shared.writer.missing_vectors(), "every chunk's vector reads back"
 
     fresh_dir = tmp_path / "fresh"
     single = subprocess.run(
@@ -225,7 +225,7 @@ def test_overlapping_ingests_with_one_killed_midway_converge_to_a_fresh_single_i
     )
     assert single.returncode == 0, single.stderr
     fresh = build_index(make_settings(fresh_dir))
-    assert sorted(fresh.chunk_ids_of()) == sorted(chunk_ids)
+    assert sorted(fresh.records.chunk_ids_of()) == sorted(chunk_ids)
     for query in ("Ashford library 12", "maps and tools Glenrock", "town library number 300"):
         ours = LexicalSearch.of(shared).search(query, 20, Filters())
         reference = LexicalSearch.of(fresh).search(query, 20, Filters())
@@ -262,7 +262,7 @@ def test_a_stopped_postgres_is_one_line_and_a_running_process_resumes_after_rest
         assert err.startswith("newsrag: error: cannot reach the record database")
         assert err.count("\n") == 1
         with pytest.raises(OperationalError):
-            running.stats()
+            running.records.stats()
 
         server._run(
             bindir / "pg_ctl",
@@ -275,7 +275,7 @@ def test_a_stopped_postgres_is_one_line_and_a_running_process_resumes_after_rest
             "-w",
             "start",
         )
-        assert running.stats().articles == 0, "the running process reconnects by itself"
+        assert running.records.stats().articles == 0, "the running process reconnects by itself"
         assert main(["--data-dir", str(data), "stats"]) == 0
     finally:
         server.stop()
@@ -321,5 +321,5 @@ def test_a_running_app_answers_while_another_process_ingests_200_articles_embedd
     finally:
         app.close()
     index = build_index(make_settings(data, chunk_tokens=64, chunk_overlap_tokens=8))
-    assert sorted(index.chroma_ids()) == sorted(index.chunk_ids_of())
-    assert not index.missing_vectors(), "no vector lost"
+    assert sorted(index.writer.vector_ids()) == sorted(index.records.chunk_ids_of())
+    assert not index.writer.missing_vectors(), "no vector lost"

@@ -100,7 +100,7 @@ def story_library(assistant: Assistant, tmp_path: Path) -> Assistant:
 def test_two_outlets_near_copies_are_one_story_cited_once_listing_both_outlets(
     story_library: Assistant,
 ) -> None:
-    members = story_library.index.story_members(["wire-1", "daily-1", "ferry-1"])
+    members = story_library.index.records.story_members(["wire-1", "daily-1", "ferry-1"])
     assert [m.article_id for m in members["wire-1"]] == ["wire-1", "daily-1"]
     assert [m.article_id for m in members["ferry-1"]] == ["ferry-1"]
     assert (story_library.stats().articles, story_library.stats().stories) == (4, 3)
@@ -199,7 +199,7 @@ def test_an_exact_copy_from_a_second_outlet_is_kept_as_a_member_of_the_story(
     assert [a.article_id for a in report.added] == ["paper-2"]
     assert not report.duplicates
     assert "same story" in "\n".join(report.details())
-    members = assistant.index.story_members(["paper-2"])["paper-2"]
+    members = assistant.index.records.story_members(["paper-2"])["paper-2"]
     assert [(m.outlet, m.url, m.published) for m in members] == [
         ("Wire Service", "https://wire.example/quake", date(2022, 6, 7)),
         ("paper.example", "https://paper.example/world/quake", date(2022, 6, 9)),
@@ -238,7 +238,7 @@ def test_an_updated_version_from_the_same_url_replaces_the_old_one(assistant: As
         ("v2", "'Quake hits Velmora' (https://wire.example/quake)")
     ]
     assert "replaced 1" in report.summary()
-    assert set(assistant.index.get_records()) == {"v2"}
+    assert set(assistant.index.records.get_records()) == {"v2"}
     hits = assistant.search("Velmora earthquake railway landslide", as_of=date(2022, 6, 10))
     assert [h.article_id for h in hits] == ["v2"]
 
@@ -277,7 +277,7 @@ def test_a_near_identical_text_from_the_same_outlet_replaces_the_older_version(
     assert ingestor.ingest_articles([old]).added
     report = ingestor.ingest_articles([newer, other_outlet])
     assert [a.article_id for a, _ in report.replaced] == ["new"]
-    assert set(assistant.index.get_records()) == {"new", "other"}
+    assert set(assistant.index.records.get_records()) == {"new", "other"}
     # An older version arriving late is not stored over the newer one.
     late = Article(
         "late",
@@ -290,28 +290,30 @@ def test_a_near_identical_text_from_the_same_outlet_replaces_the_older_version(
     )
     report = ingestor.ingest_articles([late])
     assert [a.article_id for a, _ in report.superseded] == ["late"]
-    assert set(assistant.index.get_records()) == {"new", "other"}
+    assert set(assistant.index.records.get_records()) == {"new", "other"}
 
 
 def test_an_existing_library_gets_its_stories_on_open_without_embedding_again(
     story_library: Assistant, settings: Settings, embeddings: Any
 ) -> None:
     index = story_library.index
-    chunks = index.chroma_count()
+    chunks = index.writer.vector_count()
     with index.records.transaction() as con:  # as a library written before stories
         con.execute(delete(STORIES))
-    assert len(index.unstoried_ids()) == 4
-    assert [m.article_id for m in index.story_members(["daily-1"])["daily-1"]] == ["daily-1"]
+    assert len(index.records.unstoried_ids()) == 4
+    assert [m.article_id for m in index.records.story_members(["daily-1"])["daily-1"]] == [
+        "daily-1"
+    ]
 
     class NoEmbedding:
         def __getattr__(self, name: str) -> Any:
             raise AssertionError(f"the backfill embedded something ({name})")
 
     reopened = build_index(settings, NoEmbedding())  # type: ignore[arg-type]
-    assert reopened.unstoried_ids() == []
-    members = reopened.story_members(["daily-1"])["daily-1"]
+    assert reopened.records.unstoried_ids() == []
+    members = reopened.records.story_members(["daily-1"])["daily-1"]
     assert [m.article_id for m in members] == ["wire-1", "daily-1"]
-    assert reopened.chroma_count() == chunks
+    assert reopened.writer.vector_count() == chunks
 
 
 def test_author_and_site_name_of_an_html_page_are_stored_and_shown_on_the_card(
@@ -329,7 +331,7 @@ def test_author_and_site_name_of_an_html_page_are_stored_and_shown_on_the_card(
         encoding="utf-8",
     )
     assert assistant.ingest([page]).added
-    (record,) = assistant.index.get_records().values()
+    (record,) = assistant.index.records.get_records().values()
     assert (record.author, record.site_name) == ("Ana Ruiz", "Valley Post")
     answer = assistant.ask("Who is the mayor of Velmora?", as_of=date(2022, 6, 10))
     (source,) = answer.sources
@@ -355,7 +357,7 @@ def test_a_jsonl_record_gives_its_author_and_site_name(
         ),
     )
     assert assistant.ingest([corpus]).added
-    record = assistant.index.get_records()["a1"]
+    record = assistant.index.records.get_records()["a1"]
     assert (record.author, record.site_name) == ("Ana Ruiz, Li Wei", "X News")
 
 
@@ -379,6 +381,6 @@ def test_one_outlets_pages_with_the_same_text_under_unrelated_headlines_are_all_
     ]
     for page in pages:
         assert ingestor.ingest_articles([page]).added
-    assert set(assistant.index.get_records()) == {"week-0", "week-1"}
-    members = assistant.index.story_members(["week-1"])["week-1"]
+    assert set(assistant.index.records.get_records()) == {"week-0", "week-1"}
+    members = assistant.index.records.story_members(["week-1"])["week-1"]
     assert [m.article_id for m in members] == ["week-0", "week-1"]

@@ -21,8 +21,9 @@ from ingest.dedupe import StoryGrouper
 from ingest.stories import LibraryStories, Placement
 from rag.components import build_index
 from rag.database import LIBRARY_STATE, STORY_BANDS
+from rag.record_store import SqlRecordStore
 from rag.records import Article
-from rag.store import ChunkIndex
+from rag.store import Library
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.slow
@@ -44,11 +45,11 @@ def _article(
     return Article(article_id, title, text, host, "test", url, date(2022, 6, day))
 
 
-def _open(database_url: str, tmp_path: Path) -> ChunkIndex:
+def _open(database_url: str, tmp_path: Path) -> Library:
     return build_index(make_settings(tmp_path / "data", database_url=database_url))
 
 
-def _store(index: ChunkIndex, articles: Sequence[Article]) -> dict[str, Placement]:
+def _store(index: Library, articles: Sequence[Article]) -> dict[str, Placement]:
     """Place ``articles`` as the pipeline does, store their stories, then the articles
     as complete records."""
     stories = LibraryStories.load(index)
@@ -68,7 +69,7 @@ def _placed(stories: LibraryStories, batch: Sequence[Article]) -> dict[str, Plac
     return {a.article_id: stories.place(a) for a in batch}
 
 
-def _band_rows(index: ChunkIndex, article_id: str | None = None) -> int:
+def _band_rows(index: Library, article_id: str | None = None) -> int:
     query = select(func.count()).select_from(STORY_BANDS)
     if article_id is not None:
         query = query.where(STORY_BANDS.c.article_id == article_id)
@@ -155,11 +156,11 @@ def test_a_library_from_before_the_bands_gets_them_on_first_open_and_places_the_
         con.execute(delete(STORY_BANDS))
         con.execute(delete(LIBRARY_STATE).where(LIBRARY_STATE.c.key == "story_bands"))
     assert _band_rows(index) == 0
-    assert index.story_band_split() is None
+    assert index.records.story_band_split() is None
 
     reopened = _open(database_url, tmp_path)
     assert _band_rows(reopened) == 10 * BANDS_PER_ARTICLE
-    assert reopened.story_band_split() == StoryGrouper().band_split
+    assert reopened.records.story_band_split() == StoryGrouper().band_split
     batch = _new_batch()
     assert _placed(LibraryStories.load(reopened), batch) == _placed(
         LibraryStories.load_all(reopened), batch
@@ -178,7 +179,11 @@ def test_bands_made_for_another_threshold_are_made_again_on_open(
     strict = build_index(
         make_settings(tmp_path / "data", database_url=database_url, story_threshold=0.9)
     )
-    assert strict.story_band_split() == StoryGrouper(0.9).band_split != StoryGrouper().band_split
+    assert (
+        strict.records.story_band_split()
+        == StoryGrouper(0.9).band_split
+        != StoryGrouper().band_split
+    )
     keys = len(StoryGrouper(0.9).stored_keys(b"\0" * 8 * 128))
     assert _band_rows(strict) == 3 * keys
 
@@ -189,7 +194,7 @@ def test_deleting_an_article_removes_its_bands_and_a_later_copy_starts_its_own_s
     index = _open(database_url, tmp_path)
     _store(index, _stored_library())
     assert _band_rows(index, "s01") == BANDS_PER_ARTICLE
-    index.delete(["s01"])
+    index.writer.delete(["s01"])
     assert _band_rows(index, "s01") == 0
     assert _band_rows(index) == 9 * BANDS_PER_ARTICLE
 
@@ -241,13 +246,13 @@ def test_many_exact_copies_are_found_by_one_key_without_reading_their_signatures
     assert {p.story_id for p in placed.values()} == {"c000"}
 
     read: list[str] = []
-    story_rows = ChunkIndex.story_rows
+    story_rows = SqlRecordStore.story_rows
 
-    def counting(self: ChunkIndex, article_ids: Sequence[str] | None = None) -> Any:
+    def counting(self: SqlRecordStore, article_ids: Sequence[str] | None = None) -> Any:
         read.extend(["<all>"] if article_ids is None else article_ids)
         return story_rows(self, article_ids)
 
-    monkeypatch.setattr(ChunkIndex, "story_rows", counting)
+    monkeypatch.setattr(SqlRecordStore, "story_rows", counting)
     stories = LibraryStories.load(index)
     new = _article("c999", "Copy again", text, "new.example", 28)
     assert stories.prepare([new]) == 150
@@ -277,5 +282,5 @@ def test_a_library_from_before_the_url_index_gets_it_and_versions_are_found_thro
                 "SELECT indexname FROM pg_indexes WHERE tablename = 'articles'"
             ).scalars()
             assert "articles_url" in set(names)
-    found = reopened.find_by_url(["https://city.example/museum"])
+    found = reopened.records.find_by_url(["https://city.example/museum"])
     assert [r.article_id for r in found.values()] == ["s02"]

@@ -217,15 +217,15 @@ def test_a_rerun_of_ingest_repairs_lost_vectors_instead_of_skipping(
     data = tmp_path / "data"
     assistant = assistant_factory(make_settings(data))
     assistant.ingest([SEEDS])
-    lost_ids = assistant.index.chroma_ids()[:2]
+    lost_ids = assistant.index.writer.vector_ids()[:2]
     assistant.index.vectors.delete(lost_ids)
-    assert sorted(assistant.index.missing_vectors()) == sorted(lost_ids)
+    assert sorted(assistant.index.writer.missing_vectors()) == sorted(lost_ids)
 
     report = assistant.ingest([SEEDS])
     assert len(report.repaired) == 1 and report.vectors_restored == 2
     assert "repaired 1" in report.summary()
     assert report.chunks_embedded == 0, "restored from the embedding cache"
-    assert assistant.index.missing_vectors() == []
+    assert assistant.index.writer.missing_vectors() == []
 
 
 def test_an_unfinished_article_is_finished_by_the_next_ingest_of_anything(
@@ -271,8 +271,8 @@ def test_an_emptied_chroma_server_is_refilled_by_the_next_ingest(
 
         report = chat.ingest([SEEDS])
         assert len(report.repaired) == 1 and report.vectors_restored == chunks
-        assert chat.index.chroma_count() == chunks
-        assert chat.index.missing_vectors() == []
+        assert chat.index.writer.vector_count() == chunks
+        assert chat.index.writer.missing_vectors() == []
         vector = chat.embeddings.embed_query("what did Meloni propose?")
         assert DenseSearch.of(chat.index).search(vector, 3, Filters()), "answers use vectors again"
     finally:

@@ -304,9 +304,9 @@ def test_two_watchers_sharing_a_library_ingest_each_new_item_once(
     assert [web.hits(path) for path in pages] == [1, 1, 1]
     assert sum(p.new_articles for p in first) == 2
     assert sum(p.new_articles for p in second) == 1
-    assert sorted(a.url or "" for a in watchers[1].web.ingestor.index.get_records().values()) == (
-        sorted(web.url(path) for path in pages)
-    )
+    assert sorted(
+        a.url or "" for a in watchers[1].web.ingestor.index.records.get_records().values()
+    ) == (sorted(web.url(path) for path in pages))
     [feed] = watchers[1].state.feeds()
     assert (feed.total_new, feed.last_error) == (3, None)
 
