@@ -2131,7 +2131,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
         with gr.Accordion("Articles in the library", open=False, elem_id="library-view"):
             with gr.Row(equal_height=True):
                 lib_search = gr.Textbox(
-                    label="Search titles and outlets", elem_id="lib-search", scale=3
+                    label="Search titles, outlets and bylines", elem_id="lib-search", scale=3
                 )
                 lib_sort = gr.Dropdown(
                     choices=[(label, key) for key, label in SORTS.items()],

@@ -475,8 +475,9 @@ class SqlRecordStore:
         self, query: str = "", order: str = "published", offset: int = 0, limit: int = 20
     ) -> ArticleList:
         """``limit`` complete articles from ``offset`` in the order named ``order`` (see
-        :data:`ARTICLE_ORDERS`), of those whose title, source or URL contains every word
-        of ``query`` (case-insensitive, ``%`` and ``_`` literal); and how many match.
+        :data:`ARTICLE_ORDERS`), of those that contain every word of ``query`` in their
+        title, source, URL, outlet name or byline (case-insensitive, ``%`` and ``_``
+        literal); and how many match.
 
         The database sorts, filters and slices: a page of a 100,000-article library
         reads its 20 rows, not the library (see bench/library.py).
@@ -502,7 +503,7 @@ class SqlRecordStore:
                         column.icontains(word, autoescape=True)
                         if postgres
                         else column.contains(word, autoescape=True)
-                        for column in (A.title, A.source, A.url)
+                        for column in (A.title, A.source, A.url, A.site_name, A.author)
                     )
                 )
             )

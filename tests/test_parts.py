@@ -183,7 +183,8 @@ def test_the_library_table_is_searched_sorted_and_paged_by_the_database(
     assert records.list_articles("harbor", "published-asc", 12, 5).items[0].record.title == (
         "harbor UNDATED note"
     )
-    # Every word must match, in the title, the source or the URL; % and _ are literal.
+    # Every word must match, in the title, the source, the URL, the outlet or the byline;
+    # % and _ are literal.
     assert [i.record.article_id for i in records.list_articles("ferry 100%").items] == ["t21"]
     assert records.list_articles("ferries.example").total == 1
     assert records.list_articles("desk1 report").total == 6
@@ -199,6 +200,40 @@ def test_the_library_table_is_searched_sorted_and_paged_by_the_database(
     assert recent[0].added >= recent[1].added > 0
     with pytest.raises(ValueError, match="unknown order 'nope'; choose one of published"):
         records.list_articles("", "nope")
+
+
+def test_the_library_table_finds_an_article_by_the_outlet_name_and_byline_it_shows(
+    records: SqlRecordStore,
+) -> None:
+    page = Article(
+        "q01",
+        "Harbor crane collapses",
+        "A crane fell.",
+        "https://qg.example/crane",
+        "o",
+        "https://qg.example/crane",
+        date(2024, 3, 1),
+        author="Ada Brennan",
+        site_name="The Quayside Gazette",
+    )
+    _store(records, page, [])
+    _store(
+        records,
+        replace(
+            page,
+            article_id="q02",
+            title="Ferry fares rise",
+            site_name=None,
+            author=None,
+            url=None,
+            source="other.example",
+        ),
+        [],
+        11,
+    )
+    assert [i.record.article_id for i in records.list_articles("quayside").items] == ["q01"]
+    assert [i.record.article_id for i in records.list_articles("gazette brennan").items] == ["q01"]
+    assert records.list_articles("quayside ferry").total == 0  # every word, in one article
 
 
 def test_outlets_are_counted_by_the_database_and_give_back_their_sources(
