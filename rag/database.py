@@ -470,6 +470,17 @@ def create_schema(engine: Engine) -> None:
             con.exec_driver_sql(
                 f"ALTER TABLE lex_postings ADD COLUMN IF NOT EXISTS {column} INTEGER"
             )
+        # Postings stored uncompressed: a search reads windows of a row (substring, see
+        # rag.lexical._WindowFragment), and a slice of a compressed value is decompressed
+        # from its start. Rows written from now on; set once (it locks the table).
+        compressible = con.exec_driver_sql(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'lex_postings'::regclass "
+            "AND attname IN ('docs', 'freqs', 'lens') AND attstorage <> 'e'"
+        ).scalars()
+        for column in list(compressible):
+            con.exec_driver_sql(
+                f"ALTER TABLE lex_postings ALTER COLUMN {column} SET STORAGE EXTERNAL"
+            )
 
 
 def _add_missing_sqlite_columns(con: Any) -> None:

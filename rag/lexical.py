@@ -110,6 +110,11 @@ _FRAGMENT_SIZES = select(_P.frag, func.coalesce(_P.n, func.length(_P.docs) / 4))
     _P.term == bindparam("term")
 )
 _FRAGMENT_SIZES = _FRAGMENT_SIZES.order_by(_P.frag)
+_WINDOW_OF = select(
+    func.substring(_P.docs, bindparam("d_from"), bindparam("d_for")),
+    func.substring(_P.freqs, bindparam("s_from"), bindparam("s_for")),
+    func.substring(_P.lens, bindparam("s_from"), bindparam("s_for")),
+).where((_P.term == bindparam("term")) & (_P.frag == bindparam("frag")))
 _IN_TAIL = (_P.term == bindparam("term")) & (_P.frag >= bindparam("low"))
 _TAIL = select(_P.docs, _P.freqs, _P.lens).where(_IN_TAIL).order_by(_P.frag)
 _DELETE_TAIL = delete(LEX_POSTINGS).where(_IN_TAIL)
@@ -802,7 +807,7 @@ def _contributions(
 
 
 _RANGE = 1 << 17  # chunk ids :func:`best` scores at a time (its memory is bounded by it)
-_WINDOW = 16_384  # postings read from SQLite at a time (64 KB of chunk ids)
+_WINDOW = 16_384  # postings read from the database at a time (64 KB of chunk ids)
 _ROWS_OF_TERM = "SELECT rowid FROM lex_postings WHERE term = ? ORDER BY frag"
 
 
@@ -824,10 +829,10 @@ class _Postings:
             raw = con.connection.driver_connection
             rows = raw.execute(_ROWS_OF_TERM, (name,)).fetchall()  # type: ignore[union-attr]
             self.fragments = [_BlobFragment(raw, rowid, stack) for (rowid,) in rows]
-        else:  # Postgres has no incremental BLOB reads: the rows whole
+        else:  # on a server (Postgres): windows of each row, read with substring()
             self.fragments = [
-                _ArrayFragment(d, f, n)
-                for d, f, n in con.execute(_POSTINGS_OF_TERM, {"term": name})
+                _WindowFragment(con, name, int(frag), int(size))
+                for frag, size in con.execute(_FRAGMENT_SIZES, {"term": name})
             ]
 
     def take(self, high: int, only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -917,20 +922,37 @@ class _BlobFragment(_Fragment):
         return np.frombuffer(blob.read((last - first) * _SMALL.itemsize), _SMALL)
 
 
-class _ArrayFragment(_Fragment):
-    def __init__(self, docs: bytes, freqs: bytes, lens: bytes) -> None:
-        self.arrays = {
-            "freqs": np.frombuffer(freqs, _SMALL),
-            "lens": np.frombuffer(lens, _SMALL),
-        }
-        self.docs = self.window = np.frombuffer(docs, _DOC)  # the whole row is the window
-        self.total = len(self.docs)
+class _WindowFragment(_Fragment):
+    """A fragment in a server's database: ``_WINDOW`` postings at a time, each window one
+    query for the three arrays' slices (``substring`` on bytea), so a common word's
+    postings are never in memory whole. The column storage is ``EXTERNAL`` (uncompressed,
+    see :func:`rag.database.create_schema`): a slice then reads only its own pages."""
+
+    def __init__(self, con: Connection, term: str, frag: int, total: int) -> None:
+        self.con, self.term, self.frag = con, term, frag
+        self.total = total
+        self.small_start = 0
+        self.small: dict[str, np.ndarray] = {}
 
     def _docs(self, pos: int) -> np.ndarray:
-        return self.docs[pos:]
+        docs, freqs, lens = self.con.execute(
+            _WINDOW_OF,
+            {
+                "term": self.term,
+                "frag": self.frag,
+                "d_from": pos * _DOC.itemsize + 1,  # SQL counts bytes from 1
+                "d_for": _WINDOW * _DOC.itemsize,
+                "s_from": pos * _SMALL.itemsize + 1,
+                "s_for": _WINDOW * _SMALL.itemsize,
+            },
+        ).one()
+        self.small_start = pos
+        self.small = {"freqs": np.frombuffer(freqs, _SMALL), "lens": np.frombuffer(lens, _SMALL)}
+        return np.frombuffer(docs, _DOC)
 
     def _small(self, which: str, first: int, last: int) -> np.ndarray:
-        return self.arrays[which][first:last]
+        # take() asks only for positions inside the window _docs read last.
+        return self.small[which][first - self.small_start : last - self.small_start]
 
 
 def _sparse_scores(

@@ -269,7 +269,7 @@ def test_the_best_chunks_found_without_reading_every_posting_are_those_of_scorin
     engine, vocabulary = _zipf_library(4_000, seed, database_url)
     monkeypatch.setattr(lexical, "EXHAUSTIVE", 0)
     monkeypatch.setattr(lexical, "DENSE", 0)
-    monkeypatch.setattr(lexical, "_WINDOW", 97)  # SQLite reads the postings in windows
+    monkeypatch.setattr(lexical, "_WINDOW", 97)  # each database reads postings in windows
     monkeypatch.setattr(lexical, "_RANGE", 301)  # and scores the chunks a range at a time
     rng = np.random.default_rng(seed + 10)
     pruned = 0
@@ -300,6 +300,25 @@ def test_the_best_chunks_found_without_reading_every_posting_are_those_of_scorin
         lexical.best(con, terms, 10)
         pruned = sum(1 for c in calls if c is not None)
     assert pruned >= 1
+    # ...and each database's postings are read a window at a time, never a row whole.
+    windows: list[int] = []
+    for kind in (lexical._BlobFragment, lexical._WindowFragment):
+
+        def counted(self, pos, read=kind._docs):  # type: ignore[no-untyped-def]
+            windows.append(pos)
+            return read(self, pos)
+
+        monkeypatch.setattr(kind, "_docs", counted)
+    with engine.connect() as con:
+        lexical.best(con, terms, 10)
+    assert any(pos > 0 for pos in windows), "a common word's row was read in windows"
+    if engine.dialect.name == "postgresql":  # uncompressed, so a window reads its own pages
+        with engine.connect() as con:
+            storage = con.exec_driver_sql(
+                "SELECT attstorage FROM pg_attribute WHERE attrelid = 'lex_postings'::regclass "
+                "AND attname IN ('docs', 'freqs', 'lens')"
+            ).scalars()
+            assert list(storage) == ["e", "e", "e"]
 
 
 def test_postings_written_before_their_bounds_existed_get_them_on_the_first_open(
