@@ -39,7 +39,7 @@ from scale import SEED, _words, _zipf_ids
 from rag import lexical
 from rag.store import open_record_store
 
-_UNBOUNDED = 1 << 40  # a window longer than any postings row: each row read whole
+_UNBOUNDED = 1 << 28  # a window longer than any postings row (in SQL int range): rows whole
 
 
 def _url(library: str) -> str:
