@@ -1671,6 +1671,24 @@ class ChatApp:
         )
         return table, line, [r.article_id for r in shown.rows], shown.page
 
+    def row_article(self, ids: Sequence[str], row: int, clicked: str | None) -> str | None:
+        """The article of the table row a reader clicked: ``ids`` are the rows' article
+        ids as the server holds them, ``clicked`` the title in the row clicked.
+
+        A search's or page's reply can reach the server between the click and its
+        handling: ``ids`` then belong to the new page, and its row ``row`` to another
+        article. The clicked title says which one was meant: the article of the new page
+        with that title, or None when the new page no longer holds it.
+        """
+        if not 0 <= row < len(ids):
+            return None
+        if clicked is None:
+            return ids[row]
+        titles = {i: r.title for i, r in self.assistant.index.records.get_records(ids).items()}
+        if titles.get(ids[row]) == clicked:
+            return ids[row]
+        return next((i for i in ids if titles.get(i) == clicked), None)
+
     def read_article(self, article_id: str) -> str:
         """The article in full, as HTML (escaped): title, outlet, dates, paragraphs."""
         record = self.assistant.index.records.get_records([article_id]).get(article_id)
@@ -2534,9 +2552,10 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
 
         def on_row(ids: list[str], event: gr.SelectData) -> list[Any]:
             row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
-            if not isinstance(row, int) or not 0 <= row < len(ids):
+            clicked = event.row_value[0] if event.row_value else None
+            article_id = chat.row_article(ids, row, clicked) if isinstance(row, int) else None
+            if article_id is None:
                 return [gr.skip(), gr.skip(), gr.skip(), gr.skip()]
-            article_id = ids[row]
             return [
                 article_id,
                 chat.read_article(article_id),

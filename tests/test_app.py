@@ -552,3 +552,19 @@ def test_the_outlet_filter_names_each_article_by_the_outlet_its_card_and_table_s
         assert f'<span class="outlet">{outlet}</span>' in panel, panel  # the card's outlet
         *_, (_, _, other, _) = chat.respond(question, [], [], ["seeds"], "", "")
         assert "No source supports an answer" in other
+
+
+def test_a_row_clicked_just_before_a_search_reply_opens_the_article_clicked_or_nothing(
+    chat: app.ChatApp,
+) -> None:
+    for n in range(1, 4):
+        chat.assistant.add_text(f"Quillmoor notice {n}", f"Notice {n} of the Quillmoor harbor.")
+    rows, _, ids, _ = chat.library_table("quillmoor", "title")
+    assert [r[0] for r in rows] == [f"Quillmoor notice {n}" for n in (1, 2, 3)]
+    assert chat.row_article(ids, 1, "Quillmoor notice 2") == ids[1]  # nothing moved
+    # The reader clicked row 0 of the whole library's page, then the search's reply
+    # replaced the server's ids: row 0 of the new page is another article.
+    assert chat.row_article(ids, 0, "Quillmoor notice 3") == ids[2]
+    # An article the new page does not hold: nothing opens.
+    assert chat.row_article(ids, 0, "Italian PM proposes extending NATO's Article 5") is None
+    assert chat.row_article(ids, 7, "Quillmoor notice 1") is None
