@@ -99,3 +99,30 @@ def test_a_fresh_sentence_leads_the_answer_over_a_years_old_one_that_matches_bet
     assert answer.sources[0].article_id == "new"
     # With no date to be fresh for, the better-worded sentence leads.
     assert answerer.answer(question, hits).sources[0].article_id == "old"
+
+
+def test_another_outlets_sentence_stating_the_same_facts_is_not_cited(
+    assistant: Assistant,
+) -> None:
+    """Two reports of one event: the answer quotes one of them, not both, since the
+    second names nothing the first does not (each citation has to be the right one)."""
+    day = date(2022, 6, 27)
+    assistant.add_text(
+        "Avalanche win the Stanley Cup",
+        "The Colorado Avalanche won the Stanley Cup on Sunday night, beating the Tampa Bay "
+        "Lightning in Game 6 of the final series.",
+        source="first-outlet",
+        published=day,
+    )
+    assistant.add_text(
+        "Colorado are champions",
+        "The Colorado Avalanche won the Stanley Cup final series on Sunday night, beating "
+        "Tampa Bay in Game 6.",
+        source="second-outlet",
+        published=day,
+    )
+    answer = assistant.ask("Which team won the Stanley Cup final series?", as_of=day)
+    assert answer.found
+    assert "The Colorado Avalanche won the Stanley Cup" in answer.text
+    assert len(answer.sources) == 1, answer.text
+    assert answer.text.count("[1]") == 1 and "[2]" not in answer.text
