@@ -494,8 +494,10 @@ class ExtractiveAnswerer:
                 continue
             if c.coverage < self.config.contrast_coverage * best.coverage:
                 continue
-            other = _figures(c.text)
-            if other and figures and other != figures:
+            # It must state a figure the best sentence does not: one that repeats the
+            # best one's figures and drops some ("63 hot dogs" beside "his 15th title,
+            # 63 hot dogs") contrasts nothing, and its citation adds nothing.
+            if figures and _figures(c.text) - figures:
                 return [*chosen, c]
         return chosen
 

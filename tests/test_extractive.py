@@ -126,3 +126,30 @@ def test_another_outlets_sentence_stating_the_same_facts_is_not_cited(
     assert "The Colorado Avalanche won the Stanley Cup" in answer.text
     assert len(answer.sources) == 1, answer.text
     assert answer.text.count("[1]") == 1 and "[2]" not in answer.text
+
+
+def test_a_differently_dated_sentence_repeating_the_figure_is_not_quoted_as_a_contrast(
+    assistant: Assistant,
+) -> None:
+    """ "How many ...?": an older article is quoted beside the answer only when it gives
+    another figure; one that repeats the answer's figure contrasts nothing."""
+    assistant.add_text(
+        "Chestnut eats 63 for his 15th title",
+        "Joey Chestnut ate 63 hot dogs and buns in 10 minutes to win the hot dog eating "
+        "contest for the 15th time.",
+        source="first-outlet",
+        published=date(2022, 7, 5),
+    )
+    assistant.add_text(
+        "Chestnut wins again",
+        "Competitive eater Joey Chestnut won the hot dog eating contest again, eating 63 "
+        "hot dogs in 10 minutes.",
+        source="second-outlet",
+        published=date(2022, 7, 4),
+    )
+    question = "How many hot dogs did Joey Chestnut eat to win the hot dog eating contest?"
+    answer = assistant.ask(question, as_of=date(2022, 7, 6))
+    assert answer.found
+    assert "63 hot dogs" in answer.text
+    assert len(answer.sources) == 1, answer.text
+    assert "The newest of these sources" not in answer.text
