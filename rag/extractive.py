@@ -45,6 +45,7 @@ _FIGURE = re.compile(
     r"thousand|million|billion|trillion|dozen)\b",
     re.IGNORECASE,
 )
+_DATELINE = re.compile(r"[—–-]\s*$")  # "WASHINGTON —" on a line of its own
 _CAPITALIZED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'’-]+")
 
 
@@ -245,16 +246,22 @@ class ExtractiveAnswerer:
                 sources.append((-1, hit.chunks[0].chunk_id if hit.chunks else "", hit.title))
             for chunk_index, chunk_id, chunk_text in sources:
                 spans = split_sentences(chunk_text)
-                # The lede: the first real sentence, not a dateline ("New York CNN —").
+                # The lede: the first real sentence, not a dateline ("New York CNN —",
+                # "Los Angeles / New York CNN Business —": six words, still a dateline).
                 lede = next(
-                    (i for i, (a, b) in enumerate(spans) if len(chunk_text[a:b].split()) >= 6),
+                    (
+                        i
+                        for i, (a, b) in enumerate(spans)
+                        if len(chunk_text[a:b].split()) >= 6
+                        and not _DATELINE.search(chunk_text[a:b])
+                    ),
                     0,
                 )
                 for position, (start, end) in enumerate(spans):
                     text = chunk_text[start:end]
                     key = " ".join(text.lower().split())
-                    if key in seen or len(text) < 20:
-                        continue
+                    if key in seen or len(text) < 20 or _DATELINE.search(text):
+                        continue  # a dateline on its own line is not a sentence to quote
                     seen.add(key)
                     terms = set(content_terms(text))
                     if chunk_index == 0 and position == lede:

@@ -175,3 +175,23 @@ def test_a_later_sentence_that_answers_is_quoted_over_a_lede_that_only_sets_the_
     )
     assert answer.found
     assert "raise the minimum hourly wage for fast food workers to as much as $22" in answer.text
+
+
+def test_a_dateline_on_its_own_line_is_not_quoted_as_a_sentence(assistant: Assistant) -> None:
+    """ "Los Angeles / New York CNN Business —" has six words but says nothing: it is
+    neither the lede (that takes the headline's words) nor a sentence to quote."""
+    assistant.add_text(
+        "California fast food law could raise the minimum wage to $22 an hour",
+        "Los Angeles / New York CNN Business —\n"
+        "California's governor signed a bill on Monday creating a council for fast food "
+        "workers. The council could raise the minimum wage for fast food workers to $22 an "
+        "hour next year. Restaurant groups said they would fight the law.",
+        published=date(2022, 9, 5),
+    )
+    answer = assistant.ask(
+        "A new California fast food law could raise the minimum wage to which hourly amount?",
+        as_of=date(2022, 9, 6),
+    )
+    assert answer.found
+    assert "$22 an hour" in answer.text
+    assert "CNN Business" not in answer.text, answer.text
