@@ -458,7 +458,9 @@ class ExtractiveAnswerer:
         popular South Korean show is renewed" matches best but does not name the show;
         the sentence before it does ("Squid Game is coming back.").
         """
-        best = chosen[0]
+        # The best sentence is ranked first; ``chosen`` is in reading order, where a
+        # sentence before it may come first.
+        best = ranked[0]
         target = asked_noun(question)
         if target is None or best.position == 0 or best.chunk_index < 0:
             return chosen
@@ -482,8 +484,8 @@ class ExtractiveAnswerer:
             return chosen  # none, or a dateline ("Colombo, Sri Lanka CNN —")
         if _kind_factor("entity", previous.text, question) < 1:
             return chosen  # it names nothing the question does not
-        # In reading order, before the sentence it explains; the rest follow.
-        return [previous, best, *chosen[1:]]
+        # In reading order, so right before the sentence it explains.
+        return sorted([*chosen, previous], key=lambda c: (c.hit_rank, c.chunk_index, c.position))
 
     def _contrast(
         self, question: str, ranked: list[_Candidate], chosen: list[_Candidate]
@@ -493,7 +495,7 @@ class ExtractiveAnswerer:
         Asked "how much did the Fed raise rates?", a library holding the March hike and
         the June one should show both, dated, rather than one as if it were the only.
         """
-        best = chosen[0]
+        best = ranked[0]
         if question_kind(question) != "number" or best.hit.published is None:
             return chosen
         if any(c.hit.article_id != best.hit.article_id for c in chosen):

@@ -195,3 +195,25 @@ def test_a_dateline_on_its_own_line_is_not_quoted_as_a_sentence(assistant: Assis
     assert answer.found
     assert "$22 an hour" in answer.text
     assert "CNN Business" not in answer.text, answer.text
+
+
+def test_the_sentence_naming_the_asked_thing_is_added_when_another_quote_comes_first(
+    assistant: Assistant,
+) -> None:
+    """The best sentence says only "the ... series"; a second quote from earlier in the
+    article comes first in reading order, and the sentence naming the series is still
+    added right before the best one."""
+    assistant.add_text(
+        "Streaming service renews its wildly popular series for a second season",
+        "Streaming fans had a lot to celebrate this week as the service renewed a series. "
+        "Harbor Lights is officially coming back for more episodes. The streaming service "
+        "announced on Sunday that the wildly popular drama series has been renewed for a "
+        "second season, after it became the most watched show in its history.",
+        published=date(2022, 6, 13),
+    )
+    answer = assistant.ask(
+        "Which wildly popular series was renewed for a second season?", as_of=date(2022, 6, 14)
+    )
+    assert answer.found
+    assert "Harbor Lights is officially coming back" in answer.text, answer.text
+    assert answer.text.index("Harbor Lights") < answer.text.index("wildly popular drama series")
