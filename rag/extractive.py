@@ -451,41 +451,45 @@ class ExtractiveAnswerer:
     def _with_antecedent(
         question: str, ranked: list[_Candidate], chosen: list[_Candidate]
     ) -> list[_Candidate]:
-        """Add the sentence a best sentence refers back to when it names the thing asked
-        for only as "the ... <noun>".
+        """Add the sentence a quoted sentence refers back to when it names the thing
+        asked for only as "the ... <noun>".
 
         Asked "which popular show was renewed?", the sentence "Netflix announced that the
         popular South Korean show is renewed" matches best but does not name the show;
-        the sentence before it does ("Squid Game is coming back.").
+        the sentence before it does ("Squid Game is coming back."). The best sentence
+        (ranked first) is looked at first, then the other quotes: ``chosen`` is in
+        reading order, where an earlier sentence may come before the best one.
         """
-        # The best sentence is ranked first; ``chosen`` is in reading order, where a
-        # sentence before it may come first.
-        best = ranked[0]
         target = asked_noun(question)
-        if target is None or best.position == 0 or best.chunk_index < 0:
+        if target is None:
             return chosen
-        if not re.search(
+        refers = re.compile(
             rf"\b(?:the|this|that)\s+(?:[\w'’-]+\s+){{0,4}}?{re.escape(target)}s?\b",
-            best.text,
             re.IGNORECASE,
-        ):
-            return chosen
-        previous = next(
-            (
-                c
-                for c in ranked
-                if c.hit.article_id == best.hit.article_id
-                and c.chunk_index == best.chunk_index
-                and c.position == best.position - 1
-            ),
-            None,
         )
-        if previous is None or previous in chosen or len(previous.text.split()) < 6:
-            return chosen  # none, or a dateline ("Colombo, Sri Lanka CNN —")
-        if _kind_factor("entity", previous.text, question) < 1:
-            return chosen  # it names nothing the question does not
-        # In reading order, so right before the sentence it explains.
-        return sorted([*chosen, previous], key=lambda c: (c.hit_rank, c.chunk_index, c.position))
+        best = ranked[0]
+        for quote in [best, *(c for c in chosen if c is not best)]:
+            if quote.position == 0 or quote.chunk_index < 0 or not refers.search(quote.text):
+                continue
+            previous = next(
+                (
+                    c
+                    for c in ranked
+                    if c.hit.article_id == quote.hit.article_id
+                    and c.chunk_index == quote.chunk_index
+                    and c.position == quote.position - 1
+                ),
+                None,
+            )
+            if previous is None or previous in chosen or len(previous.text.split()) < 6:
+                continue  # none, or a dateline ("Colombo, Sri Lanka CNN —")
+            if _kind_factor("entity", previous.text, question) < 1:
+                continue  # it names nothing the question does not
+            # In reading order, so right before the sentence it explains.
+            return sorted(
+                [*chosen, previous], key=lambda c: (c.hit_rank, c.chunk_index, c.position)
+            )
+        return chosen
 
     def _contrast(
         self, question: str, ranked: list[_Candidate], chosen: list[_Candidate]

@@ -217,3 +217,22 @@ def test_the_sentence_naming_the_asked_thing_is_added_when_another_quote_comes_f
     assert answer.found
     assert "Harbor Lights is officially coming back" in answer.text, answer.text
     assert answer.text.index("Harbor Lights") < answer.text.index("wildly popular drama series")
+
+
+def test_the_sentence_naming_the_asked_thing_is_added_for_a_second_quote_that_needs_it(
+    assistant: Assistant,
+) -> None:
+    """The best sentence speaks of series in general; the other quote says "the ...
+    series": the sentence before that one names it and is added."""
+    assistant.add_text(
+        "Streaming service renews a series",
+        "Harbor Lights is officially coming back. The service said on Sunday that the "
+        "wildly popular drama series has been renewed. Wildly popular series are rarely "
+        "renewed for a second season so quickly, the service said.",
+        published=date(2022, 6, 13),
+    )
+    answer = assistant.ask(
+        "Which wildly popular series was renewed for a second season?", as_of=date(2022, 6, 14)
+    )
+    assert answer.found
+    assert answer.text.startswith("Harbor Lights is officially coming back."), answer.text
