@@ -81,13 +81,6 @@ class ExtractiveConfig:
     prescored_candidates: int = 400  # sentences ranked by their stored vectors first
     fresh_days: int = 7
     prior_weight: float = 0.6  # how much the article's retrieval rank weighs on a sentence
-    # The multipliers of a sentence (retrieval prior, lede, answer shape, length) are
-    # damped by this power, so that together they can outweigh the sentence's own
-    # evidence less: at 1 a lede of the top article (x2) led over a later sentence that
-    # matches the question far better. RealTime QA dev, chosen on either week half and
-    # held out on the other (0.7-0.85 the same on both): lenient answer-hit 0.692 ->
-    # 0.708 / 0.587 -> 0.603, citation precision and abstention unchanged.
-    factor_exponent: float = 0.75
     # A differently dated article's other figure is quoted beside the best answer when
     # its sentence covers nearly as much of the question and scores not far below.
     contrast_ratio: float = 0.25
@@ -331,9 +324,9 @@ class ExtractiveAnswerer:
                 # answers found in a gold article are in its first three sentences. The
                 # more the headline matches the question, the more its lede answers it.
                 factor *= 1.3 + 0.4 * title_coverage[c.hit.article_id]
-            c.factor = factor**self.config.factor_exponent
+            c.factor = factor
             c.evidence = c.coverage
-            c.score = c.evidence * c.factor
+            c.score = c.evidence * factor
 
     def _rerank(
         self, question: str, ranked: list[_Candidate], query: str | None = None

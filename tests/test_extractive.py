@@ -155,28 +155,6 @@ def test_a_differently_dated_sentence_repeating_the_figure_is_not_quoted_as_a_co
     assert "The newest of these sources" not in answer.text
 
 
-def test_a_later_sentence_that_answers_is_quoted_over_a_lede_that_only_sets_the_scene(
-    assistant: Assistant,
-) -> None:
-    """The lede counts for more, but not so much that two scene-setting lede sentences
-    push out the one that states the asked figure."""
-    assistant.add_text(
-        "Fast food workers in California may see a raise",
-        "California's governor signed a bill on Monday creating a council for fast food "
-        "workers. The new law lets the council set standards for fast food workers at "
-        "large chains. Restaurant groups said they would fight the law. Under the new "
-        "law, the council could raise the minimum hourly wage for fast food workers to as "
-        "much as $22 next year. Chains with fewer than 100 locations are exempt.",
-        published=date(2022, 9, 5),
-    )
-    answer = assistant.ask(
-        "What hourly minimum wage could the new California law raise pay for fast food workers to?",
-        as_of=date(2022, 9, 6),
-    )
-    assert answer.found
-    assert "raise the minimum hourly wage for fast food workers to as much as $22" in answer.text
-
-
 def test_a_dateline_on_its_own_line_is_not_quoted_as_a_sentence(assistant: Assistant) -> None:
     """ "Los Angeles / New York CNN Business —" has six words but says nothing: it is
     neither the lede (that takes the headline's words) nor a sentence to quote."""
