@@ -205,8 +205,8 @@ def test_the_sentence_naming_the_asked_thing_is_added_for_a_second_quote_that_ne
     assistant.add_text(
         "Streaming service renews a series",
         "Harbor Lights is officially coming back. The service said on Sunday that the "
-        "wildly popular drama series has been renewed. Wildly popular series are rarely "
-        "renewed for a second season so quickly, the service said.",
+        "wildly popular drama series will return. Wildly popular series are rarely renewed "
+        "for a second season so quickly, the service said.",
         published=date(2022, 6, 13),
     )
     answer = assistant.ask(
