@@ -492,7 +492,7 @@ class ExtractiveAnswerer:
         Asked "how much did the Fed raise rates?", a library holding the March hike and
         the June one should show both, dated, rather than one as if it were the only.
         """
-        best = ranked[0]
+        best = chosen[0]
         if question_kind(question) != "number" or best.hit.published is None:
             return chosen
         if any(c.hit.article_id != best.hit.article_id for c in chosen):
