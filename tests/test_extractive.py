@@ -99,3 +99,118 @@ def test_a_fresh_sentence_leads_the_answer_over_a_years_old_one_that_matches_bet
     assert answer.sources[0].article_id == "new"
     # With no date to be fresh for, the better-worded sentence leads.
     assert answerer.answer(question, hits).sources[0].article_id == "old"
+
+
+def test_another_outlets_sentence_stating_the_same_facts_is_not_cited(
+    assistant: Assistant,
+) -> None:
+    """Two reports of one event: the answer quotes one of them, not both, since the
+    second names nothing the first does not (each citation has to be the right one)."""
+    day = date(2022, 6, 27)
+    assistant.add_text(
+        "Avalanche win the Stanley Cup",
+        "The Colorado Avalanche won the Stanley Cup on Sunday night, beating the Tampa Bay "
+        "Lightning in Game 6 of the final series.",
+        source="first-outlet",
+        published=day,
+    )
+    assistant.add_text(
+        "Colorado are champions",
+        "The Colorado Avalanche won the Stanley Cup final series on Sunday night, beating "
+        "Tampa Bay in Game 6.",
+        source="second-outlet",
+        published=day,
+    )
+    answer = assistant.ask("Which team won the Stanley Cup final series?", as_of=day)
+    assert answer.found
+    assert "The Colorado Avalanche won the Stanley Cup" in answer.text
+    assert len(answer.sources) == 1, answer.text
+    assert answer.text.count("[1]") == 1 and "[2]" not in answer.text
+
+
+def test_a_differently_dated_sentence_repeating_the_figure_is_not_quoted_as_a_contrast(
+    assistant: Assistant,
+) -> None:
+    """ "How many ...?": an older article is quoted beside the answer only when it gives
+    another figure; one that repeats the answer's figure contrasts nothing."""
+    assistant.add_text(
+        "Chestnut eats 63 for his 15th title",
+        "Joey Chestnut ate 63 hot dogs and buns in 10 minutes to win the hot dog eating "
+        "contest for the 15th time.",
+        source="first-outlet",
+        published=date(2022, 7, 5),
+    )
+    assistant.add_text(
+        "Chestnut wins again",
+        "Competitive eater Joey Chestnut won the hot dog eating contest again, eating 63 "
+        "hot dogs in 10 minutes.",
+        source="second-outlet",
+        published=date(2022, 7, 4),
+    )
+    question = "How many hot dogs did Joey Chestnut eat to win the hot dog eating contest?"
+    answer = assistant.ask(question, as_of=date(2022, 7, 6))
+    assert answer.found
+    assert "63 hot dogs" in answer.text
+    assert len(answer.sources) == 1, answer.text
+    assert "The newest of these sources" not in answer.text
+
+
+def test_a_dateline_on_its_own_line_is_not_quoted_as_a_sentence(assistant: Assistant) -> None:
+    """ "Los Angeles / New York CNN Business —" has six words but says nothing: it is
+    neither the lede (that takes the headline's words) nor a sentence to quote."""
+    assistant.add_text(
+        "California fast food law could raise the minimum wage to $22 an hour",
+        "Los Angeles / New York CNN Business —\n"
+        "California's governor signed a bill on Monday creating a council for fast food "
+        "workers. The council could raise the minimum wage for fast food workers to $22 an "
+        "hour next year. Restaurant groups said they would fight the law.",
+        published=date(2022, 9, 5),
+    )
+    answer = assistant.ask(
+        "A new California fast food law could raise the minimum wage to which hourly amount?",
+        as_of=date(2022, 9, 6),
+    )
+    assert answer.found
+    assert "$22 an hour" in answer.text
+    assert "CNN Business" not in answer.text, answer.text
+
+
+def test_the_sentence_naming_the_asked_thing_is_added_when_another_quote_comes_first(
+    assistant: Assistant,
+) -> None:
+    """The best sentence says only "the ... series"; a second quote from earlier in the
+    article comes first in reading order, and the sentence naming the series is still
+    added right before the best one."""
+    assistant.add_text(
+        "Streaming service renews its wildly popular series for a second season",
+        "Streaming fans had a lot to celebrate this week as the service renewed a series. "
+        "Harbor Lights is officially coming back for more episodes. The streaming service "
+        "announced on Sunday that the wildly popular drama series has been renewed for a "
+        "second season, after it became the most watched show in its history.",
+        published=date(2022, 6, 13),
+    )
+    answer = assistant.ask(
+        "Which wildly popular series was renewed for a second season?", as_of=date(2022, 6, 14)
+    )
+    assert answer.found
+    assert "Harbor Lights is officially coming back" in answer.text, answer.text
+    assert answer.text.index("Harbor Lights") < answer.text.index("wildly popular drama series")
+
+
+def test_the_sentence_naming_the_asked_thing_is_added_for_a_second_quote_that_needs_it(
+    assistant: Assistant,
+) -> None:
+    """The best sentence speaks of series in general; the other quote says "the ...
+    series": the sentence before that one names it and is added."""
+    assistant.add_text(
+        "Streaming service renews a series",
+        "Harbor Lights is officially coming back. The service said on Sunday that the "
+        "wildly popular drama series will return. Wildly popular series are rarely renewed "
+        "for a second season so quickly, the service said.",
+        published=date(2022, 6, 13),
+    )
+    answer = assistant.ask(
+        "Which wildly popular series was renewed for a second season?", as_of=date(2022, 6, 14)
+    )
+    assert answer.found
+    assert answer.text.startswith("Harbor Lights is officially coming back."), answer.text
