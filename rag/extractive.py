@@ -430,9 +430,9 @@ class ExtractiveAnswerer:
             ):
                 # Another outlet's report of the same names and figures: one more
                 # citation that adds nothing to read and may not be the source the
-                # reader wants (on RealTime QA dev, weeks 2022-06-16..07-28: citation
-                # precision 0.811 -> 0.844). One that names nothing may say something
-                # else in words ("a maple breakfast sandwich"), so it is kept.
+                # reader wants (citation precision on RealTime QA dev: docs/BENCHMARKS.md,
+                # session 8). One that names nothing may say something else in words
+                # ("a maple breakfast sandwich"), so it is kept.
                 continue
             chosen.append(c)
             length += len(c.text)
