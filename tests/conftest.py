@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,31 @@ def wait_for_http(url: str, timeout: float = 60.0) -> None:
             time.sleep(0.25)
     msg = f"{url} did not answer within {timeout}s"
     raise TimeoutError(msg)
+
+
+@contextmanager
+def serve_chat(
+    settings: Settings, assistant: Assistant, upload_dir: Path | None = None
+) -> Iterator[str]:
+    """The Gradio chat of ``assistant`` on a free loopback port, until the block ends;
+    yields its URL."""
+    import app  # Gradio: only the tests that serve the chat pay for its import
+
+    demo = app.build_ui(assistant, upload_dir)
+    port = free_port()
+    demo.queue().launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        **app.launch_options(settings),
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_http(url)
+        yield url
+    finally:
+        demo.close()
 
 
 class ChromaServer:

@@ -36,7 +36,6 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from sqlalchemy import event
 from sqlalchemy import insert as sql_insert
 
-import app
 from rag.assistant import Assistant
 from rag.components import build_index
 from rag.conversations_store import ConversationStore
@@ -45,7 +44,7 @@ from rag.embeddings import LocalEmbeddings
 from rag.records import NOT_FOUND_TEXT, day_number
 from rag.settings import Settings
 from rag.store import open_record_store
-from tests.conftest import ROOT, SEEDS, free_port, make_settings, wait_for_http
+from tests.conftest import ROOT, SEEDS, make_settings, serve_chat
 from tests.webserver import LocalWeb, Route
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -80,24 +79,12 @@ pytestmark = [
 
 @contextmanager
 def _serving(settings: Settings, assistant: Assistant) -> Iterator[str]:
-    """The chat of ``assistant`` on a free loopback port, until the block ends."""
-    demo = app.build_ui(assistant)
-    port = free_port()
-    demo.queue().launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        **app.launch_options(settings),
-    )
-    url = f"http://127.0.0.1:{port}/"
-    SERVED[url] = settings
-    ASSISTANTS[url] = assistant
-    try:
-        wait_for_http(url)
+    """The chat of ``assistant`` on a free loopback port, until the block ends; tests that
+    look at its library find it in SERVED and ASSISTANTS by its URL."""
+    with serve_chat(settings, assistant) as url:
+        SERVED[url] = settings
+        ASSISTANTS[url] = assistant
         yield url
-    finally:
-        demo.close()
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from rag.components import build_index
 from rag.embeddings import LocalEmbeddings
 from rag.errors import ConfigError
 from rag.settings import Settings
-from tests.conftest import free_port, make_settings, wait_for_http
+from tests.conftest import make_settings, serve_chat
 
 USER, PASSWORD = "editor", "correct horse battery"
 SECRET_TITLE = "Intranet memo on the Vennby merger"
@@ -89,20 +89,8 @@ def served(tmp_path: Path, embeddings: LocalEmbeddings) -> Iterator[tuple[int, A
         SECRET_TITLE, "The board approved the merger on Tuesday.", source=SECRET_URL
     )
     assert len(report.added) == 1
-    demo = app.build_ui(assistant, tmp_path / "uploads")
-    port = free_port()
-    demo.queue().launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        **app.launch_options(settings),
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/")
-        yield port, assistant
-    finally:
-        demo.close()
+    with serve_chat(settings, assistant, tmp_path / "uploads") as url:
+        yield int(urllib.parse.urlsplit(url).port or 0), assistant
 
 
 def request(
