@@ -1166,7 +1166,7 @@ class ChatApp:
         self.temp_dir = temp_dir or Path(get_upload_folder())
         self.sessions: dict[str, ChatSession] = {}
         self._sessions_lock = threading.Lock()
-        self.conversations = ConversationStore(assistant.index.records.engine)
+        self.conversations = ConversationStore(assistant.records.engine)
         self._web: WebLibrary | None = None
         self._web_lock = threading.Lock()
 
@@ -1216,7 +1216,7 @@ class ChatApp:
         history.append({"role": "user", "content": escape_markdown(message)})
         history.append({"role": "assistant", "content": SEARCHING})
         yield state(turns)
-        if self.assistant.index.records.is_empty():
+        if self.assistant.records.is_empty():
             history[-1] = {"role": "assistant", "content": escape_markdown(EMPTY_LIBRARY)}
             yield state([*turns, Turn(message, None)])
             return
@@ -1616,7 +1616,7 @@ class ChatApp:
         """Each outlet and the groups of articles it stands for (counted by the database,
         not read: see :meth:`SqlRecordStore.outlet_groups`), the biggest outlet first."""
         grouped: dict[str, list[OutletGroup]] = {}
-        for group in self.assistant.index.records.outlet_groups():
+        for group in self.assistant.records.outlet_groups():
             named = bool(group.site_name or group.host)
             outlet = self._outlet(group.outlet, named, group.source or "")
             grouped.setdefault(outlet, []).append(group)
@@ -1632,7 +1632,7 @@ class ChatApp:
             return ()
         grouped = self.outlets()
         chosen = [group for outlet in outlets for group in grouped.get(outlet, ())]
-        return tuple(self.assistant.index.records.sources_in(chosen)) or (NO_SOURCE,)
+        return tuple(self.assistant.records.sources_in(chosen)) or (NO_SOURCE,)
 
     def source_choices(self) -> list[tuple[str, str]]:
         """(outlet with its article count, outlet) for the sources filter."""
@@ -1684,14 +1684,14 @@ class ChatApp:
             return None
         if clicked is None:
             return ids[row]
-        titles = {i: r.title for i, r in self.assistant.index.records.get_records(ids).items()}
+        titles = {i: r.title for i, r in self.assistant.records.get_records(ids).items()}
         if titles.get(ids[row]) == clicked:
             return ids[row]
         return next((i for i in ids if titles.get(i) == clicked), None)
 
     def read_article(self, article_id: str) -> str:
         """The article in full, as HTML (escaped): title, outlet, dates, paragraphs."""
-        record = self.assistant.index.records.get_records([article_id]).get(article_id)
+        record = self.assistant.records.get_records([article_id]).get(article_id)
         text = library_text(self.assistant.index, article_id) if record else None
         if record is None or text is None:
             return "<p class='empty'>That article is no longer in the library.</p>"
@@ -1716,7 +1716,7 @@ class ChatApp:
 
     def delete_keeping(self, article_id: str) -> tuple[str, Article | None]:
         """Delete an article, keeping what is needed to undo it: (message, its snapshot)."""
-        record = self.assistant.index.records.get_records([article_id]).get(article_id)
+        record = self.assistant.records.get_records([article_id]).get(article_id)
         if record is None:
             return "That article was not in the library.", None
         kept = snapshot(self.assistant.index, record)
@@ -1778,7 +1778,7 @@ class ChatApp:
 
     def _remove_unused(self, paths: Sequence[Path]) -> None:
         """Delete saved uploads that no indexed article comes from (rejected ones)."""
-        used = {r.origin for r in self.assistant.index.records.get_records().values()}
+        used = {r.origin for r in self.assistant.records.get_records().values()}
         for path in paths:
             if os.path.realpath(path) not in used:
                 path.unlink(missing_ok=True)
@@ -2576,7 +2576,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
         def ask_to_delete(article_id: str | None) -> list[Any]:
             if not article_id:
                 return [gr.update(visible=False), ""]
-            record = chat.assistant.index.records.get_records([article_id]).get(article_id)
+            record = chat.assistant.records.get_records([article_id]).get(article_id)
             title = record.title if record else ""
             note = (
                 f"<p>Delete “{html.escape(title)}” from the library? Answers will no longer "

@@ -174,11 +174,8 @@ class Assistant:
         self.records = index.records
         self.writer = index.writer
         self.embeddings = embeddings
-        self.searcher = HybridSearcher(
-            index.records,
-            index.vectors,
-            index.lexical,
-            index.writer,
+        self.searcher = HybridSearcher.of(
+            index,
             embeddings,
             SearchConfig(
                 top_k=settings.top_k,

@@ -420,7 +420,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     from rag.store import Filters
 
     assistant = _assistant(settings)
-    if assistant.index.records.is_empty():
+    if assistant.records.is_empty():
         print("newsrag: the index is empty: run `newsrag ingest PATH` first", file=sys.stderr)
         return 1
     filters = Filters(tuple(args.source), args.date_from, args.date_to)

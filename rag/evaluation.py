@@ -724,8 +724,7 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
     if args.story_gold:
         ids = [str(d["id"]) for d in _corpus(dataset)]
         members = {
-            a: [m.article_id for m in ms]
-            for a, ms in assistant.index.records.story_members(ids).items()
+            a: [m.article_id for m in ms] for a, ms in assistant.records.story_members(ids).items()
         }
         stories = {ms[0] for ms in members.values() if ms}
         shared = sum(1 for ms in members.values() if len(ms) > 1)
