@@ -344,6 +344,9 @@ class Assistant:
         return query, scope, self._search(query, scope, top_k)
 
     def _search(self, query: str, scope: TimeScope, top_k: int | None = None) -> list[ArticleHit]:
+        # The date phrase is the scope's business: as words it matches every article
+        # that mentions a date ("20 June 2022", "week"), daily round-ups first. The
+        # embedding keeps it (it reads "this week" as news, not as a date to match).
         return self.searcher.search(
             query,
             scope.filters,
@@ -351,6 +354,7 @@ class Assistant:
             recent=scope.recent,
             around=scope.around,
             since=scope.window.start if scope.around else None,
+            words=_without(query, scope.window),
         )
 
     def resolve(self, question: str, history: History = ()) -> Resolution:

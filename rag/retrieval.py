@@ -108,6 +108,7 @@ class HybridSearcher:
         recent: date | None = None,
         around: bool = False,
         since: date | None = None,
+        words: str | None = None,
     ) -> list[ArticleHit]:
         """The ``top_k`` best articles for ``query``, each with its best chunks.
 
@@ -116,13 +117,17 @@ class HybridSearcher:
         day or week, whose news may be published the days after). With ``since`` too,
         ``since``..``recent`` is the window the question named: every article in it
         counts as fresh, and one outside fades with its distance to the window.
+        ``words`` (default: ``query``) is the text the lexical search matches: the
+        question without the date phrase its window already applies.
         """
         cfg = self.config
         filters = filters or Filters()
         recent = recent or filters.as_of
         vector = self.embeddings.embed_query(query)
         dense = self.dense.search(vector, cfg.candidates, filters, cfg.exclude_future)
-        lexical = self.lexical.search(query, cfg.candidates, filters, cfg.exclude_future)
+        lexical = self.lexical.search(
+            query if words is None else words, cfg.candidates, filters, cfg.exclude_future
+        )
         fused: dict[str, float] = defaultdict(float)
         dense_rank: dict[str, int] = {}
         dense_score: dict[str, float] = {}

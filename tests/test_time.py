@@ -184,6 +184,33 @@ def test_a_named_week_asked_of_an_archive_prefers_news_from_around_it_over_later
     assert "Thor" in archive.ask(question).text
 
 
+def test_the_date_words_of_a_question_are_not_matched_as_words_of_an_article(
+    settings: Settings, assistant_factory: Callable[..., Assistant]
+) -> None:
+    """ "In the week of 20 June 2022" sets the window; as words it would rank first the
+    round-ups whose text is full of that week's dates over the article that answers."""
+    archive = assistant_factory(settings)
+    archive.today = lambda: date(2026, 11, 27)
+    archive.add_text(
+        "Colombia chooses Gustavo Petro",
+        "Colombians elected Gustavo Petro on Sunday, the first leftist president in the "
+        "country's history, after a campaign dominated by inequality and violence.",
+        published=date(2022, 6, 20),
+    )
+    for day in (20, 21, 22):
+        archive.add_text(
+            f"Five things to know for June {day}, 2022",
+            f"Here is the week of June 20, 2022 so far. On June {day}, 2022 the heat wave "
+            "reached Spain, airlines cancelled flights and the Supreme Court ruled on a "
+            f"case. Start your week of 20 June 2022 smart: June {day}, 2022 in brief.",
+            published=date(2022, 6, day),
+        )
+    hits = archive.search(
+        "Which country elected its first leftist leader in the week of 20 June 2022?"
+    )
+    assert hits[0].title == "Colombia chooses Gustavo Petro"
+
+
 @pytest.mark.slow
 def test_a_month_without_a_year_means_the_one_the_archive_holds(fed: Assistant) -> None:
     fed.today = lambda: date(2026, 11, 27)
