@@ -9,7 +9,12 @@ first:
 - "&" reads "and", "60 percent"/"60 per cent" reads "60%";
 - number words become digits ("nine" -> "9", "sixty-three" -> "63");
 - a country adjective or demonym becomes the country ("Iranian(s)" -> "iran"), from the
-  demonyms of the maintained ``countryinfo`` package.
+  demonyms of the maintained ``countryinfo`` package;
+- an amount in words becomes its digits ("$12.6 million" -> "$12600000", as
+  "$12,600,000" is), and a Roman numeral after a name its number ("Artemis I" ->
+  "artemis 1", "Charles III" -> "charles 3");
+- a plural reads as its singular ("chicken nuggets" -> "chicken nugget"): a word of 4 or
+  more letters loses a final "s" unless it ends in "ss", "us" or "is".
 
 :func:`fair_exclusions` builds the no-answer variant that does not punish a system for
 finding the answer elsewhere: every article whose title or text holds the answer
@@ -25,6 +30,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from rag.text import contains_phrase, normalize
 
@@ -37,6 +43,25 @@ _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 _NUMBER_WORDS = {w: i for i, w in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w in enumerate(_TENS)}
 _PERCENT = re.compile(r"(?<=\d)\s*(?:per\s?cent|percent)\b", re.IGNORECASE)
 _POSSESSIVE = re.compile(r"(?<=\w)'s\b|(?<=s)'(?=\W|$)")
+_SCALES = {"thousand": 1_000, "million": 1_000_000, "billion": 10**9, "trillion": 10**12}
+_AMOUNT = re.compile(r"([$€£¥]?)(\d+(?:\.\d+)?)")
+_ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5, "VI": 6, "VII": 7, "VIII": 8, "IX": 9}
+_NAME_NUMERAL = re.compile(r"\b([A-Z][a-z]+) (I{1,3}|IV|VI{0,3}|IX)\b")
+
+
+def _amount(token: str, scale: str) -> str | None:
+    """``12.6`` and ``million`` as ``12600000`` (its currency sign kept), or None."""
+    match = _AMOUNT.fullmatch(token)
+    if match is None or scale not in _SCALES:
+        return None
+    value = Decimal(match[2]) * _SCALES[scale]
+    return f"{match[1]}{int(value)}" if value == value.to_integral_value() else None
+
+
+def _singular(token: str) -> str:
+    if len(token) >= 4 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
+        return token[:-1]
+    return token
 
 
 @functools.cache
@@ -85,8 +110,11 @@ def lenient_normalize(text: str) -> str:
 
     >>> lenient_normalize("Brazil’s nine-year plan, 60 percent of Iranians & more")
     'brazil 9 year plan 60% of iran and more'
+    >>> lenient_normalize("Artemis I cost $4.1 billion, Charles III's nuggets")
+    'artemis 1 cost $4100000000 charle 3 nugget'
     """
     text = unicodedata.normalize("NFKC", text).replace("’", "'").replace("‘", "'")
+    text = _NAME_NUMERAL.sub(lambda m: f"{m[1]} {_ROMAN[m[2]]}", text)
     text = _POSSESSIVE.sub("", text)
     text = _PERCENT.sub("%", text.replace("&", " and "))
     # One pass over the words, longest phrase first: a regex alternation of ~300
@@ -96,6 +124,11 @@ def lenient_normalize(text: str) -> str:
     out: list[str] = []
     i = 0
     while i < len(tokens):
+        amount = _amount(tokens[i], tokens[i + 1]) if i + 1 < len(tokens) else None
+        if amount is not None:
+            out.append(amount)
+            i += 2
+            continue
         for words, replacement in phrases.get(tokens[i], ()):
             if tokens[i : i + len(words)] == words:
                 out.append(replacement)
@@ -104,7 +137,7 @@ def lenient_normalize(text: str) -> str:
         else:
             out.append(tokens[i])
             i += 1
-    return " ".join(out)
+    return " ".join(_singular(token) for token in out)
 
 
 def answer_hit(text: str, answer_norm: str) -> bool:

@@ -184,6 +184,14 @@ def test_lenient_answer_hit_reads_a_demonym_as_its_country() -> None:
     assert answer_hit_lenient("the French New Wave", "France", "france"), "France, not Réunion"
 
 
+def test_lenient_answer_hit_reads_amounts_numerals_and_plurals_alike() -> None:
+    assert answer_hit_lenient("a card sold for $12,600,000 [1]", "$12.6 million", "$12.6 million")
+    assert answer_hit_lenient("NASA's Artemis I rocket", "Artemis 1", "artemis 1")
+    assert answer_hit_lenient("a new type of chicken nugget", "Chicken nuggets", "chicken nuggets")
+    assert not answer_hit_lenient("a card sold for $12,600,000", "$12 million", "$12 million")
+    assert not answer_hit_lenient("NASA's Artemis II rocket", "Artemis 1", "artemis 1")
+
+
 def test_lenient_answer_hit_still_needs_the_answer() -> None:
     assert not answer_hit_lenient("Iraqi lawmakers voted", "Iran", "iran")
     assert not answer_hit_lenient("It cost 19 dollars", "$19 million", "$19 million")
