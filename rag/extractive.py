@@ -47,6 +47,13 @@ _FIGURE = re.compile(
 )
 _DATELINE = re.compile(r"[—–-]\s*$")  # "WASHINGTON —" on a line of its own
 _CAPITALIZED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'’-]+")
+# An outlet's mark run into the first sentence: "(CNN) NASA's ...". A dateline naming a
+# place ("Kennedy Space Center, Florida (CNN)", "WASHINGTON –") is kept: the place can be
+# the answer to a "where" question.
+_WIRE_MARK = re.compile(
+    r"^\s*\((?:CNN|Reuters|AP|AFP|UPI|Bloomberg|The Associated Press)\b[^()]{0,20}\)"
+    r"\s*[—–-]{0,2}\s+(?=[\"“‘'A-Z0-9])"
+)
 
 
 @dataclass
@@ -251,7 +258,7 @@ class ExtractiveAnswerer:
                     0,
                 )
                 for position, (start, end) in enumerate(spans):
-                    text = chunk_text[start:end]
+                    text = _without_dateline(chunk_text[start:end])
                     key = " ".join(text.lower().split())
                     if key in seen or len(text) < 20 or _DATELINE.search(text):
                         continue  # a dateline on its own line is not a sentence to quote
@@ -513,6 +520,20 @@ class ExtractiveAnswerer:
             if figures and _figures(c.text) - figures:
                 return [*chosen, c]
         return chosen
+
+
+def _without_dateline(sentence: str) -> str:
+    """``sentence`` without an outlet's mark in front (the card names the outlet).
+
+    >>> _without_dateline("(CNN) NASA will not launch Artemis I this month.")
+    'NASA will not launch Artemis I this month.'
+    >>> _without_dateline("Kennedy Space Center, Florida (CNN) NASA will not launch.")
+    'Kennedy Space Center, Florida (CNN) NASA will not launch.'
+    """
+    match = _WIRE_MARK.match(sentence)
+    if match is None or len(sentence) - match.end() < 20:
+        return sentence
+    return sentence[match.end() :]
 
 
 def _facts(text: str) -> set[str]:

@@ -175,6 +175,23 @@ def test_a_dateline_on_its_own_line_is_not_quoted_as_a_sentence(assistant: Assis
     assert "CNN Business" not in answer.text, answer.text
 
 
+def test_an_outlets_mark_run_into_the_first_sentence_is_not_quoted(assistant: Assistant) -> None:
+    """ "(CNN) NASA's Artemis I ..." is quoted from "NASA": the card names the outlet."""
+    assistant.add_text(
+        "NASA sets the Artemis I launch",
+        "(CNN) NASA's Artemis I rocket is scheduled to launch on a historic mission later this "
+        "month that will go beyond the moon and return to Earth. The uncrewed flight will test "
+        "the Orion capsule before astronauts fly on it.",
+        published=date(2022, 8, 16),
+    )
+    answer = assistant.ask(
+        "Which NASA rocket will launch on a mission beyond the moon?", as_of=date(2022, 8, 18)
+    )
+    assert answer.found
+    assert answer.text.startswith("NASA's Artemis I rocket is scheduled"), answer.text
+    assert "(CNN)" not in answer.text
+
+
 def test_the_sentence_naming_the_asked_thing_is_added_when_another_quote_comes_first(
     assistant: Assistant,
 ) -> None:
