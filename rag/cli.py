@@ -114,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also score with a story as gold when any of its members is",
     )
     ev.add_argument(
+        "--answer-gold",
+        action="store_true",
+        help="also score with every article that holds the answer as gold",
+    )
+    ev.add_argument(
         "--conversations",
         nargs="?",
         const="default",

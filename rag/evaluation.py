@@ -203,6 +203,33 @@ def story_gold(
     ]
 
 
+def answer_gold(
+    questions: Sequence[Question], holders: Mapping[str, Sequence[str]]
+) -> list[Question]:
+    """The questions with every article that holds the answer as gold too (``holders``
+    maps a question id to those articles: :func:`answer_holders`).
+
+    The dataset names one or two gold articles; another outlet's report of the same event
+    often holds the answer as well, and citing it is not wrong.
+
+    >>> q = Question("q1", "?", None, "x", "x", ("a",))
+    >>> answer_gold([q], {"q1": ["c", "a"]})[0].gold_ids
+    ('a', 'c')
+    """
+    return [
+        replace(q, gold_ids=tuple(dict.fromkeys((*q.gold_ids, *holders.get(q.id, ())))))
+        for q in questions
+    ]
+
+
+def answer_holders(dataset: Path, questions: Sequence[Question]) -> dict[str, list[str]]:
+    """For each question, the corpus articles whose title or text holds its answer
+    (lenient match, as for the fair no-answer variant)."""
+    articles = {str(d["id"]): (d.get("title") or "", d.get("text") or "") for d in _corpus(dataset)}
+    index = AnswerIndex(articles)
+    return {q.id: index.holding(q.answer, q.answer_norm) for q in questions}
+
+
 def rescore(questions: Sequence[Question], results: Sequence[Result]) -> list[Result]:
     """``results`` scored again against ``questions`` (e.g. with :func:`story_gold`)."""
     by_id = {q.id: q for q in questions}
@@ -736,6 +763,15 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
         by_story = story_gold(questions, members)
         summaries.append(
             summarize(f"newsrag ({args.mode}), story as gold", by_story, rescore(by_story, results))
+        )
+    if args.answer_gold:
+        by_answer = answer_gold(questions, answer_holders(dataset, questions))
+        summaries.append(
+            summarize(
+                f"newsrag ({args.mode}), answer-bearing as gold",
+                by_answer,
+                rescore(by_answer, results),
+            )
         )
     if not args.no_anchors:
         summaries.append(summarize("BM25 1000/200", questions, run_bm25_anchor(dataset, questions)))

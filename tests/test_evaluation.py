@@ -522,6 +522,38 @@ def test_an_unknown_grid_setting_is_a_usage_error(
 
 
 @pytest.mark.slow
+def test_with_answer_gold_another_article_that_holds_the_answer_counts_as_gold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another outlet's own report of the bridge's cost (not a copy: no story) is cited
+    rightly, though the dataset names only one gold article."""
+    dataset = _dataset(tmp_path / "tiny")
+    other = {
+        "id": "other-bridge",
+        "url": "https://wire.example/bridge-cost",
+        "title": "Harbor Bridge repairs cost the city 40 million dollars",
+        "published": "2024-05-31",
+        "source": "wire.example",
+        "text": "Repairs to the Harbor Bridge cost 40 million dollars, city records show. "
+        "The bridge carries about 30,000 cars a day.",
+    }
+    with (dataset / "corpus.jsonl").open("a") as corpus:
+        corpus.write(json.dumps(other) + "\n")
+    out = tmp_path / "results"
+    args = ["eval", str(dataset), "--no-anchors", "--answer-gold", "--out", str(out)]
+    assert main(["--data-dir", str(tmp_path / "data"), *args]) == 0
+    assert "answer-bearing as gold" in capsys.readouterr().out
+    payload = json.loads(next(out.glob("eval-*.json")).read_text())
+    by_article, by_answer = payload["summaries"]
+    assert by_answer["system"] == "newsrag (extractive), answer-bearing as gold"
+    q1 = payload["per_question"]["newsrag (extractive)"][0]
+    assert "other-bridge" in q1["cited"], q1
+    assert by_article["citation_precision"] < 1.0
+    assert by_answer["citation_precision"] == 1.0
+    assert by_answer["recall_at_5"] == 1.0
+
+
+@pytest.mark.slow
 def test_with_story_gold_another_outlets_copy_of_the_gold_article_counts_as_gold(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
