@@ -94,6 +94,14 @@ class ExtractiveConfig:
     contrast_coverage: float = 0.8
 
 
+# "Which hourly amount ...?", "what percentage ...?": the noun asked for says the kind.
+_ASKS_AMOUNT = re.compile(
+    r"\b(?:which|what)\s+(?:[\w-]+\s+){0,2}?(?:amount|sum|price|cost|figure|percentage|"
+    r"percent|share|number|total|fee|fine|wage|salary)s?\b"
+)
+_ASKS_DATE = re.compile(r"\b(?:which|what)\s+(?:[\w-]+\s+){0,2}?(?:year|month|day|date)s?\b")
+
+
 def question_kind(question: str) -> str:
     """A coarse answer type: number, date, person, place or other.
 
@@ -101,11 +109,15 @@ def question_kind(question: str) -> str:
     ('number', 'person')
     >>> question_kind("Which company cut jobs?"), question_kind("What did Meloni propose?")
     ('entity', 'other')
+    >>> question_kind("The law could raise the wage to which hourly amount?")
+    'number'
+    >>> question_kind("In which year did it open?"), question_kind("What price cuts?")
+    ('date', 'number')
     """
     q = question.lower()
-    if re.search(r"\bhow (many|much|old|long|far|tall)\b|\bwhat (percentage|number|amount)", q):
+    if re.search(r"\bhow (many|much|old|long|far|tall)\b", q) or _ASKS_AMOUNT.search(q):
         return "number"
-    if re.search(r"\bwhen\b|\bwhat (year|month|day|date)\b", q):
+    if re.search(r"\bwhen\b", q) or _ASKS_DATE.search(q):
         return "date"
     if re.search(r"\bwho(m|se)?\b", q):
         return "person"

@@ -192,6 +192,29 @@ def test_an_outlets_mark_run_into_the_first_sentence_is_not_quoted(assistant: As
     assert "(CNN)" not in answer.text
 
 
+def test_which_amount_is_asked_as_a_figure_and_the_sentence_stating_it_is_quoted(
+    assistant: Assistant,
+) -> None:
+    """ "To which hourly amount?" asks for a figure, not a name: the sentence with "$22 an
+    hour" beats the lede that restates the question with names (the two are too long to
+    quote both)."""
+    assistant.add_text(
+        "California fast food law",
+        "In a move the restaurant industry warns could raise fast food prices, California's "
+        "governor signed into law a bill creating a Fast Food Council to determine standards "
+        "for pay, hours and working conditions for the state's fast food workers. Under the "
+        "legislation, the council could raise the minimum wage for fast food workers to up "
+        "to $22 an hour next year, well above the $15 an hour minimum the state sets for "
+        "employers with more than 26 workers, according to the text of the bill.",
+        published=date(2022, 9, 5),
+    )
+    answer = assistant.ask(
+        "A new California fast food law could soon raise the minimum wage to which hourly amount?",
+        as_of=date(2022, 9, 6),
+    )
+    assert "$22 an hour" in answer.text, answer.text
+
+
 def test_the_sentence_naming_the_asked_thing_is_added_when_another_quote_comes_first(
     assistant: Assistant,
 ) -> None:
