@@ -119,6 +119,7 @@ class LibraryCheck:
     missing: tuple[str, ...]  # chunk ids whose vector cannot be read
     orphans: tuple[str, ...]  # vector ids no stored chunk owns
     unfinished: tuple[str, ...]  # titles of articles an ingest left unfinished
+    unused_cache: int = 0  # cached vectors of no stored chunk (disk only, nothing lost)
     repaired: bool = False
     repair_report: IngestReport | None = None
 
@@ -140,7 +141,12 @@ class LibraryCheck:
             lines.append(f"{verb}: {len(self.orphans):,} vectors of no stored chunk")
         for title in self.unfinished:
             lines.append(f"{verb}: unfinished article {title}")
-        if not self.ok and not self.repaired:
+        if self.unused_cache:
+            done = "released" if self.repaired else "found"
+            lines.append(
+                f"{done}: {self.unused_cache:,} cached vectors of no stored chunk (disk space only)"
+            )
+        if (not self.ok or self.unused_cache) and not self.repaired:
             lines.append("run `newsrag check --repair` to fix them")
         return lines
 
@@ -313,8 +319,12 @@ class Ingestor:
             missing=tuple(missing),
             orphans=tuple(orphans),
             unfinished=tuple(f"{r.title} ({r.origin})" for r in unfinished.values()),
+            unused_cache=self.index.records.unused_cache_rows(),
         )
         report = None
+        if repair and found.unused_cache:
+            released = self.index.writer.release_unused_cache()
+            found = replace(found, unused_cache=released, repaired=True)
         if repair and not found.ok:
             if missing:
                 self.index.writer.restore_vectors(self._vectors_for(missing))
@@ -640,7 +650,9 @@ class Ingestor:
             rows.append((article, chunks, np.stack([cached[k] for k in chunk_keys])))
             for chunk, key in zip(chunks, chunk_keys, strict=True):
                 by_chunk[chunk.chunk_id] = key
-        self.index.writer.write(rows, self.version, embedding_keys=by_chunk)
+        self.index.writer.write(
+            rows, self.version, embedding_keys=by_chunk, sentences=sentences, split=SENTENCE_SPLIT
+        )
         return len(missing)
 
     def _prune(self, paths: Sequence[Path], plan: _Plan) -> list[IngestedArticle]:

@@ -99,6 +99,8 @@ CHUNKS = Table(
     # The embedding cache row holding this chunk's vector and sentence vectors.
     Column("embedding_key", Text),
     Index("chunks_article", "article_id"),
+    # Which chunks still use a cache row: a row none uses is deleted with its last chunk.
+    Index("chunks_embedding_key", "embedding_key"),
 )
 
 # One story, many outlets (rag.stories): each article's story and the MinHash signature
@@ -452,6 +454,10 @@ def create_schema(engine: Engine) -> None:
             script = _SQLITE_SCHEMA + SQLITE_LEX_POSTINGS + ";" + _sqlite_ddl(APP_TABLES)
             raw.driver_connection.executescript(script)  # type: ignore[union-attr]
             _add_missing_sqlite_columns(raw.driver_connection)
+            # After the column, which libraries of older versions gain just above.
+            raw.driver_connection.execute(  # type: ignore[union-attr]
+                "CREATE INDEX IF NOT EXISTS chunks_embedding_key ON chunks(embedding_key)"
+            )
         finally:
             raw.close()
         return
@@ -466,6 +472,9 @@ def create_schema(engine: Engine) -> None:
         con.exec_driver_sql("ALTER TABLE chunks ADD COLUMN IF NOT EXISTS embedding_key TEXT")
         # Indexes added to tables that existed before them (create_all skips those).
         con.exec_driver_sql("CREATE INDEX IF NOT EXISTS articles_url ON articles (url)")
+        con.exec_driver_sql(
+            "CREATE INDEX IF NOT EXISTS chunks_embedding_key ON chunks (embedding_key)"
+        )
         for column in _ADDED_POSTING_COLUMNS:
             con.exec_driver_sql(
                 f"ALTER TABLE lex_postings ADD COLUMN IF NOT EXISTS {column} INTEGER"

@@ -8,6 +8,8 @@ Layout 2 (this version) stores each vector once in the record database:
   chunk text is never embedded twice, the extractive answerer reads a chunk's sentence
   vectors from it, and a vector lost from the vector index is written again from it.
 - ``chunks.embedding_key`` names that row; ``chunks.sentences`` is no longer written.
+  A row is deleted with the last chunk naming it (:meth:`rag.writer.LibraryWriter.delete`
+  and the replacement of an edited article), so no vector outlives its article.
 
 Why float16 for the chunk vector: the vector index keeps the float32 vector that is
 searched; this copy is only read to restore a lost vector or to reuse an unchanged

@@ -284,6 +284,16 @@ class RecordStore(Protocol):
         sentences: Mapping[str, bytes | None] | None = None,
         split: str = "",
     ) -> None: ...
+    def embedding_keys(self, con: Connection, article_ids: Sequence[str]) -> set[str]: ...
+    def release_cache(self, con: Connection, keys: Iterable[str] | None = None) -> int: ...
+    def unused_cache_rows(self) -> int: ...
+    def keep_cached(
+        self,
+        con: Connection,
+        vectors: Mapping[str, np.ndarray],
+        sentences: Mapping[str, bytes | None] | None = None,
+        split: str = "",
+    ) -> int: ...
     def mark(
         self, con: Connection, articles: Sequence[Article], status: str, version: str = ""
     ) -> None: ...
@@ -741,6 +751,66 @@ class SqlRecordStore:
             for batch in batches(rows):
                 upsert(con, EMBEDDING_CACHE, batch, ["key"])
 
+    def embedding_keys(self, con: Connection, article_ids: Sequence[str]) -> set[str]:
+        """The embedding cache rows the articles' chunks name."""
+        keys: set[str] = set()
+        for batch in batches(list(article_ids)):
+            query = select(C.embedding_key).where(
+                C.article_id.in_(batch), C.embedding_key.is_not(None)
+            )
+            keys.update(con.execute(query).scalars())
+        return keys
+
+    def release_cache(self, con: Connection, keys: Iterable[str] | None = None) -> int:
+        """Delete the cache rows among ``keys`` (every row when None) that no chunk names
+        any more: a deleted or changed article's vectors leave the disk with it. Returns
+        how many rows were deleted."""
+        unused = ~select(C.chunk_id).where(C.embedding_key == E.key).exists()
+        if keys is None:
+            return int(con.execute(delete(EMBEDDING_CACHE).where(unused)).rowcount or 0)
+        deleted = 0
+        for batch in batches(sorted(set(keys))):
+            result = con.execute(delete(EMBEDDING_CACHE).where(E.key.in_(batch), unused))
+            deleted += int(result.rowcount or 0)
+        return deleted
+
+    def unused_cache_rows(self) -> int:
+        """How many cache rows no chunk names (left by versions before 2026-12-08, which
+        never deleted them, or by a reset library)."""
+        unused = ~select(C.chunk_id).where(C.embedding_key == E.key).exists()
+        return int(
+            self._rows(select(func.count()).select_from(EMBEDDING_CACHE).where(unused))[0][0]
+        )
+
+    def keep_cached(
+        self,
+        con: Connection,
+        vectors: Mapping[str, np.ndarray],
+        sentences: Mapping[str, bytes | None] | None = None,
+        split: str = "",
+    ) -> int:
+        """Write again the cache rows among ``vectors`` (by key) that are gone: another
+        process may have released a row this one read before it wrote the chunks naming
+        it. Returns how many rows were written."""
+        wanted = list(vectors)
+        present: set[str] = set()
+        for batch in batches(wanted):
+            present.update(con.execute(select(E.key).where(E.key.in_(batch))).scalars())
+        sentences = sentences or {}
+        rows = [
+            {
+                "key": key,
+                "vector": encode_vector(vectors[key]),
+                "sentences": sentences.get(key),
+                "split": split,
+            }
+            for key in wanted
+            if key not in present
+        ]
+        for batch in batches(rows):
+            upsert(con, EMBEDDING_CACHE, batch, ["key"])
+        return len(rows)
+
     # -- writes (in the caller's transaction) -----------------------------------------
 
     def mark(
@@ -806,7 +876,8 @@ class SqlRecordStore:
             con.execute(delete(STORY_BANDS).where(B.article_id.in_(batch)))
 
     def clear(self, con: Connection) -> None:
-        """Forget every article and chunk (the embedding cache stays)."""
+        """Forget every article and chunk (the embedding cache stays: a reset library is
+        usually ingested again, and :meth:`release_cache` deletes what is not)."""
         con.execute(delete(CHUNKS))
         con.execute(delete(ARTICLES))
         con.execute(delete(STORIES))

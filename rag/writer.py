@@ -133,20 +133,26 @@ class LibraryWriter:
         batch: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]],
         version: str = "",
         embedding_keys: Mapping[str, str] | None = None,
+        sentences: Mapping[str, bytes | None] | None = None,
+        split: str = "",
     ) -> None:
         """Store articles with their chunks and chunk vectors, replacing older versions
         (see the module docstring for the protocol). ``embedding_keys`` names, by chunk
-        id, the embedding cache row that holds the chunk's vector and sentence vectors."""
+        id, the embedding cache row that holds the chunk's vector and sentence vectors;
+        ``sentences`` (by cache key, packed under the sentence split ``split``) are
+        written with a row that another process released meanwhile."""
         if not batch:
             return
         with self.lock.exclusive("store articles"):
-            self._write(batch, version, embedding_keys or {})
+            self._write(batch, version, embedding_keys or {}, sentences or {}, split)
 
     def _write(
         self,
         batch: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]],
         version: str,
         embedding_keys: Mapping[str, str],
+        sentences: Mapping[str, bytes | None],
+        split: str,
     ) -> None:
         self._sync_for_write()
         previous = self.records.get_records(a.article_id for a, _, _ in batch)
@@ -206,7 +212,14 @@ class LibraryWriter:
             [lexical.analyze(article.title, chunk.text) for chunk in chunks]
             for article, chunks, _ in batch
         ]
+        cached = {
+            embedding_keys[chunk.chunk_id]: vec
+            for _, chunks, vecs in batch
+            for chunk, vec in zip(chunks, vecs, strict=True)
+            if chunk.chunk_id in embedding_keys
+        }
         with self.records.transaction() as con:
+            freed = self.records.embedding_keys(con, ids)
             self._delete_chunks(con, ids)
             doc = self.lexical.next_doc(con)
             postings: list[tuple[int, lexical.Analyzed]] = []
@@ -227,6 +240,10 @@ class LibraryWriter:
                 self.records.insert_chunks(con, article.article_id, rows)
                 self.records.complete(con, article, len(chunks), version)
             self.lexical.add(con, postings)
+            # The cache rows the new chunks name exist (another process may have released
+            # one since this one read it), and those of replaced chunks go if unused.
+            self.records.keep_cached(con, cached, sentences, split)
+            self.records.release_cache(con, freed - cached.keys())
             self.records.bump_generation(con)
         self.seen_generation = self.records.generation()
 
@@ -247,11 +264,22 @@ class LibraryWriter:
             for article_id in ids:
                 self.vectors.delete_where({META_ARTICLE_ID: article_id})
             with self.records.transaction() as con:
+                freed = self.records.embedding_keys(con, ids)
                 self._delete_chunks(con, ids)
                 self.records.delete_articles(con, ids)
+                # Their vectors leave the disk with them (the cache rows no other uses).
+                self.records.release_cache(con, freed)
                 self.records.bump_generation(con)
             self.seen_generation = self.records.generation()
         return len(known)
+
+    def release_unused_cache(self) -> int:
+        """Delete the embedding cache rows no stored chunk names; returns how many."""
+        with (
+            self.lock.exclusive("release unused cached vectors"),
+            self.records.transaction() as con,
+        ):
+            return self.records.release_cache(con)
 
     def reset(self) -> None:
         """Empty the vector index, the records and the postings (the cache stays)."""

@@ -29,6 +29,41 @@ def test_ingest_then_ask_prints_a_cited_answer(
     assert "[1] Italian PM proposes extending NATO's Article 5" in out
 
 
+def test_check_finds_cached_vectors_an_older_version_left_and_repair_releases_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Versions before 2026-12-08 never deleted a cached vector: a library they wrote
+    keeps the vectors of every edited or deleted article. `check` says so (nothing is
+    lost, so it passes), `check --repair` deletes them and keeps every stored chunk's."""
+    import sqlite3
+
+    import numpy as np
+
+    from rag.layout import encode_vector
+
+    data = tmp_path / "data"
+    assert main(["--data-dir", str(data), "ingest", str(SEEDS)]) == 0
+    database = next(data.glob("*.sqlite3"))
+    with sqlite3.connect(database) as con:  # as an older version left them
+        con.executemany(
+            "INSERT INTO embedding_cache (key, vector) VALUES (?, ?)",
+            [(f"old-{n}", encode_vector(np.ones(384, dtype=np.float32))) for n in range(7)],
+        )
+    capsys.readouterr()
+    assert main(["--data-dir", str(data), "check"]) == 0
+    out = capsys.readouterr().out
+    assert "found: 7 cached vectors of no stored chunk (disk space only)" in out
+    assert "newsrag check --repair" in out
+    assert main(["--data-dir", str(data), "check", "--repair"]) == 0
+    assert "released: 7 cached vectors of no stored chunk" in capsys.readouterr().out
+    with sqlite3.connect(database) as con:
+        keys = {k for (k,) in con.execute("SELECT key FROM embedding_cache")}
+        named = {k for (k,) in con.execute("SELECT embedding_key FROM chunks")}
+    assert keys == named and len(keys) >= 1
+    assert main(["--data-dir", str(data), "ask", "what did Meloni propose?"]) == 0
+    assert "Article 5" in capsys.readouterr().out
+
+
 def test_ask_as_json_has_the_answer_and_its_sources(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

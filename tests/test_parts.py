@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -24,6 +25,7 @@ import pytest
 from sqlalchemy import delete, func, insert, select
 
 from rag import lexical
+from rag.assistant import Assistant
 from rag.components import build_index, build_vector_index
 from rag.database import CHUNKS, EMBEDDING_CACHE, LEX_META, LEX_POSTINGS, LIBRARY_STATE
 from rag.embeddings import LocalEmbeddings
@@ -318,6 +320,70 @@ def test_chunks_with_the_same_text_share_one_copy_of_its_vectors_in_the_record_s
     np.testing.assert_array_equal(vector, np.ones(4))
 
 
+def _cache_rows(records: SqlRecordStore) -> dict[str, bytes | None]:
+    with records.engine.connect() as con:
+        return dict(con.execute(select(EMBEDDING_CACHE.c.key, EMBEDDING_CACHE.c.sentences)).all())
+
+
+def _chunk_keys(records: SqlRecordStore) -> dict[str, str]:
+    with records.engine.connect() as con:
+        return dict(con.execute(select(CHUNKS.c.chunk_id, CHUNKS.c.embedding_key)).all())
+
+
+def test_a_changed_or_deleted_articles_vectors_leave_the_record_database_with_it(
+    database_url: str, tmp_path: Path, assistant_factory: Callable[..., Assistant]
+) -> None:
+    """Each edit of a followed article used to leave its old vectors in the embedding
+    cache for good (5 edits of a 3-chunk article: 15 rows), and a deleted article's
+    stayed too. Now the cache holds the vectors of the stored chunks, each readable."""
+    assistant = assistant_factory(make_settings(tmp_path / "data", database_url=database_url))
+    records = assistant.records
+    body = "The harbor council met on {day} to discuss the new ferry line. " * 12
+    other = "Pelicans gathered at the salt lake, the park rangers said on Sunday. " * 12
+    assistant.add_text("Ferry plans", body.format(day="Monday"))
+    assistant.add_text("Pelicans at the lake", other)
+    for day in ("Tuesday", "Wednesday", "Thursday"):
+        assistant.add_text("Ferry plans", body.format(day=day))
+    keys = _chunk_keys(records)
+    rows = _cache_rows(records)
+    assert set(rows) == set(keys.values()), "exactly the vectors of the stored chunks"
+    assert all(packed is not None for packed in rows.values()), "with their sentence vectors"
+    cached, _ = records.cached_vectors(list(keys.values()))
+    assert set(cached) == set(keys.values())
+    assert records.unused_cache_rows() == 0
+
+    ferry = next(r.article_id for r in records.get_records().values() if r.title == "Ferry plans")
+    assert assistant.delete_article(ferry)
+    assert set(_cache_rows(records)) == set(_chunk_keys(records).values())
+    answer = assistant.ask("Where did the pelicans gather?")
+    assert answer.found and "salt lake" in answer.text, answer.text
+
+
+def test_a_cache_row_released_by_another_process_meanwhile_is_written_again_with_the_chunk(
+    index: Library,
+) -> None:
+    """Ingest reads the cache before it takes the library lock: another process may delete
+    a row it read (its last chunk went) before this one writes the chunk naming it."""
+    article, chunks = _article(3, "Otters held hands in the kelp forest.")
+    vector = np.full((len(chunks), 4), 0.5, dtype=np.float32)
+    packed = pack_rows(np.eye(2, 4, dtype=np.float32))
+    index.records.cache_vectors({"k-otters": vector[0]}, {"k-otters": packed}, split="s1")
+    with index.records.transaction() as con:  # the other process's release
+        assert index.records.release_cache(con, ["k-otters"]) == 1
+    index.writer.write(
+        [(article, chunks, vector)],
+        embedding_keys={c.chunk_id: "k-otters" for c in chunks},
+        sentences={"k-otters": packed},
+        split="s1",
+    )
+    cached, sentences = index.records.cached_vectors(["k-otters"], split="s1")
+    np.testing.assert_array_equal(cached["k-otters"], vector[0])
+    assert sentences == {"k-otters": packed}
+    np.testing.assert_allclose(
+        index.records.sentence_vectors([chunks[0].chunk_id])[chunks[0].chunk_id], np.eye(2, 4)
+    )
+
+
 def test_a_record_database_of_the_older_layout_is_upgraded_on_open_with_nothing_lost(
     records: SqlRecordStore, database_url: str
 ) -> None:
@@ -354,7 +420,9 @@ def test_a_record_database_of_the_older_layout_is_upgraded_on_open_with_nothing_
         )
         records.complete(con, article, len(chunks))
         con.execute(delete(LIBRARY_STATE).where(LIBRARY_STATE.c.key == "layout"))
-        con.exec_driver_sql("ALTER TABLE chunks DROP COLUMN embedding_key")  # not in layout 1
+        # Not in layout 1, nor its index.
+        con.exec_driver_sql("DROP INDEX IF EXISTS chunks_embedding_key")
+        con.exec_driver_sql("ALTER TABLE chunks DROP COLUMN embedding_key")
     records.close()
     upgraded = open_record_store(database_url)
     with upgraded.engine.connect() as con:
