@@ -491,7 +491,7 @@ def half_label(questions: Sequence[Question]) -> str:
     if not dates:
         return "no dated questions"
     weeks = len({week_of(d) for d in dates})
-    return f"weeks {dates[0]}..{dates[-1]} ({weeks} weeks)"
+    return f"weeks {dates[0]}..{dates[-1]} ({weeks} week{'s' if weeks != 1 else ''})"
 
 
 def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
@@ -764,15 +764,11 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
         summaries.append(
             summarize(f"newsrag ({args.mode}), story as gold", by_story, rescore(by_story, results))
         )
+    answer_view: tuple[list[Question], list[Result]] | None = None
     if args.answer_gold:
         by_answer = answer_gold(questions, answer_holders(dataset, questions))
-        summaries.append(
-            summarize(
-                f"newsrag ({args.mode}), answer-bearing as gold",
-                by_answer,
-                rescore(by_answer, results),
-            )
-        )
+        answer_view = (by_answer, rescore(by_answer, results))
+        summaries.append(summarize(f"newsrag ({args.mode}), answer-bearing as gold", *answer_view))
     if not args.no_anchors:
         summaries.append(summarize("BM25 1000/200", questions, run_bm25_anchor(dataset, questions)))
         summaries.append(
@@ -797,7 +793,7 @@ def run_cli(args: argparse.Namespace, settings: Settings) -> int:
         )
     payload: dict[str, Any] = {}
     if args.split_weeks or grid:
-        sections += _weeks_sections(assistant, questions, results, grid, fair, payload)
+        sections += _weeks_sections(assistant, questions, results, grid, fair, payload, answer_view)
     if args.undated:
         sections.append(_undated_section(assistant, questions, results, payload))
     if conversations:
@@ -832,10 +828,20 @@ def _weeks_sections(
     grid: Mapping[str, Sequence[Any]],
     fair: Mapping[str, tuple[str, ...]] | None,
     payload: dict[str, Any],
+    answer_view: tuple[list[Question], list[Result]] | None = None,
 ) -> list[tuple[str, str]]:
-    """The halves with the shipped settings; with a grid, the held-out figures too."""
+    """The halves with the shipped settings; with a grid, the held-out figures too.
+    With ``answer_view`` (questions and results with answer-bearing articles as gold),
+    each half is also shown that way."""
     halves = split_weeks(questions)
     rows = [(half_label(h), _subset(assistant.mode_label, h, results)) for h in halves]
+    if answer_view is not None:
+        by_answer, rescored = answer_view
+        for half in halves:
+            ids = {q.id for q in half}
+            view = [q for q in by_answer if q.id in ids]
+            label = f"{half_label(half)}, answer-bearing as gold"
+            rows.append((label, _subset(assistant.mode_label, view, rescored)))
     sections = [("per half of the weeks (shipped settings)", compact_table(rows, "half"))]
     if not grid:
         return sections

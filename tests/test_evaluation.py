@@ -540,9 +540,11 @@ def test_with_answer_gold_another_article_that_holds_the_answer_counts_as_gold(
     with (dataset / "corpus.jsonl").open("a") as corpus:
         corpus.write(json.dumps(other) + "\n")
     out = tmp_path / "results"
-    args = ["eval", str(dataset), "--no-anchors", "--answer-gold", "--out", str(out)]
-    assert main(["--data-dir", str(tmp_path / "data"), *args]) == 0
-    assert "answer-bearing as gold" in capsys.readouterr().out
+    args = ["eval", str(dataset), "--no-anchors", "--answer-gold", "--split-weeks"]
+    assert main(["--data-dir", str(tmp_path / "data"), *args, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| newsrag (extractive), answer-bearing as gold | 2 |" in printed
+    assert "| weeks 2024-06-01..2024-06-01 (1 week), answer-bearing as gold | 2 |" in printed
     payload = json.loads(next(out.glob("eval-*.json")).read_text())
     by_article, by_answer = payload["summaries"]
     assert by_answer["system"] == "newsrag (extractive), answer-bearing as gold"
