@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from playwright.sync_api import (
     Dialog,
     Locator,
     Page,
+    Request,
     expect,
     sync_playwright,
 )
@@ -150,6 +152,31 @@ class Watched:
     page: Page
     errors: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
+    pending: set[Request] = field(default_factory=set)  # requests still in flight
+
+    def settle(self, seconds: float = 30, *, strict: bool = True) -> None:
+        """Wait until the server has answered every request of the page; fail after
+        ``seconds`` when ``strict``, else go on.
+
+        Closing or reloading the page aborts what is in flight, and Gradio logs that as a
+        console error ("AbortError", "Connection errored out"): a conversation update
+        still streaming when a test reloads or ends is the test's doing, not the app's.
+        """
+        deadline = time.monotonic() + seconds
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            if self.pending:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= 0.5:
+                return
+            self.page.wait_for_timeout(50)
+        if strict:
+            urls = [r.url for r in self.pending]
+            pytest.fail(f"requests still in flight after {seconds:.0f} s: {urls}")
+
+    def reload(self) -> None:
+        self.settle()
+        self.page.reload()
 
 
 def _watch(browser: Browser, url: str) -> Iterator[Watched]:
@@ -166,11 +193,21 @@ def _watch(browser: Browser, url: str) -> Iterator[Watched]:
         dialog.dismiss()
 
     page.on("console", on_console)
+    # Gradio's heartbeat stays open for the page's life: only the rest is work in flight.
+    page.on(
+        "request",
+        lambda request: None if "/heartbeat/" in request.url else seen.pending.add(request),
+    )
+    page.on("requestfinished", lambda request: seen.pending.discard(request))
+    page.on("requestfailed", lambda request: seen.pending.discard(request))
     page.on("pageerror", lambda exc: seen.errors.append(f"pageerror: {exc}"))
     page.on("dialog", on_dialog)
     page.goto(url)
     expect(page.locator("#question textarea")).to_be_visible(timeout=30_000)
     yield seen
+    # A test that ends with a reply still streaming (a slow answer, a stopped one) is
+    # closed after 10 s anyway, as before.
+    seen.settle(10, strict=False)
     context.close()
     # No filtering: the app loads nothing from outside the loopback server, so any error
     # here is ours (a broken script, a failed request, an injected <img>...).
@@ -540,7 +577,7 @@ def test_conversations_are_saved_reopened_after_a_reload_renamed_exported_and_de
     expect(saved).to_have_count(1)
     expect(saved.first).to_contain_text("what did Meloni propose?")
 
-    page.reload()
+    watched.reload()
     expect(bots).to_have_count(2, timeout=30_000)  # the open conversation is restored
     expect(bots.first).to_contain_text("Article 5")
     expect(page.locator("#sources #src-2-1")).to_be_visible()  # with its cards
@@ -576,7 +613,7 @@ def test_conversations_are_saved_reopened_after_a_reload_renamed_exported_and_de
     page.locator("#delete-conversation").click()
     expect(bots).to_have_count(0)
     expect(saved).to_have_count(1)
-    page.reload()
+    watched.reload()
     expect(saved).to_have_count(1, timeout=30_000)
     expect(saved.first).to_contain_text("who won the 2022 World Cup?")
     expect(bots).to_have_count(0)
@@ -1109,7 +1146,7 @@ def test_retry_answers_the_last_question_again_with_the_answer_mode_and_sources_
     expect(page.locator("#sources #answer-2 .source-card").nth(1)).to_be_visible()  # >1
 
     # The saved conversation holds the new answer in the old one's place.
-    page.reload()
+    slow.reload()
     expect(bots).to_have_count(2, timeout=30_000)
     expect(bots.first).not_to_contain_text(SLOW_REPLY)
     expect(bots.first).to_contain_text("million euros")
