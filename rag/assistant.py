@@ -21,7 +21,7 @@ from rag.conversation import (
     focus_question,
     rule_query,
 )
-from rag.dates import format_day, format_range, resolve_window
+from rag.dates import format_day, format_range, month_without_year, resolve_window
 from rag.embeddings import embeddings_key, max_tokens_for, token_counter_for
 from rag.errors import ConfigError, QuestionError, disk_full_as_error
 from rag.extractive import ExtractiveAnswerer, ExtractiveConfig, bm25_idf
@@ -270,8 +270,13 @@ class Assistant:
         if found is None:
             return default
         newest = self.records.newest_published(min(found.end, cap), found.start)
-        if newest is None and found.strict and default.recent < as_of:
-            # "in June" asked of an archive: the June the library has, not this year's.
+        if (
+            newest is None
+            and (found.strict or month_without_year(found))
+            and default.recent < as_of
+        ):
+            # "in June" or "the June rate hike" asked of an archive: the June the library
+            # has, not this year's ("last week" stays this week: it says which one).
             again = resolve_window(question, default.recent)
             if again is not None:
                 found = again

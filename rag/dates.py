@@ -167,6 +167,23 @@ def resolve_window(question: str, as_of: date) -> DateWindow | None:
     return DateWindow(start, end, _label(start, end, strict), phrase, strict)
 
 
+def month_without_year(window: DateWindow) -> bool:
+    """Whether ``window`` comes from a month named without a year ("the Fed's June rate
+    hike", "since March", "on 15 June"): its year is the as-of's only because nothing
+    said otherwise, so an archive's latest such month may be the one meant.
+
+    >>> month_without_year(resolve_window("the June rate hike?", date(2026, 12, 8)))
+    True
+    >>> month_without_year(resolve_window("the hike in June 2022?", date(2026, 12, 8)))
+    False
+    >>> month_without_year(resolve_window("what happened last week?", date(2026, 12, 8)))
+    False
+    """
+    words = [w.lower().strip(",.?!;:'’\"()") for w in window.phrase.split()]
+    named = any(w in _MONTHS or w in _MONTH_ABBR for w in words)
+    return named and not any(_YEAR.match(w) for w in words)
+
+
 def _found(question: str, as_of: date) -> list[tuple[str, int]]:
     """(span, offset) of each date expression dateparser finds in ``question``."""
     try:

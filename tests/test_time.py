@@ -219,6 +219,16 @@ def test_a_month_without_a_year_means_the_one_the_archive_holds(fed: Assistant) 
     assert answer.window is not None and answer.window.label == "articles from March 2022"
 
 
+def test_a_month_named_in_passing_means_the_one_the_archive_holds(fed: Assistant) -> None:
+    """Issue 12's "What did Powell say about the Fed's June rate hike?" asked in 2026 of
+    a 2022 archive searched June 2026, found nothing, and quoted a 2018 article."""
+    fed.today = lambda: date(2026, 11, 27)
+    answer = fed.ask("What did Powell say about the Fed's June rate hike?")
+    assert answer.window is not None and answer.window.label == "articles from 1-17 June 2022 first"
+    assert answer.sources[0].published == JUNE, answer.text
+    assert "another large increase could come in July" in answer.text
+
+
 @pytest.mark.slow
 def test_a_window_the_library_has_nothing_from_is_said_and_not_applied(fed: Assistant) -> None:
     answer = fed.ask("How much did the Fed raise interest rates in 2019?")
