@@ -1671,23 +1671,36 @@ class ChatApp:
         )
         return table, line, [r.article_id for r in shown.rows], shown.page
 
-    def row_article(self, ids: Sequence[str], row: int, clicked: str | None) -> str | None:
+    def row_article(
+        self, ids: Sequence[str], row: int, clicked: Sequence[Any] | str | None
+    ) -> str | None:
         """The article of the table row a reader clicked: ``ids`` are the rows' article
-        ids as the server holds them, ``clicked`` the title in the row clicked.
+        ids as the server holds them, ``clicked`` the values of the row clicked (its
+        title, outlet and date as shown; a title alone is accepted too).
 
         A search's or page's reply can reach the server between the click and its
         handling: ``ids`` then belong to the new page, and its row ``row`` to another
-        article. The clicked title says which one was meant: the article of the new page
-        with that title, or None when the new page no longer holds it.
+        article. The clicked row says which one was meant: the article of the new page
+        shown with the same title, outlet and date (two outlets' copies of a story share
+        a title), or None when the new page no longer holds it.
         """
         if not 0 <= row < len(ids):
             return None
         if clicked is None:
             return ids[row]
-        titles = {i: r.title for i, r in self.assistant.records.get_records(ids).items()}
-        if titles.get(ids[row]) == clicked:
+        wanted = (clicked,) if isinstance(clicked, str) else tuple(str(v) for v in clicked[:3])
+        records = self.assistant.records.get_records(ids)
+
+        def shown(article_id: str) -> tuple[str, ...] | None:
+            record = records.get(article_id)
+            if record is None:
+                return None
+            day = record.published.isoformat() if record.published else ""
+            return (record.title, self.outlet_of(record), day)[: len(wanted)]
+
+        if shown(ids[row]) == wanted:
             return ids[row]
-        return next((i for i in ids if titles.get(i) == clicked), None)
+        return next((i for i in ids if shown(i) == wanted), None)
 
     def read_article(self, article_id: str) -> str:
         """The article in full, as HTML (escaped): title, outlet, dates, paragraphs."""
@@ -2552,7 +2565,7 @@ def build_ui(assistant: Assistant, upload_dir: Path | None = None) -> gr.Blocks:
 
         def on_row(ids: list[str], event: gr.SelectData) -> list[Any]:
             row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
-            clicked = event.row_value[0] if event.row_value else None
+            clicked = event.row_value or None
             article_id = chat.row_article(ids, row, clicked) if isinstance(row, int) else None
             if article_id is None:
                 return [gr.skip(), gr.skip(), gr.skip(), gr.skip()]

@@ -568,3 +568,36 @@ def test_a_row_clicked_just_before_a_search_reply_opens_the_article_clicked_or_n
     # An article the new page does not hold: nothing opens.
     assert chat.row_article(ids, 0, "Italian PM proposes extending NATO's Article 5") is None
     assert chat.row_article(ids, 7, "Quillmoor notice 1") is None
+
+
+def test_a_clicked_row_opens_its_own_outlets_copy_of_a_shared_title(
+    chat: app.ChatApp, tmp_path: Path
+) -> None:
+    """Two outlets' reports under one title: the row's outlet and date say which one
+    was clicked, also when the page changed between the click and its handling."""
+    feed = tmp_path / "ferry.jsonl"
+    feed.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "id": outlet,
+                    "url": f"https://{outlet}.example/ferry",
+                    "title": "Ferry line approved",
+                    "source": outlet,
+                    "published": day,
+                    "text": f"The council approved the ferry line, {outlet} reports. {extra}",
+                }
+            )
+            for outlet, day, extra in (
+                ("harbor-news", "2024-05-02", "Boats start in June."),
+                ("quay-times", "2024-05-03", "The first crossing is planned for summer."),
+            )
+        )
+    )
+    assert len(chat.assistant.ingest([feed]).added) == 2
+    rows, _, ids, _ = chat.library_table("ferry", "published")
+    assert [r[1] for r in rows] == ["quay-times", "harbor-news"]
+    assert chat.row_article(ids, 1, rows[1]) == ids[1]
+    assert chat.row_article(ids, 0, rows[1]) == ids[1], "the page moved: found by outlet"
+    assert chat.row_article(ids, 1, rows[0]) == ids[0]
+    assert chat.row_article(ids, 0, ["Ferry line approved", "other-outlet", "2024-05-02"]) is None
