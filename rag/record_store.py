@@ -325,6 +325,31 @@ class RecordStore(Protocol):
     def close(self) -> None: ...
 
 
+# A cache row no chunk names (any more): its article was deleted or changed.
+_UNUSED_ROW = ~select(C.chunk_id).where(C.embedding_key == E.key).exists()
+
+
+def _put_cache(
+    con: Connection,
+    vectors: Mapping[str, np.ndarray],
+    sentences: Mapping[str, bytes | None],
+    split: str,
+) -> None:
+    """Write cache rows: each chunk vector as float16 (:func:`rag.layout.encode_vector`),
+    with its sentence vectors packed under the sentence split ``split``."""
+    rows = [
+        {
+            "key": key,
+            "vector": encode_vector(vector),
+            "sentences": sentences.get(key),
+            "split": split,
+        }
+        for key, vector in vectors.items()
+    ]
+    for batch in batches(rows):
+        upsert(con, EMBEDDING_CACHE, batch, ["key"])
+
+
 class SqlRecordStore:
     """The record store on a SQLAlchemy engine (SQLite or Postgres).
 
@@ -737,19 +762,8 @@ class SqlRecordStore:
         their sentence vectors packed by :func:`pack_rows` under the sentence split
         ``split``. Chunks name their row (:attr:`ChunkRow.embedding_key`): this is the
         record database's only copy of both."""
-        sentences = sentences or {}
-        rows = [
-            {
-                "key": key,
-                "vector": encode_vector(vector),
-                "sentences": sentences.get(key),
-                "split": split,
-            }
-            for key, vector in vectors.items()
-        ]
         with self.transaction() as con:
-            for batch in batches(rows):
-                upsert(con, EMBEDDING_CACHE, batch, ["key"])
+            _put_cache(con, vectors, sentences or {}, split)
 
     def embedding_keys(self, con: Connection, article_ids: Sequence[str]) -> set[str]:
         """The embedding cache rows the articles' chunks name."""
@@ -765,22 +779,19 @@ class SqlRecordStore:
         """Delete the cache rows among ``keys`` (every row when None) that no chunk names
         any more: a deleted or changed article's vectors leave the disk with it. Returns
         how many rows were deleted."""
-        unused = ~select(C.chunk_id).where(C.embedding_key == E.key).exists()
         if keys is None:
-            return int(con.execute(delete(EMBEDDING_CACHE).where(unused)).rowcount or 0)
+            return int(con.execute(delete(EMBEDDING_CACHE).where(_UNUSED_ROW)).rowcount or 0)
         deleted = 0
         for batch in batches(sorted(set(keys))):
-            result = con.execute(delete(EMBEDDING_CACHE).where(E.key.in_(batch), unused))
+            result = con.execute(delete(EMBEDDING_CACHE).where(E.key.in_(batch), _UNUSED_ROW))
             deleted += int(result.rowcount or 0)
         return deleted
 
     def unused_cache_rows(self) -> int:
         """How many cache rows no chunk names (left by versions before 2026-12-08, which
         never deleted them, or by a reset library)."""
-        unused = ~select(C.chunk_id).where(C.embedding_key == E.key).exists()
-        return int(
-            self._rows(select(func.count()).select_from(EMBEDDING_CACHE).where(unused))[0][0]
-        )
+        count = select(func.count()).select_from(EMBEDDING_CACHE).where(_UNUSED_ROW)
+        return int(self._rows(count)[0][0])
 
     def keep_cached(
         self,
@@ -792,24 +803,12 @@ class SqlRecordStore:
         """Write again the cache rows among ``vectors`` (by key) that are gone: another
         process may have released a row this one read before it wrote the chunks naming
         it. Returns how many rows were written."""
-        wanted = list(vectors)
         present: set[str] = set()
-        for batch in batches(wanted):
+        for batch in batches(list(vectors)):
             present.update(con.execute(select(E.key).where(E.key.in_(batch))).scalars())
-        sentences = sentences or {}
-        rows = [
-            {
-                "key": key,
-                "vector": encode_vector(vectors[key]),
-                "sentences": sentences.get(key),
-                "split": split,
-            }
-            for key in wanted
-            if key not in present
-        ]
-        for batch in batches(rows):
-            upsert(con, EMBEDDING_CACHE, batch, ["key"])
-        return len(rows)
+        gone = {key: vector for key, vector in vectors.items() if key not in present}
+        _put_cache(con, gone, sentences or {}, split)
+        return len(gone)
 
     # -- writes (in the caller's transaction) -----------------------------------------
 
