@@ -219,8 +219,7 @@ class LibraryWriter:
             if chunk.chunk_id in embedding_keys
         }
         with self.records.transaction() as con:
-            freed = self.records.embedding_keys(con, ids)
-            self._delete_chunks(con, ids)
+            freed = self._delete_chunks(con, ids)
             doc = self.lexical.next_doc(con)
             postings: list[tuple[int, lexical.Analyzed]] = []
             for (article, chunks, _), terms in zip(batch, analyzed, strict=True):
@@ -247,9 +246,13 @@ class LibraryWriter:
             self.records.bump_generation(con)
         self.seen_generation = self.records.generation()
 
-    def _delete_chunks(self, con: Any, article_ids: Sequence[str]) -> None:
+    def _delete_chunks(self, con: Any, article_ids: Sequence[str]) -> set[str]:
+        """Delete the articles' chunks and their postings; returns the embedding cache
+        rows they named (to release once nothing names them)."""
+        freed = self.records.embedding_keys(con, article_ids)
         chunks, length, terms = self.records.delete_chunks(con, article_ids)
         self.lexical.forget(con, chunks, length, terms)
+        return freed
 
     def delete(self, article_ids: Sequence[str]) -> int:
         """Remove articles and all their chunks; returns how many articles were known."""
@@ -264,8 +267,7 @@ class LibraryWriter:
             for article_id in ids:
                 self.vectors.delete_where({META_ARTICLE_ID: article_id})
             with self.records.transaction() as con:
-                freed = self.records.embedding_keys(con, ids)
-                self._delete_chunks(con, ids)
+                freed = self._delete_chunks(con, ids)
                 self.records.delete_articles(con, ids)
                 # Their vectors leave the disk with them (the cache rows no other uses).
                 self.records.release_cache(con, freed)
