@@ -179,7 +179,7 @@ def month_without_year(window: DateWindow) -> bool:
     >>> month_without_year(resolve_window("what happened last week?", date(2026, 12, 8)))
     False
     """
-    words = [w.lower().strip(",.?!;:'’\"()") for w in window.phrase.split()]
+    words = _tokens(window.phrase)
     named = any(w in _MONTHS or w in _MONTH_ABBR for w in words)
     return named and not any(_YEAR.match(w) for w in words)
 
@@ -233,8 +233,13 @@ def _grow(question: str, start: int, end: int) -> tuple[int, int]:
     return min(start, tokens[first][0]), max(end, tokens[last][1])
 
 
+def _tokens(span: str) -> list[str]:
+    """The words of a date expression, lowercased, without punctuation around them."""
+    return [t.lower().strip(",.?!;:'’\"()") for t in span.split()]
+
+
 def _window(question: str, span: str, offset: int, as_of: date) -> DateWindow | None:
-    tokens = [t.lower().strip(",.?!;:'’\"()") for t in span.split()]
+    tokens = _tokens(span)
     before_words = re.findall(r"[\w']+", question[:offset].lower())
     lead = before_words[-1] if before_words else ""
     after_words = re.findall(r"[\w']+", question[offset + len(span) :].lower())

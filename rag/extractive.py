@@ -270,7 +270,7 @@ class ExtractiveAnswerer:
                     0,
                 )
                 for position, (start, end) in enumerate(spans):
-                    text = _without_dateline(chunk_text[start:end])
+                    text = _without_wire_mark(chunk_text[start:end])
                     key = " ".join(text.lower().split())
                     if key in seen or len(text) < 20 or _DATELINE.search(text):
                         continue  # a dateline on its own line is not a sentence to quote
@@ -420,6 +420,7 @@ class ExtractiveAnswerer:
         chosen = [best]
         length = len(best.text)
         asked = _facts(question)
+        stated = _facts(best.text)  # the names and figures the quotes chosen state
 
         def follows(c: _Candidate) -> bool:
             if c.hit.article_id != best.hit.article_id:
@@ -441,12 +442,9 @@ class ExtractiveAnswerer:
                 continue
             if length + len(c.text) > self.config.max_chars:
                 continue
-            facts = _facts(c.text) - asked
-            if (
-                c.hit.article_id != best.hit.article_id
-                and facts
-                and facts <= set().union(*(_facts(x.text) for x in chosen))
-            ):
+            facts = _facts(c.text)
+            fresh = facts - asked
+            if c.hit.article_id != best.hit.article_id and fresh and fresh <= stated:
                 # Another outlet's report of the same names and figures: one more
                 # citation that adds nothing to read and may not be the source the
                 # reader wants (citation precision on RealTime QA dev: docs/BENCHMARKS.md,
@@ -454,6 +452,7 @@ class ExtractiveAnswerer:
                 # ("a maple breakfast sandwich"), so it is kept.
                 continue
             chosen.append(c)
+            stated |= facts
             length += len(c.text)
         # Keep quotes from one article in reading order.
         chosen.sort(key=lambda c: (c.hit_rank, c.chunk_index, c.position))
@@ -534,12 +533,12 @@ class ExtractiveAnswerer:
         return chosen
 
 
-def _without_dateline(sentence: str) -> str:
+def _without_wire_mark(sentence: str) -> str:
     """``sentence`` without an outlet's mark in front (the card names the outlet).
 
-    >>> _without_dateline("(CNN) NASA will not launch Artemis I this month.")
+    >>> _without_wire_mark("(CNN) NASA will not launch Artemis I this month.")
     'NASA will not launch Artemis I this month.'
-    >>> _without_dateline("Kennedy Space Center, Florida (CNN) NASA will not launch.")
+    >>> _without_wire_mark("Kennedy Space Center, Florida (CNN) NASA will not launch.")
     'Kennedy Space Center, Florida (CNN) NASA will not launch.'
     """
     match = _WIRE_MARK.match(sentence)
