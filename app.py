@@ -896,6 +896,11 @@ def stats_markdown(assistant: Assistant) -> str:
     return text
 
 
+def _row_head(title: str, outlet: str, published: date | None) -> tuple[str, str, str]:
+    """The first cells of a library table row: title, outlet and publication day."""
+    return title, outlet, published.isoformat() if published else ""
+
+
 def _plural(n: int, word: str) -> str:
     return word if n == 1 else f"{word}s"
 
@@ -1657,9 +1662,7 @@ class ChatApp:
         shown = library_page(self.assistant.index, query, sort, page, outlet=self.outlet_of)
         table: list[list[str | int]] = [
             [
-                r.title,
-                r.outlet,
-                r.published.isoformat() if r.published else "",
+                *_row_head(r.title, r.outlet, r.published),
                 f"{r.added:%Y-%m-%d %H:%M}" if r.added else "",
                 r.chunks,
             ]
@@ -1695,8 +1698,7 @@ class ChatApp:
             record = records.get(article_id)
             if record is None:
                 return None
-            day = record.published.isoformat() if record.published else ""
-            return (record.title, self.outlet_of(record), day)[: len(wanted)]
+            return _row_head(record.title, self.outlet_of(record), record.published)[: len(wanted)]
 
         if shown(ids[row]) == wanted:
             return ids[row]
