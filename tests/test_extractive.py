@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
 from rag.assistant import Assistant
 from rag.extractive import ExtractiveAnswerer
-from rag.records import RetrievedChunk
+from rag.records import Answer, RetrievedChunk
 from rag.retrieval import ArticleHit
 
 pytestmark = pytest.mark.slow
 
 TITLE = "Italian PM proposes extending NATO's Article 5 security umbrella to Ukraine"
+
+
+def _asked_of_one_article(
+    assistant: Assistant, title: str, text: str, published: date, question: str, days: int = 1
+) -> Answer:
+    """Ingest one article published on ``published``; ask ``question`` ``days`` later."""
+    assistant.add_text(title, text, published=published)
+    return assistant.ask(question, as_of=published + timedelta(days=days))
 
 
 def test_the_meloni_answer_quotes_the_body_and_not_the_headline(seeded: Assistant) -> None:
@@ -158,17 +166,15 @@ def test_a_differently_dated_sentence_repeating_the_figure_is_not_quoted_as_a_co
 def test_a_dateline_on_its_own_line_is_not_quoted_as_a_sentence(assistant: Assistant) -> None:
     """ "Los Angeles / New York CNN Business —" has six words but says nothing: it is
     neither the lede (that takes the headline's words) nor a sentence to quote."""
-    assistant.add_text(
+    answer = _asked_of_one_article(
+        assistant,
         "California fast food law could raise the minimum wage to $22 an hour",
         "Los Angeles / New York CNN Business —\n"
         "California's governor signed a bill on Monday creating a council for fast food "
         "workers. The council could raise the minimum wage for fast food workers to $22 an "
         "hour next year. Restaurant groups said they would fight the law.",
-        published=date(2022, 9, 5),
-    )
-    answer = assistant.ask(
+        date(2022, 9, 5),
         "A new California fast food law could raise the minimum wage to which hourly amount?",
-        as_of=date(2022, 9, 6),
     )
     assert answer.found
     assert "$22 an hour" in answer.text
@@ -177,15 +183,15 @@ def test_a_dateline_on_its_own_line_is_not_quoted_as_a_sentence(assistant: Assis
 
 def test_an_outlets_mark_run_into_the_first_sentence_is_not_quoted(assistant: Assistant) -> None:
     """ "(CNN) NASA's Artemis I ..." is quoted from "NASA": the card names the outlet."""
-    assistant.add_text(
+    answer = _asked_of_one_article(
+        assistant,
         "NASA sets the Artemis I launch",
         "(CNN) NASA's Artemis I rocket is scheduled to launch on a historic mission later this "
         "month that will go beyond the moon and return to Earth. The uncrewed flight will test "
         "the Orion capsule before astronauts fly on it.",
-        published=date(2022, 8, 16),
-    )
-    answer = assistant.ask(
-        "Which NASA rocket will launch on a mission beyond the moon?", as_of=date(2022, 8, 18)
+        date(2022, 8, 16),
+        "Which NASA rocket will launch on a mission beyond the moon?",
+        days=2,
     )
     assert answer.found
     assert answer.text.startswith("NASA's Artemis I rocket is scheduled"), answer.text
@@ -198,7 +204,8 @@ def test_which_amount_is_asked_as_a_figure_and_the_sentence_stating_it_is_quoted
     """ "To which hourly amount?" asks for a figure, not a name: the sentence with "$22 an
     hour" beats the lede that restates the question with names (the two are too long to
     quote both)."""
-    assistant.add_text(
+    answer = _asked_of_one_article(
+        assistant,
         "California fast food law",
         "In a move the restaurant industry warns could raise fast food prices, California's "
         "governor signed into law a bill creating a Fast Food Council to determine standards "
@@ -206,11 +213,8 @@ def test_which_amount_is_asked_as_a_figure_and_the_sentence_stating_it_is_quoted
         "legislation, the council could raise the minimum wage for fast food workers to up "
         "to $22 an hour next year, well above the $15 an hour minimum the state sets for "
         "employers with more than 26 workers, according to the text of the bill.",
-        published=date(2022, 9, 5),
-    )
-    answer = assistant.ask(
+        date(2022, 9, 5),
         "A new California fast food law could soon raise the minimum wage to which hourly amount?",
-        as_of=date(2022, 9, 6),
     )
     assert "$22 an hour" in answer.text, answer.text
 
@@ -221,16 +225,15 @@ def test_the_sentence_naming_the_asked_thing_is_added_when_another_quote_comes_f
     """The best sentence says only "the ... series"; a second quote from earlier in the
     article comes first in reading order, and the sentence naming the series is still
     added right before the best one."""
-    assistant.add_text(
+    answer = _asked_of_one_article(
+        assistant,
         "Streaming service renews its wildly popular series for a second season",
         "Streaming fans had a lot to celebrate this week as the service renewed a series. "
         "Harbor Lights is officially coming back for more episodes. The streaming service "
         "announced on Sunday that the wildly popular drama series has been renewed for a "
         "second season, after it became the most watched show in its history.",
-        published=date(2022, 6, 13),
-    )
-    answer = assistant.ask(
-        "Which wildly popular series was renewed for a second season?", as_of=date(2022, 6, 14)
+        date(2022, 6, 13),
+        "Which wildly popular series was renewed for a second season?",
     )
     assert answer.found
     assert "Harbor Lights is officially coming back" in answer.text, answer.text
@@ -242,15 +245,14 @@ def test_the_sentence_naming_the_asked_thing_is_added_for_a_second_quote_that_ne
 ) -> None:
     """The best sentence speaks of series in general; the other quote says "the ...
     series": the sentence before that one names it and is added."""
-    assistant.add_text(
+    answer = _asked_of_one_article(
+        assistant,
         "Streaming service renews a series",
         "Harbor Lights is officially coming back. The service said on Sunday that the "
         "wildly popular drama series will return. Wildly popular series are rarely renewed "
         "for a second season so quickly, the service said.",
-        published=date(2022, 6, 13),
-    )
-    answer = assistant.ask(
-        "Which wildly popular series was renewed for a second season?", as_of=date(2022, 6, 14)
+        date(2022, 6, 13),
+        "Which wildly popular series was renewed for a second season?",
     )
     assert answer.found
     assert answer.text.startswith("Harbor Lights is officially coming back."), answer.text
