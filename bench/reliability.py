@@ -6,8 +6,12 @@ every stored chunk's vector read back through Chroma's own API in a fresh proces
                                                # process, the assistant ingests 1,100 more
                                                # and is asked about an article the CLI added
     python bench/reliability.py pair WORKDIR   # two `newsrag ingest` of 1,100 at once
+    python bench/reliability.py edits WORKDIR  # one ingest edits 600 articles while
+                                               # another adds 600
 
-Short synthetic articles of one chunk each; see docs/RELIABILITY.md.
+Short synthetic articles of one chunk each; see docs/RELIABILITY.md. The readback also
+checks the embedding cache: every chunk names a row with its sentence vectors, and no row
+outlives the chunks that named it.
 """
 
 import json
@@ -85,7 +89,18 @@ for i in range(0, len(ids), 200):
                 missing += 0 if g["ids"] and len(g["embeddings"][0]) == 384 else 1
             except Exception:
                 missing += 1
-print(f"chunks in records {len(ids)}, vectors in chroma {col.count()}, missing {missing}")
+db = sqlite3.connect(f"{data}/news.sqlite3")
+dangling, bare = db.execute(
+    "select count(*) - count(e.key), count(e.key) - count(e.sentences) from chunks c "
+    "left join embedding_cache e on e.key = c.embedding_key"
+).fetchone()
+unused = db.execute(
+    "select count(*) from embedding_cache e where not exists "
+    "(select 1 from chunks c where c.embedding_key = e.key)"
+).fetchone()[0]
+print(f"chunks in records {len(ids)}, vectors in chroma {col.count()}, missing {missing}; "
+      f"cache: {dangling} chunks name no row, {bare} rows without sentence vectors, "
+      f"{unused} rows no chunk names")
 """
 
 
@@ -154,9 +169,25 @@ def pair_scenario(work):
     print("readback:", readback(data))
 
 
+def edits_scenario(work):
+    """One `newsrag ingest` replaces 600 articles with edited texts (their old cached
+    vectors are released) while another adds 600 new ones."""
+    data = work / "data"
+    first = articles("zeta", 600)
+    p = cli_ingest(data, write(work / "z.jsonl", first))
+    print("z exit", p.wait())
+    edited = [{**a, "text": a["text"] + " The council met again on Friday."} for a in first]
+    p = cli_ingest(data, write(work / "z2.jsonl", edited))
+    q = cli_ingest(data, write(work / "w.jsonl", articles("eta", 600)))
+    for name, proc in (("z edited", p), ("w", q)):
+        out = proc.communicate()[0]
+        print(name, "exit", proc.returncode, out.strip().splitlines()[-1:] if out else "")
+    print("readback:", readback(data))
+
+
 if __name__ == "__main__":
     work = Path(sys.argv[2]).resolve()
     work.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    {"long": long_scenario, "pair": pair_scenario}[sys.argv[1]](work)
+    {"long": long_scenario, "pair": pair_scenario, "edits": edits_scenario}[sys.argv[1]](work)
     print(f"{time.time() - started:.0f} s")
